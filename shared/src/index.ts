@@ -11,3 +11,68 @@ export {
   writeAmf0Value,
 } from './amf/amf0.js';
 export type { Amf0Limits, Amf0Object, Amf0Value } from './amf/amf0.js';
+export { BitReader, BitWriter } from './bytes/bitstream.js';
+export {
+  FLV_HEADER_SIZE,
+  FLV_MAX_BODY_SIZE,
+  FLV_PREVIOUS_TAG_SIZE,
+  FLV_TAG_HEADER_SIZE,
+  FlvTagType,
+} from './flv/flv-tag.js';
+export type { FlvTag } from './flv/flv-tag.js';
+export { flvHeader, flvTag, writeFlvTagInto } from './flv/flv-writer.js';
+export { DEFAULT_FLV_MAX_TAG_SIZE, FlvReader, parseFlvTag } from './flv/flv-reader.js';
+export type { FlvReaderOptions } from './flv/flv-reader.js';
+export {
+  AacPacketType,
+  AvcPacketType,
+  ExVideoPacketType,
+  SoundFormat,
+  VideoCodecId,
+  VideoFrameType,
+  aacAudioBody,
+  avcVideoBody,
+  onMetaDataBody,
+  parseAudioBody,
+  parseScriptBody,
+  parseVideoBody,
+} from './flv/flv-media.js';
+export type { AudioBody, AvcVideoBodyInit, VideoBody } from './flv/flv-media.js';
+export {
+  NalType,
+  annexBToAvcc,
+  avcCodecString,
+  buildAvcC,
+  nalToRbsp,
+  parseAvcC,
+  parseSps,
+  splitAnnexB,
+  splitAvcc,
+} from './codec/avc.js';
+export type { AvcConfig, Sps } from './codec/avc.js';
+export { AacObjectType, aacCodecString, buildAudioSpecificConfig, parseAudioSpecificConfig } from './codec/aac.js';
+export type { AudioSpecificConfig } from './codec/aac.js';
+export { fragment, initSegment } from './mp4/fmp4-writer.js';
+export type { Fmp4AudioTrack, Fmp4Fragment, Fmp4Sample, Fmp4Track, Fmp4VideoTrack } from './mp4/fmp4-writer.js';
+export {
+  MAX_DESTINATIONS,
+  MAX_STUDIO_BINARY_BYTES,
+  MAX_STUDIO_TEXT_BYTES,
+  STUDIO_PROTOCOL_VERSION,
+  STUDIO_WS_PATH,
+  joinStreamUrl,
+  parseStudioClientMessage,
+  parseStudioServerMessage,
+} from './wire/studio.js';
+export type {
+  DestinationState,
+  DestinationStatus,
+  StudioClientMessage,
+  StudioDestination,
+  StudioErrorMessage,
+  StudioServerMessage,
+  StudioStartMessage,
+  StudioStatusMessage,
+  StudioStopMessage,
+  StudioWelcomeMessage,
+} from './wire/studio.js';

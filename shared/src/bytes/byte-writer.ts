@@ -15,6 +15,7 @@ export class ByteWriter {
     return this.#len;
   }
 
+  // Callers must call #reserve before reading #buf/#view: it may replace them.
   #reserve(n: number): number {
     const need = this.#len + n;
     if (need > this.#buf.length) {
@@ -31,12 +32,14 @@ export class ByteWriter {
   }
 
   u8(v: number): this {
-    this.#buf[this.#reserve(1)] = v;
+    const at = this.#reserve(1);
+    this.#buf[at] = v;
     return this;
   }
 
   u16(v: number): this {
-    this.#view.setUint16(this.#reserve(2), v);
+    const at = this.#reserve(2);
+    this.#view.setUint16(at, v);
     return this;
   }
 
@@ -54,27 +57,32 @@ export class ByteWriter {
   }
 
   u32(v: number): this {
-    this.#view.setUint32(this.#reserve(4), v >>> 0);
+    const at = this.#reserve(4);
+    this.#view.setUint32(at, v >>> 0);
     return this;
   }
 
   u32le(v: number): this {
-    this.#view.setUint32(this.#reserve(4), v >>> 0, true);
+    const at = this.#reserve(4);
+    this.#view.setUint32(at, v >>> 0, true);
     return this;
   }
 
   i16(v: number): this {
-    this.#view.setInt16(this.#reserve(2), v);
+    const at = this.#reserve(2);
+    this.#view.setInt16(at, v);
     return this;
   }
 
   f64(v: number): this {
-    this.#view.setFloat64(this.#reserve(8), v);
+    const at = this.#reserve(8);
+    this.#view.setFloat64(at, v);
     return this;
   }
 
   bytes(b: Uint8Array): this {
-    this.#buf.set(b, this.#reserve(b.length));
+    const at = this.#reserve(b.length);
+    this.#buf.set(b, at);
     return this;
   }
 

@@ -1,0 +1,192 @@
+import { Amf0EcmaArray, decodeAmf0, encodeAmf0, type Amf0Value } from '../amf/amf0.js';
+import { OnairError } from '../errors.js';
+
+/** VIDEODATA FrameType (FLV spec §E.4.3.1). */
+export const enum VideoFrameType {
+  Key = 1, // key frame (for AVC, a seekable frame)
+  Inter = 2, // inter frame
+  DisposableInter = 3, // disposable inter frame (H.263 only)
+  Generated = 4, // generated key frame
+  Command = 5, // video info/command frame
+}
+
+/** VIDEODATA CodecID. */
+export const enum VideoCodecId {
+  Avc = 7, // AVC
+}
+
+/** AVCVIDEOPACKET AVCPacketType. */
+export const enum AvcPacketType {
+  SequenceHeader = 0, // AVC sequence header (AVCDecoderConfigurationRecord)
+  Nalu = 1, // AVC NALU
+  EndOfSequence = 2, // AVC end of sequence
+}
+
+/** Enhanced RTMP VideoPacketType (enhanced-rtmp v2). */
+export const enum ExVideoPacketType {
+  SequenceStart = 0, // SequenceStart
+  CodedFrames = 1, // CodedFrames (with s24 composition time for avc1/hvc1)
+  SequenceEnd = 2, // SequenceEnd
+  CodedFramesX = 3, // CodedFramesX (composition time 0, not sent)
+  Metadata = 4, // Metadata
+}
+
+/** AUDIODATA SoundFormat (FLV spec §E.4.2.1). */
+export const enum SoundFormat {
+  Aac = 10, // AAC
+  ExHeader = 9, // enhanced-rtmp v2: audio FourCC follows
+}
+
+/** AACAUDIODATA AACPacketType. */
+export const enum AacPacketType {
+  SequenceHeader = 0, // AudioSpecificConfig
+  Raw = 1, // raw AAC frame data
+}
+
+const VIDEO_EX_HEADER = 0x80; // IsExHeader (enhanced-rtmp v2)
+/** AAC, 44 kHz, 16-bit, stereo: what the FLV spec requires for AAC whatever the real format. */
+const AAC_AUDIO_BYTE0 = 0xaf;
+const SOUND_RATES = [5500, 11025, 22050, 44100] as const;
+
+function malformed(message: string): OnairError {
+  return new OnairError('FLV_MALFORMED', message);
+}
+
+function fourccAt(b: Uint8Array, at: number): string {
+  return String.fromCharCode(b[at]!, b[at + 1]!, b[at + 2]!, b[at + 3]!);
+}
+
+function i24At(b: Uint8Array, at: number): number {
+  const v = (b[at]! << 16) | (b[at + 1]! << 8) | b[at + 2]!;
+  return v & 0x800000 ? v - 0x1000000 : v;
+}
+
+export interface AvcVideoBodyInit {
+  keyframe: boolean;
+  packetType: 0 | 1 | 2;
+  /** Composition time offset (pts − dts) in ms, signed 24-bit. */
+  cts: number;
+  data: Uint8Array;
+}
+
+/** An AVC VIDEODATA body: frame type + codec 7, AVCPacketType, CompositionTime, data. */
+export function avcVideoBody(init: AvcVideoBodyInit): Uint8Array {
+  if (!Number.isInteger(init.cts) || init.cts < -0x800000 || init.cts > 0x7fffff) {
+    throw new OnairError('FLV_BAD_TIMESTAMP', `AVC composition time ${init.cts} outside signed 24 bits`);
+  }
+  const out = new Uint8Array(5 + init.data.length);
+  out[0] = ((init.keyframe ? VideoFrameType.Key : VideoFrameType.Inter) << 4) | VideoCodecId.Avc;
+  out[1] = init.packetType;
+  const cts = init.cts < 0 ? init.cts + 0x1000000 : init.cts;
+  out[2] = cts >>> 16;
+  out[3] = (cts >>> 8) & 0xff;
+  out[4] = cts & 0xff;
+  out.set(init.data, 5);
+  return out;
+}
+
+/** An AAC AUDIODATA body: 0xAF, AACPacketType, data. */
+export function aacAudioBody(init: { packetType: 0 | 1; data: Uint8Array }): Uint8Array {
+  const out = new Uint8Array(2 + init.data.length);
+  out[0] = AAC_AUDIO_BYTE0;
+  out[1] = init.packetType;
+  out.set(init.data, 2);
+  return out;
+}
+
+export interface VideoBody {
+  /** Legacy CodecID (7 = AVC); 0 for an Enhanced RTMP body, which names its codec in `fourcc`. */
+  codecId: number;
+  frameType: number;
+  keyframe: boolean;
+  /**
+   * AVCPacketType, or the Enhanced RTMP VideoPacketType. Legacy codecs without a packet type
+   * byte report 1 (coded frame).
+   */
+  packetType: number;
+  /** Composition time offset in ms (0 where the format carries none). */
+  cts: number;
+  data: Uint8Array;
+  /** Enhanced RTMP only: 'avc1', 'hvc1', 'av01', 'vp09'… */
+  fourcc?: string;
+}
+
+/** Parses a VIDEODATA body (legacy or Enhanced RTMP ex-header). `data` is a view. */
+export function parseVideoBody(body: Uint8Array): VideoBody {
+  const b0 = body[0];
+  if (b0 === undefined) throw malformed('empty video tag body');
+  if (b0 & VIDEO_EX_HEADER) {
+    if (body.length < 5) throw malformed(`Enhanced RTMP video body of ${body.length} bytes, need 5 for its header`);
+    const frameType = (b0 >> 4) & 0x07;
+    const packetType = b0 & 0x0f;
+    const fourcc = fourccAt(body, 1);
+    const hasCts = packetType === ExVideoPacketType.CodedFrames && (fourcc === 'avc1' || fourcc === 'hvc1');
+    if (hasCts && body.length < 8) throw malformed(`Enhanced RTMP ${fourcc} coded frames body of ${body.length} bytes, need 8`);
+    return {
+      codecId: 0,
+      frameType,
+      keyframe: frameType === VideoFrameType.Key,
+      packetType,
+      cts: hasCts ? i24At(body, 5) : 0,
+      data: body.subarray(hasCts ? 8 : 5),
+      fourcc,
+    };
+  }
+  const frameType = b0 >> 4;
+  const codecId = b0 & 0x0f;
+  if (codecId === VideoCodecId.Avc && frameType !== VideoFrameType.Command) {
+    if (body.length < 5) throw malformed(`AVC video body of ${body.length} bytes, need 5 for its header`);
+    return { codecId, frameType, keyframe: frameType === VideoFrameType.Key, packetType: body[1]!, cts: i24At(body, 2), data: body.subarray(5) };
+  }
+  return { codecId, frameType, keyframe: frameType === VideoFrameType.Key, packetType: AvcPacketType.Nalu, cts: 0, data: body.subarray(1) };
+}
+
+export interface AudioBody {
+  soundFormat: number;
+  /** SoundRate in Hz (5500, 11025, 22050, 44100); AAC always says 44100 here. */
+  rate: number;
+  /** SoundSize in bits (8 or 16). */
+  size: number;
+  /** SoundType: 1 mono, 2 stereo. */
+  channels: number;
+  /** AACPacketType for AAC, AudioPacketType for an Enhanced RTMP body. */
+  packetType?: number;
+  /** Enhanced RTMP only: 'mp4a', 'Opus', 'fLaC', 'ac-3'… */
+  fourcc?: string;
+  data: Uint8Array;
+}
+
+/** Parses an AUDIODATA body (legacy, AAC, or Enhanced RTMP ex-header). `data` is a view. */
+export function parseAudioBody(body: Uint8Array): AudioBody {
+  const b0 = body[0];
+  if (b0 === undefined) throw malformed('empty audio tag body');
+  const soundFormat = b0 >> 4;
+  const base = { soundFormat, rate: SOUND_RATES[(b0 >> 2) & 3]!, size: b0 & 0x02 ? 16 : 8, channels: (b0 & 1) + 1 };
+  if (soundFormat === SoundFormat.Aac) {
+    if (body.length < 2) throw malformed('AAC audio body of 1 byte, need 2 for its header');
+    return { ...base, packetType: body[1]!, data: body.subarray(2) };
+  }
+  if (soundFormat === SoundFormat.ExHeader) {
+    if (body.length < 5) throw malformed(`Enhanced RTMP audio body of ${body.length} bytes, need 5 for its header`);
+    return { ...base, packetType: b0 & 0x0f, fourcc: fourccAt(body, 1), data: body.subarray(5) };
+  }
+  return { ...base, data: body.subarray(1) };
+}
+
+/**
+ * A SCRIPTDATA body carrying onMetaData as an ECMA array. Publishers send it wrapped in
+ * `@setDataFrame` (the server stores it and strips the wrapper before sending to players).
+ */
+export function onMetaDataBody(meta: Record<string, number | string | boolean>, withSetDataFrame = true): Uint8Array {
+  const payload = new Amf0EcmaArray({ ...meta });
+  return encodeAmf0(withSetDataFrame ? ['@setDataFrame', 'onMetaData', payload] : ['onMetaData', payload]);
+}
+
+/** Parses a SCRIPTDATA body in either form: `@setDataFrame, name, value` or `name, value`. */
+export function parseScriptBody(body: Uint8Array): { name: string; value: Amf0Value } {
+  const values = decodeAmf0(body);
+  const at = values[0] === '@setDataFrame' ? 1 : 0;
+  const name = values[at];
+  if (typeof name !== 'string') throw malformed(`script data body starts with ${typeof name}, not a handler name`);
+  return { name, value: values[at + 1] };
+}
