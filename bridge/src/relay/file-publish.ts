@@ -1,0 +1,156 @@
+import { createReadStream } from 'node:fs';
+import { stat } from 'node:fs/promises';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { FlvReader, OnairError, type FlvTag } from '@onair/shared';
+import { RtmpPublisher } from '../rtmp/publisher.js';
+import { redactUrl } from '../rtmp/url.js';
+import { Pacer } from './pacer.js';
+
+export type PublishEvent =
+  | { kind: 'live'; url: string }
+  | { kind: 'failed'; url: string; error: unknown };
+
+export interface DestinationResult {
+  /** The destination URL with its stream key redacted. */
+  url: string;
+  tags: number;
+  bytes: number;
+  /** Set when the destination failed; the others carried on. */
+  error?: unknown;
+}
+
+export interface PublishFileOptions {
+  /** Send as fast as the servers accept instead of in real time. */
+  fast: boolean;
+  onEvent?: (event: PublishEvent) => void;
+}
+
+/** Queued bytes above which the relay waits for a destination to drain before reading on. */
+const HIGH_WATER_BYTES = 4 * 1024 * 1024;
+
+/** One destination of a relay: owns its publisher and what it has been sent. */
+class Destination {
+  readonly result: DestinationResult;
+  #publisher: RtmpPublisher | undefined;
+  #onEvent: ((event: PublishEvent) => void) | undefined;
+
+  constructor(rawUrl: string, onEvent: ((event: PublishEvent) => void) | undefined) {
+    this.result = { url: redactUrl(rawUrl), tags: 0, bytes: 0 };
+    this.#onEvent = onEvent;
+  }
+
+  get alive(): boolean {
+    return this.#publisher !== undefined && this.result.error === undefined;
+  }
+
+  async connect(rawUrl: string): Promise<void> {
+    try {
+      this.#publisher = await RtmpPublisher.connect(rawUrl);
+      // A session that dies while idle (server drop) is noticed at once, not at the next write.
+      this.#publisher.closed.catch((err: unknown) => this.fail(err));
+      this.#onEvent?.({ kind: 'live', url: this.result.url });
+    } catch (err) {
+      this.fail(err);
+    }
+  }
+
+  fail(error: unknown): void {
+    if (this.result.error !== undefined) return;
+    this.result.error = error;
+    this.#publisher?.destroy(error instanceof Error ? error : undefined);
+    this.#onEvent?.({ kind: 'failed', url: this.result.url, error });
+  }
+
+  /** Sends one tag; resolves once the destination can take more. */
+  async send(tag: FlvTag): Promise<void> {
+    const publisher = this.#publisher;
+    if (publisher === undefined || this.result.error !== undefined) return;
+    try {
+      publisher.write(tag);
+      this.result.tags++;
+      this.result.bytes += tag.data.length;
+      if (publisher.bufferedBytes > HIGH_WATER_BYTES) await publisher.drained();
+    } catch (err) {
+      this.fail(err);
+    }
+  }
+
+  async end(): Promise<void> {
+    if (!this.alive) return;
+    try {
+      await this.#publisher?.end();
+    } catch (err) {
+      this.fail(err);
+    }
+  }
+
+  destroy(): void {
+    this.#publisher?.destroy();
+  }
+}
+
+async function checkFile(path: string): Promise<void> {
+  try {
+    const info = await stat(path);
+    if (!info.isFile()) throw new OnairError('INPUT_NOT_FILE', `${path} is not a file`);
+  } catch (err) {
+    if (err instanceof OnairError) throw err;
+    throw new OnairError('INPUT_UNREADABLE', `cannot read ${path}: ${(err as Error).message}`);
+  }
+}
+
+/**
+ * Relays an FLV file to every URL at once, tags unchanged. Every destination is connected before
+ * the first tag goes out, so all of them get the whole file; one failing never stops the others.
+ * Resolves with one result per destination, in the order given.
+ */
+export async function publishFile(path: string, urls: readonly string[], options: PublishFileOptions): Promise<DestinationResult[]> {
+  await checkFile(path);
+  const destinations = urls.map((url) => new Destination(url, options.onEvent));
+  await Promise.all(destinations.map((d, i) => d.connect(urls[i]!)));
+
+  // Ctrl-C stops reading and still unpublishes cleanly, so servers close their recordings.
+  const interrupted = new AbortController();
+  const onSignal = (): void => interrupted.abort();
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+  try {
+    if (destinations.some((d) => d.alive)) await relay(path, destinations, options.fast, interrupted.signal);
+    await Promise.all(destinations.map((d) => d.end()));
+    if (interrupted.signal.aborted) {
+      const err = new OnairError('INTERRUPTED', 'interrupted before the whole file was sent');
+      for (const d of destinations) d.fail(err);
+    }
+  } catch (err) {
+    // The input failed (unreadable or not FLV): no destination can get everything.
+    for (const d of destinations) d.fail(err);
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+    for (const d of destinations) d.destroy();
+  }
+  return destinations.map((d) => d.result);
+}
+
+async function relay(path: string, destinations: Destination[], fast: boolean, signal: AbortSignal): Promise<void> {
+  const reader = new FlvReader();
+  const pacer = new Pacer();
+  const input = createReadStream(path, { highWaterMark: 256 * 1024 });
+  try {
+    for await (const chunk of input as AsyncIterable<Uint8Array>) {
+      for (const tag of reader.push(chunk)) {
+        if (signal.aborted) return;
+        if (!fast) {
+          const wait = pacer.delay(tag.timestamp, performance.now());
+          if (wait > 0) await sleep(wait, undefined, { signal }).catch(() => undefined);
+        }
+        const live = destinations.filter((d) => d.alive);
+        if (live.length === 0) return;
+        await Promise.all(live.map((d) => d.send(tag)));
+      }
+    }
+    reader.end(); // a file cut mid-tag is an error, not a silent short relay
+  } finally {
+    input.destroy();
+  }
+}

@@ -1,0 +1,339 @@
+import { Amf0EcmaArray, amf0Props, decodeAmf0, encodeAmf0, type Amf0Value } from '@onair/shared';
+import { describe, expect, it } from 'vitest';
+import { ChunkReader } from './chunk-reader.js';
+import { RtmpClientCore, type RtmpClientEvent, type RtmpRole } from './client-core.js';
+import type { RtmpMessage } from './messages.js';
+import { parseRtmpUrl } from './url.js';
+
+const hex = (s: string): Uint8Array => Uint8Array.from(s.trim().split(/\s+/).filter(Boolean), (b) => parseInt(b, 16));
+const concat = (...parts: Uint8Array[]): Uint8Array => Uint8Array.from(parts.flatMap((p) => [...p]));
+
+/**
+ * Server-side chunking written out here, independent of ChunkWriter: fmt0 header, then fmt3
+ * continuation chunks, csid < 64, timestamps below 0xFFFFFF (RTMP spec §5.3.1).
+ */
+function chunk(csid: number, type: number, streamId: number, payload: Uint8Array, chunkSize: number, timestamp = 0): Uint8Array {
+  const head = [csid, timestamp >> 16, (timestamp >> 8) & 255, timestamp & 255, payload.length >> 16, (payload.length >> 8) & 255, payload.length & 255, type, streamId & 255, (streamId >> 8) & 255, (streamId >> 16) & 255, streamId >>> 24];
+  const out = [...head];
+  for (let at = 0; at < payload.length || at === 0; at += chunkSize) {
+    if (at > 0) out.push(0xc0 | csid);
+    out.push(...payload.subarray(at, at + chunkSize));
+    if (payload.length === 0) break;
+  }
+  return Uint8Array.from(out);
+}
+
+const command = (chunkSize: number, streamId: number, ...values: Amf0Value[]): Uint8Array =>
+  chunk(3, 20, streamId, encodeAmf0(values), chunkSize);
+const status = (chunkSize: number, streamId: number, level: string, code: string, description = ''): Uint8Array =>
+  chunk(5, 20, streamId, encodeAmf0(['onStatus', 0, null, { level, code, description }]), chunkSize);
+
+// Protocol control messages as servers send them after the handshake (values from notes/rtmp.md).
+const NGINX_CONTROL = concat(
+  hex('02 00 00 00 00 00 04 05 00 00 00 00 00 4c 4b 40'), // Window Ack Size 5,000,000
+  hex('02 00 00 00 00 00 05 06 00 00 00 00 00 4c 4b 40 02'), // Set Peer Bandwidth 5,000,000 dynamic
+  hex('02 00 00 00 00 00 04 01 00 00 00 00 00 00 10 00'), // Set Chunk Size 4096
+);
+const SRS_CONTROL = concat(
+  hex('02 00 00 00 00 00 04 05 00 00 00 00 00 26 25 a0'), // Window Ack Size 2,500,000
+  hex('02 00 00 00 00 00 05 06 00 00 00 00 00 26 25 a0 02'), // Set Peer Bandwidth 2,500,000 dynamic
+  hex('02 00 00 00 00 00 04 01 00 00 00 00 00 00 ea 60'), // Set Chunk Size 60000
+);
+
+interface Outgoing {
+  csid: number;
+  type: number;
+  streamId: number;
+  values?: Amf0Value[];
+  payload: Uint8Array;
+}
+
+/** A client core wired to a fake server that reads what the client sends with ChunkReader. */
+function client(role: RtmpRole, url: string) {
+  const sent: Uint8Array[] = [];
+  const events: RtmpClientEvent[] = [];
+  const core = new RtmpClientCore(
+    { role, url: parseRtmpUrl(url), handshakeEpochMs: 0, fillRandom: (b) => b.fill(7) },
+    { send: (b) => sent.push(b), event: (e) => events.push(e) },
+  );
+  const reader = new ChunkReader();
+  let handshakeLeft = 1 + 1536 + 1536; // C0, C1, C2
+  let raw: Uint8Array[] = [];
+  let msgs: RtmpMessage[] = [];
+  const drain = (): void => {
+    for (const b of sent.splice(0)) {
+      let rest = b;
+      if (handshakeLeft > 0) {
+        const n = Math.min(handshakeLeft, b.length);
+        raw.push(b.subarray(0, n));
+        handshakeLeft -= n;
+        rest = b.subarray(n);
+      }
+      msgs.push(...reader.push(rest));
+    }
+  };
+  const out = (): Outgoing[] => {
+    drain();
+    const taken = msgs;
+    msgs = [];
+    return taken.map((m) => ({
+      csid: m.csid,
+      type: m.type,
+      streamId: m.streamId,
+      payload: m.payload,
+      ...(m.type === 20 ? { values: decodeAmf0(m.payload) } : {}),
+    }));
+  };
+  const handshakeBytes = (): Uint8Array => {
+    drain();
+    const b = concat(...raw);
+    raw = [];
+    return b;
+  };
+  return { core, events, out, handshakeBytes };
+}
+
+const S1 = new Uint8Array(1536).fill(0x5a);
+const S0S1S2 = (s2: Uint8Array) => concat(hex('03'), S1, s2);
+
+/** Runs the handshake; returns C0+C1+C2 as the server received them. */
+function handshake(c: ReturnType<typeof client>): Uint8Array {
+  c.core.start();
+  const c0c1 = c.handshakeBytes();
+  c.core.receive(S0S1S2(c0c1.subarray(1)));
+  return concat(c0c1, c.handshakeBytes());
+}
+
+describe('RtmpClientCore handshake', () => {
+  it('sends C0+C1 (version 3, zeros at 4–7), then C2 echoing S1, then Set Chunk Size and connect', () => {
+    const c = client('publish', 'rtmp://example.com/live/key');
+    c.core.start();
+    expect(c.out()).toEqual([]);
+    const c0c1 = c.handshakeBytes();
+    expect(c0c1.length).toBe(1537);
+    expect(c0c1[0]).toBe(3);
+    expect([...c0c1.subarray(5, 9)]).toEqual([0, 0, 0, 0]);
+    // S0+S1 split: C2 goes out as soon as S1 is complete, before S2 arrives.
+    c.core.receive(concat(hex('03'), S1.subarray(0, 1000)));
+    expect(c.handshakeBytes().length).toBe(0);
+    c.core.receive(S1.subarray(1000));
+    expect(c.handshakeBytes()).toEqual(S1);
+    expect(c.core.phase).toBe('handshake');
+    c.core.receive(c0c1.subarray(1));
+    const msgs = c.out();
+    expect(msgs.map((m) => [m.csid, m.type])).toEqual([[2, 1], [3, 20]]);
+    expect([...msgs[0]!.payload]).toEqual([0, 0, 0x10, 0]);
+    expect(c.core.phase).toBe('connecting');
+  });
+
+  it('refuses an S0 that is not version 3', () => {
+    const c = client('publish', 'rtmp://example.com/live/key');
+    c.core.start();
+    expect(() => c.core.receive(hex('06 00 00'))).toThrow(expect.objectContaining({ code: 'HANDSHAKE_FAILED' }));
+  });
+});
+
+describe('RtmpClientCore publish transcripts', () => {
+  it('nginx-rtmp: connect, releaseStream/FCPublish/createStream back to back, publish, Publish.Start, media, stop', () => {
+    const c = client('publish', 'rtmp://127.0.0.1:1935/live/sekret-key?auth=1');
+    handshake(c);
+    const [, connect] = c.out();
+    const [name, txn, obj] = connect!.values!;
+    expect([name, txn, connect!.csid, connect!.streamId]).toEqual(['connect', 1, 3, 0]);
+    expect(obj).toEqual({
+      app: 'live',
+      type: 'nonprivate',
+      flashVer: 'FMLE/3.0 (compatible; onair)',
+      swfUrl: 'rtmp://127.0.0.1:1935/live',
+      tcUrl: 'rtmp://127.0.0.1:1935/live',
+    });
+    expect(new URL(amf0Props(obj!)!['tcUrl'] as string).pathname).toBe('/live');
+
+    c.core.receive(concat(
+      NGINX_CONTROL,
+      command(4096, 0, '_result', 1, { fmsVer: 'FMS/3,0,1,123', capabilities: 31 }, { level: 'status', code: 'NetConnection.Connect.Success', description: 'Connection succeeded.', objectEncoding: 0 }),
+    ));
+    const afterConnect = c.out();
+    // Set Peer Bandwidth with the dynamic limit type needs no answer (RTMP spec §5.4.5).
+    expect(afterConnect.map((m) => m.values?.slice(0, 2) ?? [m.type])).toEqual([
+      ['releaseStream', 2],
+      ['FCPublish', 3],
+      ['createStream', 4],
+    ]);
+    expect(afterConnect[1]!.values![3]).toBe('sekret-key?auth=1');
+    expect(c.core.phase).toBe('creating-stream');
+
+    c.core.receive(command(4096, 0, '_result', 4, null, 1));
+    const [publish] = c.out();
+    expect(publish!.values).toEqual(['publish', 5, null, 'sekret-key?auth=1', 'live']);
+    expect(publish!.streamId).toBe(1);
+    expect(c.core.phase).toBe('starting');
+
+    c.core.receive(status(4096, 1, 'status', 'NetStream.Publish.Start', 'sekret-key?auth=1 is now published.'));
+    expect(c.events).toEqual([{ type: 'started', info: { level: 'status', code: 'NetStream.Publish.Start', description: 'sekret-key?auth=1 is now published.' } }]);
+    expect(c.core.phase).toBe('live');
+
+    const key = new Uint8Array(10000).fill(1);
+    c.core.sendTag({ type: 9, timestamp: 40, data: key });
+    c.core.sendTag({ type: 8, timestamp: 41, data: hex('af 01 21') });
+    const meta = encodeAmf0(['onMetaData', new Amf0EcmaArray({ width: 320 })]);
+    c.core.sendTag({ type: 18, timestamp: 0, data: meta });
+    const media = c.out();
+    expect(media.map((m) => [m.csid, m.type, m.streamId, m.payload.length])).toEqual([
+      [6, 9, 1, 10000],
+      [4, 8, 1, 3],
+      [5, 18, 1, 16 + meta.length], // 16: AMF0 string '@setDataFrame'
+    ]);
+    expect(decodeAmf0(media[2]!.payload)).toEqual(['@setDataFrame', 'onMetaData', new Amf0EcmaArray({ width: 320 })]);
+
+    c.core.finish();
+    expect(c.out().map((m) => m.values)).toEqual([
+      ['FCUnpublish', 6, null, 'sekret-key?auth=1'],
+      ['deleteStream', 7, null, 1],
+    ]);
+    expect(c.core.peerClosed()).toBeUndefined();
+  });
+
+  it('SRS: Window Ack + Set Peer BW + chunk size 60000 in one burst, onBWDone, _result(txn, null, undefined), onFCPublish', () => {
+    const c = client('publish', 'rtmp://srs.local/live/stream');
+    handshake(c);
+    c.out();
+    const long = 'x'.repeat(20000); // longer than 4096: only reads right with chunk size 60000 applied
+    c.core.receive(concat(
+      SRS_CONTROL,
+      command(60000, 0, '_result', 1, { fmsVer: 'FMS/3,5,3,888' }, { level: 'status', code: 'NetConnection.Connect.Success', description: long }),
+      command(60000, 0, 'onBWDone', 0, null),
+    ));
+    expect(c.out().map((m) => m.values?.[0] ?? m.type)).toEqual(['releaseStream', 'FCPublish', 'createStream']);
+    c.core.receive(concat(
+      command(60000, 0, '_result', 2, null, undefined),
+      command(60000, 0, 'onFCPublish', 0, null, { code: 'NetStream.Publish.Start', description: 'FCPublish to stream stream.' }),
+      command(60000, 0, '_result', 3, null, undefined),
+      command(60000, 0, '_result', 4, null, 1),
+    ));
+    expect(c.out().map((m) => m.values?.[0])).toEqual(['publish']);
+    c.core.receive(status(60000, 1, 'status', 'NetStream.Publish.Start', 'Started publishing stream.'));
+    expect(c.core.phase).toBe('live');
+    expect(c.events.map((e) => e.type)).toEqual(['status', 'started']);
+  });
+
+  it('surfaces NetStream.Publish.BadName with the server description, key redacted', () => {
+    const c = client('publish', 'rtmp://127.0.0.1/live/sekret-key');
+    handshake(c);
+    c.core.receive(concat(NGINX_CONTROL, command(4096, 0, '_result', 1, null, { level: 'status', code: 'NetConnection.Connect.Success' })));
+    c.core.receive(command(4096, 0, '_result', 4, null, 1));
+    let err: { code?: string; message?: string } = {};
+    try {
+      c.core.receive(status(4096, 1, 'error', 'NetStream.Publish.BadName', 'Already publishing sekret-key'));
+    } catch (e) {
+      err = e as typeof err;
+    }
+    expect(err.code).toBe('RTMP_PUBLISH_BADNAME');
+    expect(err.message).toContain('Already publishing ***');
+    expect(err.message).not.toContain('sekret');
+  });
+
+  it('reports a close during connect as an app problem (nginx-rtmp with an unknown app)', () => {
+    const c = client('publish', 'rtmp://127.0.0.1/nope/key');
+    handshake(c);
+    expect(c.core.peerClosed()).toMatchObject({ code: 'RTMP_CONNECT_REJECTED', message: 'server closed the connection during connect: is the app name right?' });
+  });
+
+  it('reports _error for connect with its description', () => {
+    const c = client('publish', 'rtmp://127.0.0.1/nope/key');
+    handshake(c);
+    expect(() => c.core.receive(command(128, 0, '_error', 1, null, { level: 'error', code: 'NetConnection.Connect.Rejected', description: 'app not found' }))).toThrow(
+      expect.objectContaining({ code: 'RTMP_CONNECT_REJECTED', message: expect.stringContaining('app not found') }),
+    );
+  });
+
+  it('answers Ping Request with Ping Response echoing the value, and acknowledges half the window', () => {
+    const c = client('publish', 'rtmp://127.0.0.1/live/key');
+    handshake(c);
+    c.out();
+    c.core.receive(hex('02 00 00 00 00 00 06 04 00 00 00 00 00 06 12 34 56 78'));
+    expect(c.out().map((m) => [m.type, [...m.payload]])).toEqual([[4, [0, 7, 0x12, 0x34, 0x56, 0x78]]]);
+    const ackValue = (m: Outgoing): number => new DataView(m.payload.buffer, m.payload.byteOffset).getUint32(0);
+    // Window Ack Size 4096: more than half of it (the handshake) is already in, so an ack goes out at once.
+    c.core.receive(hex('02 00 00 00 00 00 04 05 00 00 00 00 00 00 10 00'));
+    const [first] = c.out();
+    expect(first!.type).toBe(3);
+    expect(ackValue(first!)).toBe(c.core.stats.bytesReceived);
+    const filler = chunk(3, 20, 0, encodeAmf0(['onBWDone', 0, null, 'y'.repeat(100)]), 128);
+    let got: Outgoing[] = [];
+    while (got.length === 0) {
+      c.core.receive(filler);
+      got = c.out();
+    }
+    expect(got.map((m) => m.type)).toEqual([3]);
+    expect(ackValue(got[0]!)).toBe(c.core.stats.bytesReceived);
+    const step = ackValue(got[0]!) - ackValue(first!);
+    expect(step).toBeGreaterThanOrEqual(2048);
+    expect(step).toBeLessThan(2048 + filler.length);
+  });
+});
+
+describe('RtmpClientCore play transcript (node-media-server / nginx-rtmp style)', () => {
+  it('createStream, play(-2000) + SetBufferLength, Play.Start, both metadata forms, aggregate, UnpublishNotify', () => {
+    const c = client('play', 'rtmp://127.0.0.1/live/cam');
+    handshake(c);
+    c.out();
+    c.core.receive(concat(
+      hex('02 00 00 00 00 00 04 05 00 00 00 00 00 4c 4b 40'),
+      hex('02 00 00 00 00 00 05 06 00 00 00 00 00 4c 4b 40 02'),
+      hex('02 00 00 00 00 00 04 01 00 00 00 00 00 00 ff ff'), // NMS: 65535
+      command(65535, 0, '_result', 1, null, { level: 'status', code: 'NetConnection.Connect.Success' }),
+    ));
+    expect(c.out().map((m) => m.values?.slice(0, 2) ?? [m.type])).toEqual([[5], ['createStream', 2]]);
+    c.core.receive(command(65535, 0, '_result', 2, null, 1));
+    const [play, buffer] = c.out();
+    expect(play!.values).toEqual(['play', 3, null, 'cam', -2000]);
+    expect(play!.streamId).toBe(1);
+    expect([buffer!.type, ...buffer!.payload]).toEqual([4, 0, 3, 0, 0, 0, 1, 0, 0, 0x0b, 0xb8]);
+
+    const meta = encodeAmf0(['onMetaData', new Amf0EcmaArray({ width: 640 })]);
+    // Aggregate: two FLV tags (type, size24, ts24, ts-ext, stream id 0) with PreviousTagSize, timestamps 1000/1040.
+    const aggregate = concat(
+      hex('09 00 00 02 00 03 e8 00 00 00 00'), hex('17 00'), hex('00 00 00 0d'),
+      hex('08 00 00 01 00 04 10 00 00 00 00'), hex('af'), hex('00 00 00 0c'),
+    );
+    c.core.receive(concat(
+      hex('02 00 00 00 00 00 06 04 00 00 00 00 00 00 00 00 00 01'), // StreamBegin 1
+      status(65535, 1, 'status', 'NetStream.Play.Reset', 'Playing and resetting cam.'),
+      status(65535, 1, 'status', 'NetStream.Play.Start', 'Started playing cam.'),
+      chunk(5, 18, 1, encodeAmf0(['|RtmpSampleAccess', false, false]), 65535),
+      chunk(5, 18, 1, meta, 65535),
+      chunk(5, 18, 1, concat(encodeAmf0(['@setDataFrame']), meta), 65535),
+      chunk(4, 8, 1, hex('af 00 12 10'), 65535, 0),
+      chunk(6, 9, 1, hex('17 00 00 00 00'), 65535, 0),
+      chunk(6, 22, 1, aggregate, 65535, 500),
+    ));
+    expect(c.core.phase).toBe('live');
+    const tags = c.events.flatMap((e) => (e.type === 'tag' ? [[e.tag.type, e.tag.timestamp, [...e.tag.data].length]] : []));
+    expect(tags).toEqual([
+      [18, 0, meta.length],
+      [18, 0, meta.length],
+      [8, 0, 4],
+      [9, 0, 5],
+      [9, 500, 2],
+      [8, 540, 1],
+    ]);
+    expect(c.events.map((e) => e.type).filter((t) => t !== 'tag')).toEqual(['status', 'started']);
+
+    c.core.receive(status(65535, 1, 'status', 'NetStream.Play.UnpublishNotify', 'cam is now unpublished.'));
+    expect(c.events.at(-1)).toEqual({ type: 'ended', reason: 'NetStream.Play.UnpublishNotify' });
+    c.core.finish();
+    expect(c.out().map((m) => m.values)).toEqual([['deleteStream', 4, null, 1]]);
+    expect(c.core.peerClosed()).toBeUndefined();
+  });
+
+  it('ends on StreamEOF for its stream', () => {
+    const c = client('play', 'rtmp://127.0.0.1/live/cam');
+    handshake(c);
+    c.core.receive(command(128, 0, '_result', 1, null, null));
+    c.core.receive(command(128, 0, '_result', 2, null, 1));
+    c.core.receive(status(128, 1, 'status', 'NetStream.Play.Start'));
+    c.core.receive(hex('02 00 00 00 00 00 06 04 00 00 00 00 00 01 00 00 00 01'));
+    expect(c.events.at(-1)).toEqual({ type: 'ended', reason: 'StreamEOF' });
+  });
+});

@@ -1,0 +1,474 @@
+import {
+  DEFAULT_AMF0_LIMITS,
+  OnairError,
+  assert,
+  encodeAmf0,
+  type Amf0Object,
+  type Amf0Value,
+  type FlvTag,
+} from '@onair/shared';
+import { splitAggregate } from './aggregate.js';
+import { ChunkReader, DEFAULT_CHUNK_READER_LIMITS, type ChunkReaderLimits } from './chunk-reader.js';
+import { ChunkWriter, DEFAULT_OUT_CHUNK_SIZE } from './chunk-writer.js';
+import { decodeCommand, encodeCommand, statusInfo, type RtmpCommand, type StatusInfo } from './commands.js';
+import { ClientHandshake } from './handshake.js';
+import {
+  ChunkStream,
+  MessageType,
+  PeerBandwidthLimit,
+  UserControlEvent,
+  acknowledgementMessage,
+  decodeProtocolControl,
+  setChunkSizeMessage,
+  userControlMessage,
+  windowAckSizeMessage,
+  type RtmpMessage,
+} from './messages.js';
+import { redactKey, type RtmpUrl } from './url.js';
+
+export interface RtmpLimits extends ChunkReaderLimits {
+  /** Deepest AMF0 nesting accepted in commands and data messages. */
+  maxAmfDepth: number;
+}
+
+export const DEFAULT_RTMP_LIMITS: Readonly<RtmpLimits> = {
+  ...DEFAULT_CHUNK_READER_LIMITS,
+  maxAmfDepth: DEFAULT_AMF0_LIMITS.maxDepth,
+};
+
+export type RtmpRole = 'publish' | 'play';
+
+export type ClientPhase =
+  | 'idle' // start() not called
+  | 'handshake'
+  | 'connecting' // connect sent, waiting for its _result
+  | 'creating-stream' // createStream sent
+  | 'starting' // publish/play sent, waiting for NetStream.Publish.Start / Play.Start
+  | 'live'
+  | 'ending' // FCUnpublish/deleteStream sent, or the played stream ended
+  | 'closed';
+
+export type RtmpClientEvent =
+  /** NetStream.Publish.Start or NetStream.Play.Start. */
+  | { type: 'started'; info: StatusInfo }
+  /** Play: an audio, video or script tag (onMetaData without its `@setDataFrame` wrapper). */
+  | { type: 'tag'; tag: FlvTag }
+  /** Any other onStatus or onFCPublish the server sent, for logs. */
+  | { type: 'status'; info: StatusInfo }
+  /** Play: the publisher stopped (UnpublishNotify, StreamEOF, Play.Stop, Play.Complete). */
+  | { type: 'ended'; reason: string };
+
+export interface RtmpClientSink {
+  send(bytes: Uint8Array): void;
+  event(event: RtmpClientEvent): void;
+}
+
+export interface RtmpClientCoreOptions {
+  role: RtmpRole;
+  url: RtmpUrl;
+  limits?: Partial<RtmpLimits>;
+  /** Outgoing chunk size, announced before connect. */
+  chunkSize?: number;
+  /** Play: the SetBufferLength sent after play, in ms. */
+  bufferLengthMs?: number;
+  /** Window Acknowledgement Size announced to the server. */
+  windowAckSize?: number;
+  /** C1's time field and random bytes; fixed values make transcripts reproducible. */
+  handshakeEpochMs?: number;
+  fillRandom?: (b: Uint8Array) => void;
+}
+
+const FLASH_VER = 'FMLE/3.0 (compatible; onair)';
+const SET_DATA_FRAME = encodeAmf0(['@setDataFrame']);
+const ON_META_DATA = encodeAmf0(['onMetaData']);
+const PLAY_ENDED = new Set(['NetStream.Play.Stop', 'NetStream.Play.UnpublishNotify', 'NetStream.Play.Complete']);
+
+function startsWith(b: Uint8Array, prefix: Uint8Array): boolean {
+  if (b.length < prefix.length) return false;
+  for (let i = 0; i < prefix.length; i++) if (b[i] !== prefix[i]) return false;
+  return true;
+}
+
+/** The first AMF0 value of a data message when it is a short string, without decoding the rest. */
+function dataName(b: Uint8Array): string | undefined {
+  if (b.length < 3 || b[0] !== 0x02) return undefined;
+  const len = (b[1]! << 8) | b[2]!;
+  if (len > 64 || b.length < 3 + len) return undefined;
+  return String.fromCharCode(...b.subarray(3, 3 + len));
+}
+
+/**
+ * Sans-I/O RTMP client connection for publish and play: bytes in through `receive`, bytes out
+ * and events through the sink. Throws OnairError from `receive` when the connection must end.
+ *
+ * Publish: handshake → Set Chunk Size → connect → releaseStream, FCPublish, createStream (back to
+ * back: nginx-rtmp and node-media-server never answer the first two) → publish → Publish.Start.
+ * Play: handshake → Set Chunk Size → connect → Window Ack Size, createStream → play,
+ * SetBufferLength → Play.Start, then tags.
+ */
+export class RtmpClientCore {
+  readonly role: RtmpRole;
+  readonly url: RtmpUrl;
+  readonly stats = { bytesReceived: 0, bytesSent: 0, messagesSent: 0, messagesReceived: 0, acksSent: 0 };
+  readonly #sink: RtmpClientSink;
+  readonly #opts: RtmpClientCoreOptions;
+  readonly #amfLimits: { maxDepth: number };
+  readonly #handshake = new ClientHandshake();
+  readonly #reader: ChunkReader;
+  readonly #writer = new ChunkWriter();
+  readonly #pending = new Map<number, string>();
+  #phase: ClientPhase = 'idle';
+  #txn = 0;
+  #streamId = 0;
+  #peerWindow = 0;
+  #lastAck = 0;
+  #sentWindow = 0;
+  #ended = false;
+
+  constructor(options: RtmpClientCoreOptions, sink: RtmpClientSink) {
+    this.role = options.role;
+    this.url = options.url;
+    this.#opts = options;
+    this.#sink = sink;
+    const limits = { ...DEFAULT_RTMP_LIMITS, ...options.limits };
+    this.#reader = new ChunkReader(limits);
+    this.#amfLimits = { maxDepth: limits.maxAmfDepth };
+  }
+
+  get phase(): ClientPhase {
+    return this.#phase;
+  }
+
+  /** The message stream id from createStream (0 before). */
+  get streamId(): number {
+    return this.#streamId;
+  }
+
+  /** Sends C0+C1. */
+  start(): void {
+    assert(this.#phase === 'idle', 'RtmpClientCore.start called twice');
+    this.#phase = 'handshake';
+    this.#sendRaw(this.#handshake.start(this.#opts.handshakeEpochMs ?? 0, this.#opts.fillRandom));
+  }
+
+  receive(data: Uint8Array): void {
+    if (this.#phase === 'closed' || data.length === 0) return;
+    this.stats.bytesReceived += data.length;
+    let rest = data;
+    if (this.#phase === 'handshake') {
+      const r = this.#handshake.push(data);
+      if (r.c2) this.#sendRaw(r.c2);
+      if (!r.done) return;
+      rest = data.subarray(r.consumed);
+      this.#connect();
+    }
+    if (rest.length > 0) {
+      for (const msg of this.#reader.push(rest)) {
+        this.stats.messagesReceived++;
+        this.#message(msg);
+      }
+    }
+    this.#maybeAck();
+  }
+
+  /** Publish: sends one FLV tag as an RTMP message on the published stream. */
+  sendTag(tag: FlvTag): void {
+    assert(this.role === 'publish', 'sendTag on a play connection');
+    assert(this.#phase === 'live', `sendTag in phase ${this.#phase}`);
+    let csid: number = ChunkStream.Data;
+    let payload = tag.data;
+    if (tag.type === MessageType.Audio) csid = ChunkStream.Audio;
+    else if (tag.type === MessageType.Video) csid = ChunkStream.Video;
+    else if (tag.type === MessageType.DataAmf0 && startsWith(payload, ON_META_DATA)) {
+      // Servers store metadata for later players only when it arrives as @setDataFrame.
+      const wrapped = new Uint8Array(SET_DATA_FRAME.length + payload.length);
+      wrapped.set(SET_DATA_FRAME);
+      wrapped.set(payload, SET_DATA_FRAME.length);
+      payload = wrapped;
+    }
+    this.#send({ csid, type: tag.type, timestamp: tag.timestamp, streamId: this.#streamId, payload });
+  }
+
+  /** Ends the stream politely: FCUnpublish + deleteStream (publish) or deleteStream (play). */
+  finish(): void {
+    if (this.#phase === 'ending' || this.#phase === 'closed') return;
+    if (this.#phase === 'idle' || this.#phase === 'handshake') {
+      this.#phase = 'closed';
+      return;
+    }
+    if (this.#streamId !== 0) {
+      if (this.role === 'publish') this.#command('FCUnpublish', [this.url.streamName]);
+      this.#command('deleteStream', [this.#streamId]);
+    }
+    this.#phase = 'ending';
+  }
+
+  /**
+   * The error the peer closing the connection now means, or undefined when a close is expected
+   * (after finish(), or after the played stream ended).
+   */
+  peerClosed(): OnairError | undefined {
+    const phase = this.#phase;
+    this.#phase = 'closed';
+    const what = this.role === 'publish' ? 'NetStream.Publish.Start' : 'NetStream.Play.Start';
+    switch (phase) {
+      case 'idle':
+      case 'handshake':
+        return new OnairError(
+          'HANDSHAKE_FAILED',
+          `server closed the connection during the RTMP handshake${this.url.protocol === 'rtmp' ? ' (if it speaks RTMPS, use rtmps://)' : ''}`,
+        );
+      case 'connecting':
+        return new OnairError('RTMP_CONNECT_REJECTED', 'server closed the connection during connect: is the app name right?');
+      case 'creating-stream':
+      case 'starting':
+        return new OnairError(
+          this.role === 'publish' ? 'RTMP_PUBLISH_FAILED' : 'RTMP_PLAY_FAILED',
+          `server closed the connection before ${what}: is the stream name or key right?`,
+        );
+      case 'live':
+        if (this.#ended) return undefined;
+        return new OnairError('RTMP_CONNECTION_LOST', 'server closed the connection');
+      default:
+        return undefined;
+    }
+  }
+
+  #error(code: string, message: string): OnairError {
+    return new OnairError(code, redactKey(message, this.url));
+  }
+
+  #sendRaw(bytes: Uint8Array): void {
+    this.stats.bytesSent += bytes.length;
+    this.#sink.send(bytes);
+  }
+
+  #send(msg: RtmpMessage): void {
+    this.stats.messagesSent++;
+    this.#sendRaw(this.#writer.encode(msg));
+  }
+
+  #command(name: string, args: Amf0Value[], commandObject: Amf0Value = null, onStream = false): number {
+    const transactionId = ++this.#txn;
+    this.#pending.set(transactionId, name);
+    this.#send({
+      csid: onStream ? ChunkStream.StreamCommand : ChunkStream.Command,
+      type: MessageType.CommandAmf0,
+      timestamp: 0,
+      streamId: onStream ? this.#streamId : 0,
+      payload: encodeCommand({ name, transactionId, commandObject, args }),
+    });
+    return transactionId;
+  }
+
+  #connect(): void {
+    const size = this.#opts.chunkSize ?? DEFAULT_OUT_CHUNK_SIZE;
+    this.#send(setChunkSizeMessage(size));
+    this.#writer.setChunkSize(size);
+    const { app, tcUrl } = this.url;
+    const obj: Amf0Object = { app, type: 'nonprivate', flashVer: FLASH_VER, swfUrl: tcUrl, tcUrl };
+    if (this.role === 'play') {
+      Object.assign(obj, { fpad: false, capabilities: 15, audioCodecs: 0x0fff, videoCodecs: 0xfc, videoFunction: 1 });
+    }
+    this.#txn = 0;
+    this.#command('connect', [], obj);
+    this.#phase = 'connecting';
+  }
+
+  #maybeAck(): void {
+    if (this.#peerWindow > 0 && this.stats.bytesReceived - this.#lastAck >= this.#peerWindow / 2) {
+      this.#lastAck = this.stats.bytesReceived;
+      this.stats.acksSent++;
+      this.#send(acknowledgementMessage(this.stats.bytesReceived % 2 ** 32));
+    }
+  }
+
+  #message(msg: RtmpMessage): void {
+    switch (msg.type) {
+      case MessageType.SetChunkSize:
+      case MessageType.Abort:
+      case MessageType.Acknowledgement:
+        return; // the reader applied chunk size and abort; acks need no answer
+      case MessageType.WindowAckSize:
+      case MessageType.SetPeerBandwidth:
+      case MessageType.UserControl:
+        this.#control(msg);
+        return;
+      case MessageType.CommandAmf0:
+      case MessageType.CommandAmf3:
+        this.#commandMessage(decodeCommand(msg.type, msg.payload, this.#amfLimits));
+        return;
+      case MessageType.Audio:
+      case MessageType.Video:
+        this.#tag(msg.type, msg.timestamp, msg.payload);
+        return;
+      case MessageType.DataAmf0:
+      case MessageType.DataAmf3:
+        this.#data(msg);
+        return;
+      case MessageType.Aggregate:
+        if (this.role !== 'play') return;
+        for (const tag of splitAggregate(msg.payload, msg.timestamp)) {
+          if (tag.type === MessageType.DataAmf0) this.#data({ ...msg, type: tag.type, timestamp: tag.timestamp, payload: tag.data });
+          else this.#tag(tag.type, tag.timestamp, tag.data);
+        }
+        return;
+      default:
+        return; // shared objects and unknown types carry nothing a client needs
+    }
+  }
+
+  #control(msg: RtmpMessage): void {
+    const c = decodeProtocolControl(msg);
+    if (!c) return;
+    if (c.type === MessageType.WindowAckSize) {
+      this.#peerWindow = c.size;
+    } else if (c.type === MessageType.SetPeerBandwidth) {
+      // RTMP spec §5.4.5: answer with our window size if it differs from the one last sent.
+      const size = c.size;
+      if (size > 0 && size !== this.#sentWindow && c.limit !== PeerBandwidthLimit.Dynamic) {
+        this.#sentWindow = size;
+        this.#send(windowAckSizeMessage(size));
+      }
+    } else if (c.type === MessageType.UserControl) {
+      if (c.event === UserControlEvent.PingRequest) {
+        this.#send(userControlMessage(UserControlEvent.PingResponse, c.value));
+      } else if (c.event === UserControlEvent.StreamEOF && this.role === 'play' && c.value === this.#streamId && this.#streamId !== 0) {
+        this.#end('StreamEOF');
+      }
+    }
+  }
+
+  #end(reason: string): void {
+    if (this.#ended) return;
+    this.#ended = true;
+    this.#sink.event({ type: 'ended', reason });
+  }
+
+  #tag(type: number, timestamp: number, data: Uint8Array): void {
+    if (this.role !== 'play' || this.#ended) return;
+    this.#sink.event({ type: 'tag', tag: { type, timestamp, data } });
+  }
+
+  #data(msg: RtmpMessage): void {
+    if (this.role !== 'play') return;
+    let payload = msg.type === MessageType.DataAmf3 && msg.payload[0] === 0 ? msg.payload.subarray(1) : msg.payload;
+    const name = dataName(payload);
+    if (name === '|RtmpSampleAccess' || name === 'onStatus') return;
+    if (name === '@setDataFrame') payload = payload.subarray(SET_DATA_FRAME.length);
+    if (payload.length === 0) return;
+    this.#tag(MessageType.DataAmf0, msg.timestamp, payload);
+  }
+
+  #commandMessage(cmd: RtmpCommand): void {
+    switch (cmd.name) {
+      case '_result':
+        this.#result(cmd);
+        return;
+      case '_error':
+        this.#replyError(cmd);
+        return;
+      case 'onStatus':
+        this.#status(statusInfo(cmd));
+        return;
+      case 'onFCPublish':
+      case 'onFCUnpublish':
+        this.#sink.event({ type: 'status', info: statusInfo(cmd) });
+        return;
+      case 'close':
+        throw this.#error('RTMP_CONNECTION_CLOSED', `server sent close${describe(statusInfo(cmd))}`);
+      default:
+        return; // onBWDone, _checkbw and other calls need no answer
+    }
+  }
+
+  #result(cmd: RtmpCommand): void {
+    const name = this.#pending.get(cmd.transactionId);
+    if (name === undefined) return;
+    this.#pending.delete(cmd.transactionId);
+    if (name === 'connect' && this.#phase === 'connecting') {
+      const info = statusInfo(cmd);
+      if (info.level === 'error') throw this.#error('RTMP_CONNECT_REJECTED', `connect rejected${describe(info)}`);
+      if (this.role === 'publish') {
+        this.#command('releaseStream', [this.url.streamName]);
+        this.#command('FCPublish', [this.url.streamName]);
+      } else {
+        const size = this.#opts.windowAckSize ?? 2_500_000;
+        this.#sentWindow = size;
+        this.#send(windowAckSizeMessage(size));
+      }
+      this.#command('createStream', []);
+      this.#phase = 'creating-stream';
+    } else if (name === 'createStream' && this.#phase === 'creating-stream') {
+      const id = cmd.args[0];
+      if (typeof id !== 'number' || !Number.isInteger(id) || id < 0 || id > 0xffffffff) {
+        throw this.#error('RTMP_PROTOCOL', `createStream answered with stream id ${String(id)}`);
+      }
+      this.#streamId = id;
+      if (this.role === 'publish') {
+        this.#command('publish', [this.url.streamName, 'live'], null, true);
+      } else {
+        this.#command('play', [this.url.streamName, -2000], null, true);
+        this.#send(userControlMessage(UserControlEvent.SetBufferLength, id, this.#opts.bufferLengthMs ?? 3000));
+      }
+      this.#phase = 'starting';
+    }
+  }
+
+  #replyError(cmd: RtmpCommand): void {
+    const name = this.#pending.get(cmd.transactionId);
+    if (name === undefined) return;
+    this.#pending.delete(cmd.transactionId);
+    const info = describe(statusInfo(cmd));
+    switch (name) {
+      case 'connect':
+        throw this.#error('RTMP_CONNECT_REJECTED', `connect rejected by the server${info}`);
+      case 'createStream':
+      case 'publish':
+      case 'play':
+        throw this.#error(this.role === 'publish' ? 'RTMP_PUBLISH_FAILED' : 'RTMP_PLAY_FAILED', `${name} failed${info}`);
+      default:
+        return; // some servers answer releaseStream/FCPublish for unknown streams with _error
+    }
+  }
+
+  #status(info: StatusInfo): void {
+    const { code } = info;
+    if (this.role === 'publish') {
+      if (code === 'NetStream.Publish.Start') {
+        if (this.#phase === 'starting') {
+          this.#phase = 'live';
+          this.#sink.event({ type: 'started', info });
+        }
+        return;
+      }
+      if (code === 'NetStream.Publish.BadName') throw this.#error('RTMP_PUBLISH_BADNAME', `publish refused: ${explain(info)}`);
+      if (info.level === 'error' && this.#phase !== 'ending') throw this.#error('RTMP_PUBLISH_FAILED', `publish failed: ${explain(info)}`);
+    } else {
+      if (code === 'NetStream.Play.Start') {
+        if (this.#phase === 'starting') {
+          this.#phase = 'live';
+          this.#sink.event({ type: 'started', info });
+        }
+        return;
+      }
+      if (PLAY_ENDED.has(code)) {
+        this.#end(code);
+        return;
+      }
+      if (info.level === 'error' && this.#phase !== 'ending') throw this.#error('RTMP_PLAY_FAILED', `play failed: ${explain(info)}`);
+    }
+    this.#sink.event({ type: 'status', info });
+  }
+}
+
+/** `description (code)`, for onStatus errors. */
+function explain(info: StatusInfo): string {
+  if (!info.description) return info.code || 'onStatus error';
+  return info.code ? `${info.description} (${info.code})` : info.description;
+}
+
+function describe(info: StatusInfo): string {
+  const parts = [info.code, info.description].filter((s) => s !== '');
+  return parts.length ? ` (${parts.join(': ')})` : '';
+}

@@ -1,0 +1,20 @@
+export { RtmpPublisher, type RtmpPublisherStats } from './publisher.js';
+export { RtmpPlayer, type RtmpPlayerOptions, type RtmpPlayerStats } from './player.js';
+export { DEFAULT_CONNECT_TIMEOUT_MS, type RtmpClientOptions } from './session.js';
+export { parseRtmpUrl, redactKey, redactUrl, type RtmpUrl } from './url.js';
+export {
+  DEFAULT_RTMP_LIMITS,
+  RtmpClientCore,
+  type ClientPhase,
+  type RtmpClientCoreOptions,
+  type RtmpClientEvent,
+  type RtmpClientSink,
+  type RtmpLimits,
+  type RtmpRole,
+} from './client-core.js';
+export { ChunkReader, DEFAULT_CHUNK_READER_LIMITS, type ChunkReaderLimits } from './chunk-reader.js';
+export { ChunkWriter, DEFAULT_OUT_CHUNK_SIZE } from './chunk-writer.js';
+export { ClientHandshake } from './handshake.js';
+export { MessageType, UserControlEvent, type RtmpMessage } from './messages.js';
+export { decodeCommand, encodeCommand, statusInfo, type RtmpCommand, type StatusInfo } from './commands.js';
+export { splitAggregate } from './aggregate.js';

@@ -1,0 +1,81 @@
+import { once } from 'node:events';
+import { OnairError } from '@onair/shared';
+import type { FlvTag } from '@onair/shared';
+import { DEFAULT_CONNECT_TIMEOUT_MS, RtmpConnection, type RtmpClientOptions } from './session.js';
+
+export interface RtmpPublisherStats {
+  bytesSent: number;
+  messagesSent: number;
+  bytesReceived: number;
+  messagesReceived: number;
+  acksSent: number;
+}
+
+/** Publishes FLV tags to an RTMP or RTMPS URL (`rtmp[s]://host[:port]/app/streamKey`). */
+export class RtmpPublisher {
+  readonly #conn: RtmpConnection;
+
+  private constructor(conn: RtmpConnection) {
+    this.#conn = conn;
+  }
+
+  /** Connects and resolves once the server answered NetStream.Publish.Start. */
+  static async connect(url: string, opts: RtmpClientOptions = {}): Promise<RtmpPublisher> {
+    const conn = new RtmpConnection('publish', url, opts, () => undefined);
+    try {
+      await conn.started(opts.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS);
+    } catch (err) {
+      conn.destroy();
+      throw err;
+    }
+    return new RtmpPublisher(conn);
+  }
+
+  /** The URL with the stream key replaced by `***`. */
+  get url(): string {
+    return this.#conn.url.redacted;
+  }
+
+  get stats(): Readonly<RtmpPublisherStats> {
+    return this.#conn.core.stats;
+  }
+
+  /** Rejects with the error that ended the session; resolves on a clean end. */
+  get closed(): Promise<void> {
+    return this.#conn.closed;
+  }
+
+  /**
+   * Queues one tag (audio 8, video 9, script 18; timestamps in ms from 0 on this connection).
+   * An `onMetaData` script tag is sent wrapped in `@setDataFrame`, as servers expect.
+   * Throws the error that ended the session, or RTMP_CLOSED after end()/destroy().
+   */
+  write(tag: FlvTag): void {
+    if (this.#conn.core.phase !== 'live' || this.#conn.socket.destroyed) {
+      throw this.#conn.error ?? new OnairError('RTMP_CLOSED', `${this.url}: write after the session ended`);
+    }
+    this.#conn.core.sendTag(tag);
+  }
+
+  /** Bytes handed to the socket and not yet sent. */
+  get bufferedBytes(): number {
+    return this.#conn.socket.writableLength;
+  }
+
+  /** Resolves when the socket's buffer is below its high-water mark (or the session ended). */
+  async drained(): Promise<void> {
+    const socket = this.#conn.socket;
+    if (!socket.writableNeedDrain || socket.destroyed) return;
+    // A socket error ends the session; `closed` reports it, not this.
+    await Promise.race([once(socket, 'drain').catch(() => undefined), this.#conn.closed.catch(() => undefined)]);
+  }
+
+  /** Flushes what was written, sends FCUnpublish and deleteStream, and resolves when the socket closed. */
+  end(): Promise<void> {
+    return this.#conn.end();
+  }
+
+  destroy(err?: Error): void {
+    this.#conn.destroy(err);
+  }
+}

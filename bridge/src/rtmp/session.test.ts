@@ -1,0 +1,194 @@
+import { execFile } from 'node:child_process';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { createServer, type Server, type Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createServer as createTlsServer } from 'node:tls';
+import { promisify } from 'node:util';
+import { encodeAmf0, type Amf0Value } from '@onair/shared';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { ChunkReader } from './chunk-reader.js';
+import { ChunkWriter } from './chunk-writer.js';
+import { decodeCommand } from './commands.js';
+import { setChunkSizeMessage } from './messages.js';
+import { RtmpPlayer } from './player.js';
+import { RtmpPublisher } from './publisher.js';
+
+const servers: Server[] = [];
+const sockets = new Set<Socket>();
+
+async function listen(server: Server): Promise<number> {
+  servers.push(server);
+  server.on('connection', (s: Socket) => {
+    sockets.add(s);
+    s.on('close', () => sockets.delete(s));
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  return (server.address() as { port: number }).port;
+}
+
+afterEach(async () => {
+  for (const s of sockets) s.destroy();
+  await Promise.all(servers.splice(0).map((s) => new Promise((r) => s.close(r))));
+});
+
+async function failure(p: Promise<unknown>): Promise<{ code?: string; message: string }> {
+  try {
+    await p;
+  } catch (err) {
+    return err as { code?: string; message: string };
+  }
+  throw new Error('expected a rejection');
+}
+
+/**
+ * A minimal RTMP server for one play session: simple handshake, answers connect,
+ * createStream and play, then sends `count` video messages of `size` bytes and Play.Stop.
+ */
+function playServer(count: number, size: number, stop = true): Server {
+  return createServer((socket) => {
+    const writer = new ChunkWriter();
+    const reader = new ChunkReader();
+    let handshake = 0;
+    const send = (csid: number, type: number, streamId: number, payload: Uint8Array, timestamp = 0): void => {
+      socket.write(writer.encode({ csid, type, timestamp, streamId, payload }));
+    };
+    const cmd = (streamId: number, ...values: Amf0Value[]): void => send(3, 20, streamId, encodeAmf0(values));
+    socket.on('data', (data: Buffer) => {
+      let rest: Uint8Array = data;
+      if (handshake < 1537 + 1536) {
+        const before = handshake;
+        handshake += Math.min(rest.length, 1537 + 1536 - before);
+        if (before < 1537 && handshake >= 1537) socket.write(new Uint8Array(1 + 1536 * 2).fill(3, 0, 1));
+        rest = rest.subarray(handshake - before);
+      }
+      for (const m of reader.push(rest)) {
+        if (m.type !== 20) continue;
+        const c = decodeCommand(m.type, m.payload);
+        if (c.name === 'connect') {
+          socket.write(writer.encode(setChunkSizeMessage(60000)));
+          writer.setChunkSize(60000);
+          cmd(0, '_result', c.transactionId, null, { level: 'status', code: 'NetConnection.Connect.Success' });
+        } else if (c.name === 'createStream') {
+          cmd(0, '_result', c.transactionId, null, 1);
+        } else if (c.name === 'play') {
+          cmd(1, 'onStatus', 0, null, { level: 'status', code: 'NetStream.Play.Start' });
+          for (let i = 0; i < count; i++) {
+            const body = new Uint8Array(size).fill(i & 0xff);
+            body[0] = 0x27;
+            send(6, 9, 1, body, i * 40);
+          }
+          if (stop) cmd(1, 'onStatus', 0, null, { level: 'status', code: 'NetStream.Play.Stop' });
+        }
+      }
+    });
+  });
+}
+
+describe('RTMP sessions: connection failures', () => {
+  it('RTMP_CONNECT_REFUSED when nothing listens', async () => {
+    const port = await listen(createServer());
+    await new Promise((r) => servers.pop()!.close(r));
+    const err = await failure(RtmpPublisher.connect(`rtmp://127.0.0.1:${port}/live/sekret`));
+    expect(err.code).toBe('RTMP_CONNECT_REFUSED');
+    expect(err.message).not.toContain('sekret');
+  });
+
+  it('RTMP_CONNECT_TIMEOUT when the server never answers the handshake', async () => {
+    const port = await listen(createServer(() => undefined));
+    const err = await failure(RtmpPlayer.connect(`rtmp://127.0.0.1:${port}/live/sekret`, { connectTimeoutMs: 300 }));
+    expect(err).toMatchObject({ code: 'RTMP_CONNECT_TIMEOUT', message: expect.stringContaining('handshake') });
+    expect(err.message).not.toContain('sekret');
+  });
+
+  it('HANDSHAKE_FAILED for a server that is not RTMP, or that hangs up during the handshake', async () => {
+    const http = await listen(createServer((s) => s.end('HTTP/1.1 400 Bad Request\r\n\r\n')));
+    expect(await failure(RtmpPublisher.connect(`rtmp://127.0.0.1:${http}/live/k`))).toMatchObject({ code: 'HANDSHAKE_FAILED' });
+    const hangup = await listen(createServer((s) => s.once('data', () => s.destroy())));
+    expect(await failure(RtmpPublisher.connect(`rtmp://127.0.0.1:${hangup}/live/k`))).toMatchObject({ code: 'HANDSHAKE_FAILED' });
+  });
+
+  it('ABORTED when the signal fires while connecting', async () => {
+    const port = await listen(createServer(() => undefined));
+    const ac = new AbortController();
+    setTimeout(() => ac.abort(), 100);
+    expect(await failure(RtmpPublisher.connect(`rtmp://127.0.0.1:${port}/live/k`, { signal: ac.signal }))).toMatchObject({ code: 'ABORTED' });
+  });
+
+  describe('RTMPS', () => {
+    let dir: string;
+    let cert: { key: Buffer; cert: Buffer };
+    beforeAll(async () => {
+      dir = await mkdtemp(join(tmpdir(), 'onair-tls-'));
+      await promisify(execFile)('openssl', [
+        'req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '1', '-subj', '/CN=localhost',
+        '-keyout', join(dir, 'key.pem'), '-out', join(dir, 'cert.pem'),
+      ]);
+      cert = { key: await readFile(join(dir, 'key.pem')), cert: await readFile(join(dir, 'cert.pem')) };
+    });
+    afterAll(() => rm(dir, { recursive: true, force: true }));
+
+    it('verifies certificates: a self-signed one fails with a TLS_* code and node reason', async () => {
+      const port = await listen(createTlsServer(cert, (s) => s.on('error', () => undefined)));
+      const err = await failure(RtmpPublisher.connect(`rtmps://localhost:${port}/live/sekret`));
+      expect(err.code).toBe('TLS_DEPTH_ZERO_SELF_SIGNED_CERT');
+      expect(err.message).toContain('self-signed certificate');
+      expect(err.message).not.toContain('sekret');
+    });
+
+    it('plain rtmp:// to a TLS port fails the handshake with a hint', async () => {
+      const port = await listen(createTlsServer(cert, (s) => s.on('error', () => undefined)));
+      const err = await failure(RtmpPublisher.connect(`rtmp://127.0.0.1:${port}/live/k`, { connectTimeoutMs: 2000 }));
+      expect(err).toMatchObject({ code: 'HANDSHAKE_FAILED', message: expect.stringContaining('rtmps://') });
+    });
+  });
+});
+
+describe('RtmpPlayer backpressure', () => {
+  it('pauses the socket for a slow consumer and still delivers every tag in order', async () => {
+    const count = 400;
+    const port = await listen(playServer(count, 20000));
+    const player = await RtmpPlayer.connect(`rtmp://127.0.0.1:${port}/live/cam`, { maxQueuedTags: 8 });
+    let maxQueued = 0;
+    let expected = 0;
+    for await (const tag of player) {
+      maxQueued = Math.max(maxQueued, player.stats.queuedTags);
+      expect([tag.type, tag.timestamp, tag.data.length, tag.data[1]]).toEqual([9, expected * 40, 20000, expected & 0xff]);
+      expected++;
+      if (expected % 50 === 0) await new Promise((r) => setTimeout(r, 20));
+    }
+    await player.closed;
+    expect(expected).toBe(count);
+    // One socket read can hold several messages past the high-water mark, never the whole stream.
+    expect(maxQueued).toBeLessThan(count / 2);
+  });
+
+  it('also bounds the queue by bytes', async () => {
+    const port = await listen(playServer(100, 100_000));
+    const player = await RtmpPlayer.connect(`rtmp://127.0.0.1:${port}/live/cam`, { maxQueuedBytes: 300_000 });
+    await new Promise((r) => setTimeout(r, 300));
+    // Paused at 300 kB plus what one socket read still held (up to 64 kB, a message or so).
+    expect(player.stats.queuedBytes).toBeLessThan(600_000);
+    let n = 0;
+    for await (const _tag of player) n++;
+    expect(n).toBe(100);
+  });
+
+  it('a consumer leaving the loop early destroys the player', async () => {
+    const port = await listen(playServer(50, 1000));
+    const player = await RtmpPlayer.connect(`rtmp://127.0.0.1:${port}/live/cam`);
+    let n = 0;
+    for await (const _tag of player) if (++n === 3) break;
+    await player.closed;
+    expect(n).toBe(3);
+  });
+
+  it('idleEndMs ends the stream when a server goes quiet without telling (node-media-server)', async () => {
+    const port = await listen(playServer(20, 1000, false));
+    const player = await RtmpPlayer.connect(`rtmp://127.0.0.1:${port}/live/cam`, { idleEndMs: 200 });
+    let n = 0;
+    for await (const _tag of player) n++;
+    await player.closed;
+    expect(n).toBe(20);
+  });
+});
