@@ -3,6 +3,7 @@ import { stat } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { FlvReader, OnairError, type FlvTag } from '@onair/shared';
 import { RtmpPublisher } from '../rtmp/publisher.js';
+import type { RtmpClientOptions } from '../rtmp/session.js';
 import { redactUrl } from '../rtmp/url.js';
 import { Pacer } from './pacer.js';
 
@@ -23,6 +24,8 @@ export interface PublishFileOptions {
   /** Send as fast as the servers accept instead of in real time. */
   fast: boolean;
   onEvent?: (event: PublishEvent) => void;
+  /** Session options for every destination (timeouts, limits); the relay supplies `signal`. */
+  session?: Omit<RtmpClientOptions, 'signal'>;
 }
 
 /** Queued bytes above which the relay waits for a destination to drain before reading on. */
@@ -43,9 +46,9 @@ class Destination {
     return this.#publisher !== undefined && this.result.error === undefined;
   }
 
-  async connect(rawUrl: string): Promise<void> {
+  async connect(rawUrl: string, options: RtmpClientOptions): Promise<void> {
     try {
-      this.#publisher = await RtmpPublisher.connect(rawUrl);
+      this.#publisher = await RtmpPublisher.connect(rawUrl, options);
       // A session that dies while idle (server drop) is noticed at once, not at the next write.
       this.#publisher.closed.catch((err: unknown) => this.fail(err));
       this.#onEvent?.({ kind: 'live', url: this.result.url });
@@ -107,20 +110,28 @@ async function checkFile(path: string): Promise<void> {
 export async function publishFile(path: string, urls: readonly string[], options: PublishFileOptions): Promise<DestinationResult[]> {
   await checkFile(path);
   const destinations = urls.map((url) => new Destination(url, options.onEvent));
-  await Promise.all(destinations.map((d, i) => d.connect(urls[i]!)));
 
-  // Ctrl-C stops reading and still unpublishes cleanly, so servers close their recordings.
+  // Ctrl-C while connecting abandons the connects; while relaying it stops reading and still
+  // unpublishes cleanly, so servers close their recordings. A second Ctrl-C kills as usual.
+  const connecting = new AbortController();
   const interrupted = new AbortController();
-  const onSignal = (): void => interrupted.abort();
+  let connected = false;
+  const onSignal = (): void => {
+    // The connect signal stays attached to live sessions: aborting it then would skip the unpublish.
+    if (!connected) connecting.abort();
+    interrupted.abort();
+  };
   process.once('SIGINT', onSignal);
   process.once('SIGTERM', onSignal);
+  const interruption = (): OnairError => new OnairError('INTERRUPTED', 'interrupted before the whole file was sent');
   try {
-    if (destinations.some((d) => d.alive)) await relay(path, destinations, options.fast, interrupted.signal);
+    await Promise.all(destinations.map((d, i) => d.connect(urls[i]!, { ...options.session, signal: connecting.signal })));
+    connected = true;
+    if (destinations.some((d) => d.alive) && !interrupted.signal.aborted) await relay(path, destinations, options.fast, interrupted.signal);
+    // Ctrl-C while unpublishing after the whole file went out changes nothing.
+    const cut = interrupted.signal.aborted;
     await Promise.all(destinations.map((d) => d.end()));
-    if (interrupted.signal.aborted) {
-      const err = new OnairError('INTERRUPTED', 'interrupted before the whole file was sent');
-      for (const d of destinations) d.fail(err);
-    }
+    if (cut) for (const d of destinations) d.fail(interruption());
   } catch (err) {
     // The input failed (unreadable or not FLV): no destination can get everything.
     for (const d of destinations) d.fail(err);
@@ -143,6 +154,7 @@ async function relay(path: string, destinations: Destination[], fast: boolean, s
         if (!fast) {
           const wait = pacer.delay(tag.timestamp, performance.now());
           if (wait > 0) await sleep(wait, undefined, { signal }).catch(() => undefined);
+          if (signal.aborted) return;
         }
         const live = destinations.filter((d) => d.alive);
         if (live.length === 0) return;

@@ -277,7 +277,9 @@ export class ChunkReader {
     const msg: RtmpMessage = { csid: cs.csid, type: cs.type, timestamp: cs.timestamp, streamId: cs.streamId, payload };
     if (msg.type === MessageType.SetChunkSize) {
       if (payload.length < 4) throw protocolError(`Set Chunk Size of ${payload.length} bytes`);
-      this.setChunkSize(u32(payload, 0) & 0x7fffffff);
+      // The spec reserves the top bit (always 0); a value with it set is refused, not masked,
+      // so the error names what the peer actually sent.
+      this.setChunkSize(u32(payload, 0));
     } else if (msg.type === MessageType.Abort && payload.length >= 4) {
       const aborted = this.#streams.get(u32(payload, 0));
       if (aborted && aborted !== this.#current) {

@@ -62,11 +62,14 @@ export class RtmpPublisher {
     return this.#conn.socket.writableLength;
   }
 
-  /** Resolves when the socket's buffer is below its high-water mark (or the session ended). */
+  /**
+   * Resolves when the socket's buffer has drained, or when the session ended: `closed` reports
+   * why, which is RTMP_SEND_STALLED when the server took no bytes for `sendStallTimeoutMs`.
+   */
   async drained(): Promise<void> {
     const socket = this.#conn.socket;
     if (!socket.writableNeedDrain || socket.destroyed) return;
-    // A socket error ends the session; `closed` reports it, not this.
+    this.#conn.watchStall();
     await Promise.race([once(socket, 'drain').catch(() => undefined), this.#conn.closed.catch(() => undefined)]);
   }
 

@@ -12,11 +12,22 @@ export interface RtmpClientOptions {
   signal?: AbortSignal;
   /** Outgoing chunk size (4096 unless set). */
   chunkSize?: number;
+  /**
+   * Publish: the session fails with RTMP_SEND_STALLED when bytes are waiting to be sent and the
+   * server took none of them for this long (20 s unless set), in drained() and end().
+   */
+  sendStallTimeoutMs?: number;
+  /**
+   * How long end() waits, once everything is flushed, for the server to close (5 s unless set).
+   * A publisher whose server never closes fails with RTMP_CLOSE_TIMEOUT: the bytes sat in a
+   * kernel buffer, and nothing says the server read them.
+   */
+  closeTimeoutMs?: number;
 }
 
 export const DEFAULT_CONNECT_TIMEOUT_MS = 10_000;
-/** How long end() waits for the server to close after our FIN before destroying the socket. */
-const CLOSE_TIMEOUT_MS = 5_000;
+export const DEFAULT_SEND_STALL_TIMEOUT_MS = 20_000;
+export const DEFAULT_CLOSE_TIMEOUT_MS = 5_000;
 
 type ErrnoError = Error & { code?: string };
 
@@ -46,12 +57,17 @@ export class RtmpConnection {
   readonly #signal: AbortSignal | undefined;
   readonly #onAbort = (): void => this.destroy(new OnairError('ABORTED', `${this.url.redacted}: aborted`));
   #closeTimer: NodeJS.Timeout | undefined;
+  #stallTimer: NodeJS.Timeout | undefined;
+  readonly stallTimeoutMs: number;
+  readonly #closeTimeoutMs: number;
   #ending = false;
   #closeError: Error | undefined;
 
   constructor(role: RtmpRole, rawUrl: string, opts: RtmpClientOptions, onEvent: (e: RtmpClientEvent) => void) {
     this.url = parseRtmpUrl(rawUrl);
     this.#onEvent = onEvent;
+    this.stallTimeoutMs = opts.sendStallTimeoutMs ?? DEFAULT_SEND_STALL_TIMEOUT_MS;
+    this.#closeTimeoutMs = opts.closeTimeoutMs ?? DEFAULT_CLOSE_TIMEOUT_MS;
     this.closed = new Promise<void>((resolve, reject) => {
       this.#resolveClosed = resolve;
       this.#rejectClosed = reject;
@@ -62,7 +78,9 @@ export class RtmpConnection {
       { role, url: this.url, ...(opts.limits ? { limits: opts.limits } : {}), ...(opts.chunkSize ? { chunkSize: opts.chunkSize } : {}) },
       {
         send: (bytes) => {
-          if (!this.#done) this.socket.write(bytes);
+          // After the server's FIN our side is ended too; a write then would only raise
+          // "write after end" instead of the close reason the 'end' handler reports.
+          if (!this.#done && this.socket.writable) this.socket.write(bytes);
         },
         event: (e) => this.#event(e),
       },
@@ -87,10 +105,10 @@ export class RtmpConnection {
       }
     });
     this.socket.on('error', (err: ErrnoError) => this.destroy(this.#socketError(err)));
-    this.socket.on('close', () => {
-      const err = this.core.peerClosed();
-      this.#settle(err);
-    });
+    // The server's FIN settles the session at once: writes between it and 'close' must not
+    // turn a clean end, or the close reason, into a write error.
+    this.socket.on('end', () => this.#settle(this.#closeReason()));
+    this.socket.on('close', () => this.#settle(this.#closeReason()));
     this.#signal = opts.signal;
     if (this.#signal) {
       if (this.#signal.aborted) queueMicrotask(this.#onAbort);
@@ -134,14 +152,64 @@ export class RtmpConnection {
     this.#onEvent(e);
   }
 
-  /** Sends the polite goodbye (FCUnpublish/deleteStream), half-closes and waits for the close. */
+  /**
+   * Sends the polite goodbye (FCUnpublish/deleteStream), flushes, half-closes and waits for the
+   * close. Fails with RTMP_SEND_STALLED if the server stops taking the bytes still queued.
+   */
   async end(): Promise<void> {
     if (this.#done || this.#ending) return this.closed;
     this.#ending = true;
     this.core.finish();
-    this.socket.end();
-    this.#closeTimer = setTimeout(() => this.socket.destroy(), CLOSE_TIMEOUT_MS);
+    this.socket.end(() => {
+      this.#stopStallWatch();
+      if (this.#done) return;
+      this.#closeTimer = setTimeout(() => {
+        // nginx-rtmp and node-media-server close at once on our FIN. A player has all it
+        // wanted by now; a publisher cannot tell whether its last bytes were read.
+        const err =
+          this.core.role === 'publish'
+            ? new OnairError(
+                'RTMP_CLOSE_TIMEOUT',
+                `${this.url.redacted}: the server did not close the connection within ${this.#closeTimeoutMs} ms of the end of the stream; it may not have received all of it`,
+              )
+            : undefined;
+        this.destroy(err);
+      }, this.#closeTimeoutMs);
+    });
+    if (this.socket.writableLength > 0) this.watchStall();
     return this.closed;
+  }
+
+  /**
+   * Fails the session with RTMP_SEND_STALLED when queued bytes stop leaving for stallTimeoutMs.
+   * Progress is the socket's queue shrinking; a slow server that keeps reading never trips it.
+   */
+  watchStall(): void {
+    if (this.#stallTimer !== undefined || this.#done) return;
+    let last = this.socket.writableLength;
+    let lastProgress = Date.now();
+    this.#stallTimer = setInterval(
+      () => {
+        const queued = this.socket.writableLength;
+        if (queued === 0) return this.#stopStallWatch();
+        if (queued < last) lastProgress = Date.now();
+        last = queued;
+        if (Date.now() - lastProgress >= this.stallTimeoutMs) {
+          this.destroy(
+            new OnairError(
+              'RTMP_SEND_STALLED',
+              `${this.url.redacted}: the server took none of the ${queued} queued bytes for ${this.stallTimeoutMs} ms`,
+            ),
+          );
+        }
+      },
+      Math.max(10, Math.min(1000, this.stallTimeoutMs / 4)),
+    );
+  }
+
+  #stopStallWatch(): void {
+    clearInterval(this.#stallTimer);
+    this.#stallTimer = undefined;
   }
 
   destroy(err?: Error): void {
@@ -155,6 +223,7 @@ export class RtmpConnection {
     const err = cause && this.#redact(cause);
     this.#done = true;
     clearTimeout(this.#closeTimer);
+    this.#stopStallWatch();
     this.#signal?.removeEventListener('abort', this.#onAbort);
     this.#closeError = err;
     if (err) {
@@ -176,6 +245,15 @@ export class RtmpConnection {
     return new OnairError(code, message, base === err.message ? { cause: err } : undefined);
   }
 
+  /** What the server closing the connection now means: undefined for an expected, complete close. */
+  #closeReason(): OnairError | undefined {
+    const unsent = this.socket.writableLength;
+    const err = this.core.peerClosed();
+    if (err || unsent === 0 || this.core.role !== 'publish' || this.#done) return err;
+    // Closed while our end of the stream was still being flushed: the server missed the tail.
+    return new OnairError('RTMP_CONNECTION_LOST', `server closed the connection with ${unsent} bytes still unsent`);
+  }
+
   /** The error a socket error means, or undefined when it only ends an expected close. */
   #socketError(err: ErrnoError): OnairError | undefined {
     const code = err.code ?? '';
@@ -189,7 +267,7 @@ export class RtmpConnection {
       if (code === 'ECONNRESET') return new OnairError('TLS_HANDSHAKE_FAILED', `${where}: connection reset during the TLS handshake`);
     }
     if (code === 'ECONNRESET' || code === 'EPIPE') {
-      const closed = this.core.peerClosed();
+      const closed = this.#closeReason();
       return closed && new OnairError(closed.code, `${where}: ${closed.message} (${code})`);
     }
     return new OnairError(

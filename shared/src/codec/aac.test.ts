@@ -78,6 +78,9 @@ describe('AudioSpecificConfig golden bytes (ISO/IEC 14496-3 §1.6.2.1)', () => {
     expect(code(() => parseAudioSpecificConfig(bitsToBytes('00010' + '1101' + '0010')))).toBe('AAC_MALFORMED');
     expect(code(() => buildAudioSpecificConfig({ objectType: 2, sampleRate: 48000, channels: 7 }))).toBe('AAC_MALFORMED');
     expect(code(() => buildAudioSpecificConfig({ objectType: 0, sampleRate: 48000, channels: 2 }))).toBe('AAC_MALFORMED');
+    // Object type 0 (Null), found by fuzz.test.ts: it parsed, then became the codec string 'mp4a.40.0'.
+    expect(code(() => parseAudioSpecificConfig(Uint8Array.of(0x00, 0x37, 0x13)))).toBe('AAC_MALFORMED');
+    expect(code(() => parseAudioSpecificConfig(bitsToBytes('00000' + '0100' + '0010' + '000')))).toBe('AAC_MALFORMED');
     expect(code(() => buildAudioSpecificConfig({ objectType: 2, sampleRate: 0, channels: 2 }))).toBe('AAC_MALFORMED');
   });
 });

@@ -36,6 +36,8 @@ export function parseAudioSpecificConfig(bytes: Uint8Array): AudioSpecificConfig
   try {
     let objectType = r.bits(5);
     if (objectType === AacObjectType.Escape) objectType = 32 + r.bits(6);
+    // Object type 0 is "Null" (Table 1.1): no decoder, and no valid 'mp4a.40.x' codec string.
+    if (objectType === 0) throw malformed('AudioSpecificConfig audioObjectType 0 (Null)');
     const samplingIndex = r.bits(4);
     let sampleRate: number;
     if (samplingIndex === EXPLICIT_RATE) {

@@ -169,6 +169,70 @@ describe('SPS scaling lists (libx264 puts its matrices in the PPS, so this SPS i
   });
 });
 
+describe('SPS fields outside their H.264 ranges (found by fuzz.test.ts)', () => {
+  const ue = (v: number): string => {
+    const b = (v + 1).toString(2);
+    return '0'.repeat(b.length - 1) + b;
+  };
+  /** A Baseline (or High, when `depth` is given) SPS assembled from H.264 §7.3.2.1.1. */
+  const sps = (f: { widthMbs1: number; heightUnits1: number; refs?: number; depth?: number; frameMbsOnly?: boolean }): Uint8Array => {
+    const head = f.depth === undefined
+      ? '01000010' + '11000000' + '00101000' + ue(0) // profile_idc 66, constraints, level 40, sps id 0
+      : '01100100' + '00000000' + '00101000' + ue(0) + ue(1) + ue(f.depth) + ue(0) + '0' + '0'; // 100, chroma 1, depths, no scaling
+    return bitsToBytes([
+      '0', '11', '00111', head,
+      ue(0), ue(2), ue(f.refs ?? 1), '0', // log2_max_frame_num_minus4, poc type 2, max_num_ref_frames, gaps
+      ue(f.widthMbs1), ue(f.heightUnits1), f.frameMbsOnly === false ? '10' : '1', '1', // …, mb_adaptive, direct_8x8
+      '0', '0', '1', // no cropping, no VUI, rbsp_stop_one_bit
+    ].join(''));
+  };
+  /** What ffmpeg's trace_headers says: undefined when it accepts, else its range complaint. */
+  const ffmpegRange = (nal: Uint8Array): string | undefined => {
+    const path = join(dir, 'range.h264');
+    writeFileSync(path, Uint8Array.of(0, 0, 0, 1, ...nal));
+    const run = spawnSync('ffmpeg', ['-hide_banner', '-f', 'h264', '-i', path, '-c', 'copy', '-bsf:v', 'trace_headers', '-f', 'null', '-'], { encoding: 'utf8' });
+    expect(run.stderr).toContain('Sequence Parameter Set');
+    return /(\S+) out of range/.exec(run.stderr)?.[1];
+  };
+  const code = (fn: () => unknown): string | undefined => {
+    try {
+      fn();
+    } catch (err) {
+      return err instanceof OnairError ? err.code : String(err);
+    }
+    return undefined;
+  };
+
+  it('refuses what ffmpeg refuses and accepts its limits', () => {
+    const widest = sps({ widthMbs1: 1055, heightUnits1: 0 });
+    const deepest = sps({ widthMbs1: 10, heightUnits1: 10, depth: 6 });
+    const maxRefs = sps({ widthMbs1: 10, heightUnits1: 10, refs: 16 });
+    for (const ok of [widest, deepest, maxRefs]) expect(ffmpegRange(ok)).toBeUndefined();
+    expect([parseSps(widest).width, parseSps(deepest).bitDepthLuma, parseSps(maxRefs).maxNumRefFrames]).toEqual([16896, 14, 16]);
+
+    const bad: Array<[Uint8Array, string]> = [
+      [sps({ widthMbs1: 1056, heightUnits1: 0 }), 'pic_width_in_mbs_minus1'],
+      [sps({ widthMbs1: 0, heightUnits1: 2000 }), 'pic_height_in_map_units_minus1'],
+      [sps({ widthMbs1: 10, heightUnits1: 10, depth: 7 }), 'bit_depth_luma_minus8'],
+      [sps({ widthMbs1: 10, heightUnits1: 10, refs: 17 }), 'max_num_ref_frames'],
+    ];
+    for (const [nal, field] of bad) {
+      expect(ffmpegRange(nal)).toBe(field);
+      expect(code(() => parseSps(nal)), field).toBe('AVC_MALFORMED');
+    }
+    // Field pairs: 600 map units are 1200 macroblock rows, more than any level allows.
+    expect(code(() => parseSps(sps({ widthMbs1: 10, heightUnits1: 599, frameMbsOnly: false })))).toBe('AVC_MALFORMED');
+  });
+
+  it('refuses the fuzzer\'s SPS whose 6291968-row picture overflowed the avc1 u16 height', () => {
+    const nal = Uint8Array.from(
+      '67 64 00 0a ac 00 00 3f 92 23 01 10 20 00 03 00 10 00 00 80 d5 ff 80 6f ff 4f 80 03 01 40 f1 22 51 20'.split(' '),
+      (x) => parseInt(x, 16),
+    );
+    expect(code(() => parseSps(nal))).toBe('AVC_MALFORMED');
+  });
+});
+
 describe('avcC', () => {
   let avcC: Uint8Array = new Uint8Array(0);
   let f: { sps: Uint8Array; pps: Uint8Array };

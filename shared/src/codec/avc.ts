@@ -62,6 +62,11 @@ const SAR_TABLE: ReadonlyArray<readonly [number, number]> = [
   [80, 33], [18, 11], [15, 11], [64, 33], [160, 99], [4, 3], [3, 2], [2, 1],
 ];
 const EXTENDED_SAR = 255;
+/**
+ * Widest and tallest frame in macroblocks. A.3.1 f) bounds each side by √(8·MaxFS), 1055.5 at
+ * level 6.2 (Table A-1); FFmpeg accepts 1056 (16896 samples), within an avc1 entry's u16 sizes.
+ */
+const MAX_SIDE_MBS = 1056;
 /** Profiles whose avcC carries chroma_format and bit depths (ISO/IEC 14496-15 §5.3.3.1.2). */
 const AVCC_EXT_PROFILES = new Set([100, 110, 122, 144]);
 
@@ -128,6 +133,8 @@ export function parseSps(nal: Uint8Array): Sps {
       if (chromaFormatIdc === 3) separateColourPlane = r.flag();
       bitDepthLuma = r.ue() + 8;
       bitDepthChroma = r.ue() + 8;
+      // bit_depth_luma_minus8 and bit_depth_chroma_minus8 are 0..6 (§7.4.2.1.1).
+      if (bitDepthLuma > 14 || bitDepthChroma > 14) throw malformed(`bit depths ${bitDepthLuma}/${bitDepthChroma} outside 8..14`);
       r.skipBits(1); // qpprime_y_zero_transform_bypass_flag
       if (r.flag()) {
         const lists = chromaFormatIdc !== 3 ? 8 : 12;
@@ -149,6 +156,8 @@ export function parseSps(nal: Uint8Array): Sps {
       throw malformed(`pic_order_cnt_type ${pocType} outside 0..2`);
     }
     const maxNumRefFrames = r.ue();
+    // At most MaxDpbFrames, which is never above 16 (§7.4.2.1.1, A.3.1 h).
+    if (maxNumRefFrames > 16) throw malformed(`max_num_ref_frames ${maxNumRefFrames} outside 0..16`);
     r.skipBits(1); // gaps_in_frame_num_value_allowed_flag
     const widthMbs = r.ue() + 1;
     const heightMapUnits = r.ue() + 1;
@@ -163,6 +172,10 @@ export function parseSps(nal: Uint8Array): Sps {
       crop.bottom = r.ue();
     }
     const fieldFactor = frameMbsOnly ? 1 : 2;
+    const heightMbs = heightMapUnits * fieldFactor;
+    if (widthMbs > MAX_SIDE_MBS || heightMbs > MAX_SIDE_MBS) {
+      throw malformed(`SPS picture of ${widthMbs}x${heightMbs} macroblocks, more than ${MAX_SIDE_MBS} on a side`);
+    }
     const chromaArrayType = separateColourPlane ? 0 : chromaFormatIdc;
     // CropUnitX/CropUnitY, H.264 equations 7-19 to 7-22.
     const subWidthC = chromaFormatIdc === 3 ? 1 : 2;
@@ -170,7 +183,7 @@ export function parseSps(nal: Uint8Array): Sps {
     const cropUnitX = chromaArrayType === 0 ? 1 : subWidthC;
     const cropUnitY = (chromaArrayType === 0 ? 1 : subHeightC) * fieldFactor;
     const codedWidth = widthMbs * 16;
-    const codedHeight = heightMapUnits * 16 * fieldFactor;
+    const codedHeight = heightMbs * 16;
     const width = codedWidth - cropUnitX * (crop.left + crop.right);
     const height = codedHeight - cropUnitY * (crop.top + crop.bottom);
     if (width <= 0 || height <= 0) throw malformed(`SPS frame cropping leaves ${width}x${height}`);
