@@ -39,7 +39,14 @@ async function openFile(path: string): Promise<Writable> {
  * SIGINT/SIGTERM and OUTPUT_CLOSED / OUTPUT_UNWRITABLE when the output fails; what was written
  * before stays a valid FLV file.
  */
-export async function playToStream(url: string, path: string | undefined, idleEndMs = 0): Promise<PlaySummary> {
+export interface PlayOptions {
+  /** End after this long without media once media has started (0: never). */
+  idleEndMs?: number;
+  connectTimeoutMs?: number;
+}
+
+export async function playToStream(url: string, path: string | undefined, options: PlayOptions = {}): Promise<PlaySummary> {
+  const { idleEndMs = 0, connectTimeoutMs } = options;
   const summary: PlaySummary = { url: redactUrl(url), tags: 0, bytes: 0 };
   // The file first: a bad path should not cost a connection to the server.
   const out: Writable = path === undefined ? process.stdout : await openFile(path);
@@ -57,7 +64,11 @@ export async function playToStream(url: string, path: string | undefined, idleEn
   out.on('error', onOutputError);
   let player: RtmpPlayer | undefined;
   try {
-    player = await RtmpPlayer.connect(url, { signal: abort.signal, ...(idleEndMs > 0 ? { idleEndMs } : {}) });
+    player = await RtmpPlayer.connect(url, {
+      signal: abort.signal,
+      ...(idleEndMs > 0 ? { idleEndMs } : {}),
+      ...(connectTimeoutMs !== undefined ? { connectTimeoutMs } : {}),
+    });
     await write(out, flvHeader({ audio: true, video: true }), abort.signal);
     for await (const tag of player) {
       await write(out, flvTag(tag), abort.signal);

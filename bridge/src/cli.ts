@@ -1,0 +1,158 @@
+import { parseArgs } from 'node:util';
+import { OnairError } from '@onair/shared';
+import { publishFile, type DestinationResult } from './relay/file-publish.js';
+import { playToStream } from './relay/play-to-file.js';
+
+const HELP = `onair — go live from a browser to any RTMP server, and watch with low latency.
+
+Usage:
+  onair serve [options]                     Start the studio, the watch pages and a local RTMP server.
+  onair publish [--fast] FILE.flv URL [URL…]
+                                            Relay an FLV file to one or more RTMP/RTMPS servers at once.
+  onair play URL [-o FILE.flv]              Pull a live RTMP/RTMPS stream into an FLV file (stdout without -o).
+  onair help [COMMAND]                      Show help for a command.
+
+publish
+  Sends the file's tags unchanged (timestamps and payloads), paced by their timestamps like
+  \`ffmpeg -re\`, to every URL at the same time. A destination that fails does not stop the
+  others. Exit status 0 once every destination has received everything and unpublished,
+  1 if any destination failed (each is named on stderr), 2 for a usage error. Ctrl-C stops
+  reading, unpublishes everywhere and exits 1; a second Ctrl-C quits at once.
+    --fast                    send as fast as the servers accept instead of in real time
+    --connect-timeout SECONDS give up on a server that has not accepted the stream by then (default 10)
+
+play
+  Writes FLV (header, metadata, sequence headers, frames) as the server sends it. Exit status 0
+  when the publisher ends the stream, 1 on an error, on Ctrl-C (what was written stays a valid
+  FLV file) or when the reader of stdout goes away. Some servers (node-media-server) never say
+  that a publisher left, so a stream that has sent nothing for a while also counts as ended.
+    -o, --output FILE         write to FILE instead of stdout
+    --idle-end SECONDS        end after this long without media once it has started (default 10, 0 = never)
+    --connect-timeout SECONDS give up on a server that has not started the stream by then (default 10)
+
+URLs look like rtmp://host[:port]/app/streamkey or rtmps://host[:443]/app/streamkey; stream keys
+are never printed (shown as ***). For a private CA on rtmps://, set NODE_EXTRA_CA_CERTS=ca.pem.
+`;
+
+const PUBLISH_HELP = HELP.slice(HELP.indexOf('publish\n'), HELP.indexOf('play\n  Writes'));
+const PLAY_HELP = HELP.slice(HELP.indexOf('play\n  Writes'), HELP.indexOf('URLs look like'));
+
+class UsageError extends Error {}
+
+function seconds(option: string, text: string, min: number): number {
+  const n = Number(text);
+  if (text.trim() === '' || !Number.isFinite(n) || n < min) throw new UsageError(`${option} takes a number of seconds${min > 0 ? ' > 0' : ' ≥ 0'}, not "${text}"`);
+  return n;
+}
+
+function say(line: string): void {
+  process.stderr.write(`onair: ${line}\n`);
+}
+
+function errorText(err: unknown): string {
+  if (err instanceof OnairError) return `${err.message} [${err.code}]`;
+  return err instanceof Error ? err.message : String(err);
+}
+
+async function publishCommand(args: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args,
+    options: {
+      fast: { type: 'boolean', default: false },
+      'connect-timeout': { type: 'string', default: '10' },
+      help: { type: 'boolean', short: 'h' },
+    },
+    allowPositionals: true,
+  });
+  if (values.help) {
+    process.stdout.write(PUBLISH_HELP);
+    return 0;
+  }
+  const [file, ...urls] = positionals;
+  if (file === undefined || urls.length === 0) throw new UsageError('publish needs FILE.flv and at least one URL');
+
+  const results: DestinationResult[] = await publishFile(file, urls, {
+    fast: values.fast,
+    session: { connectTimeoutMs: seconds('--connect-timeout', values['connect-timeout'], 0.001) * 1000 },
+    onEvent: (event) => {
+      if (event.kind === 'live') say(`${event.url} — publishing`);
+      else if (event.kind === 'failed') say(`${event.url} — failed: ${errorText(event.error)}`);
+    },
+  });
+  let failed = 0;
+  for (const r of results) {
+    if (r.error === undefined) say(`${r.url} — done: ${r.tags} tags, ${(r.bytes / 1e6).toFixed(2)} MB`);
+    else failed++;
+  }
+  if (failed > 0) {
+    say(`${failed} of ${results.length} destination${results.length > 1 ? 's' : ''} failed`);
+    return 1;
+  }
+  return 0;
+}
+
+async function playCommand(args: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args,
+    options: {
+      output: { type: 'string', short: 'o' },
+      'idle-end': { type: 'string', default: '10' },
+      'connect-timeout': { type: 'string', default: '10' },
+      help: { type: 'boolean', short: 'h' },
+    },
+    allowPositionals: true,
+  });
+  if (values.help) {
+    process.stdout.write(PLAY_HELP);
+    return 0;
+  }
+  const [url, ...extra] = positionals;
+  if (url === undefined || extra.length > 0) throw new UsageError('play needs exactly one URL');
+  const summary = await playToStream(url, values.output, {
+    idleEndMs: seconds('--idle-end', values['idle-end'], 0) * 1000,
+    connectTimeoutMs: seconds('--connect-timeout', values['connect-timeout'], 0.001) * 1000,
+  });
+  say(`${summary.url} — stream ended: ${summary.tags} tags, ${(summary.bytes / 1e6).toFixed(2)} MB`);
+  return 0;
+}
+
+/** Runs the CLI; resolves to the process exit status. */
+export async function main(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  try {
+    switch (command) {
+      case 'publish':
+        return await publishCommand(rest);
+      case 'play':
+        return await playCommand(rest);
+      case 'serve': {
+        // Loaded only here: the server pulls in much more than publish and play need.
+        const { SERVE_HELP, runServe } = await import('./serve.js');
+        if (rest.includes('--help') || rest.includes('-h')) {
+          process.stdout.write(SERVE_HELP);
+          return 0;
+        }
+        await runServe(rest, process.env);
+        return 0;
+      }
+      case 'help':
+        if (rest[0] === 'serve') process.stdout.write((await import('./serve.js')).SERVE_HELP);
+        else process.stdout.write(rest[0] === 'publish' ? PUBLISH_HELP : rest[0] === 'play' ? PLAY_HELP : HELP);
+        return 0;
+      case undefined:
+      case '--help':
+      case '-h':
+        process.stdout.write(HELP);
+        return 0;
+      default:
+        throw new UsageError(`unknown command "${command}"`);
+    }
+  } catch (err) {
+    if (err instanceof UsageError || (err instanceof TypeError && 'code' in err && String(err.code).startsWith('ERR_PARSE_ARGS'))) {
+      say(`${err.message}\nRun \`onair --help\` for usage.`);
+      return 2;
+    }
+    say(errorText(err));
+    return 1;
+  }
+}

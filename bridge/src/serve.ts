@@ -1,0 +1,240 @@
+import { randomBytes } from 'node:crypto';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { createRequire } from 'node:module';
+import { connect, createServer } from 'node:net';
+import { networkInterfaces, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { OnairError } from '@onair/shared';
+import { OnairServer } from './server/onair-server.js';
+import { ServerPolicy } from './server/policy.js';
+import { WatchService } from './watch/index.js';
+
+export const SERVE_HELP = `onair serve — the studio, the watch pages and a local RTMP server
+
+Usage: onair serve [options]
+
+Opens the studio at http://127.0.0.1:8080/: go live from the browser (camera, microphone,
+screen) to any RTMP/RTMPS server, several at once. The embedded RTMP server
+(node-media-server, loopback only) is the default destination; watch it at /watch/live/<key>.
+
+Options (environment variable in brackets):
+  --host ADDR                   listen address (default 127.0.0.1)                 [ONAIR_HOST]
+  --port N                      HTTP/WebSocket port (default 8080; 0 = any free)   [ONAIR_PORT]
+  --token SECRET                required on every request and WebSocket; mandatory
+                                when --host is not a loopback address; open
+                                http://host:port/?token=SECRET once             [ONAIR_TOKEN]
+  --allow-private-destinations  allow destinations on loopback, private and
+                                link-local addresses (always allowed on loopback) [ONAIR_ALLOW_PRIVATE=1]
+  --allow-origin ORIGIN         another page origin allowed to open WebSockets
+                                (repeatable; comma-separated in the variable)    [ONAIR_ALLOW_ORIGIN]
+  --local-rtmp-port N           port of the embedded RTMP server (default 1935)   [ONAIR_LOCAL_RTMP_PORT]
+  --no-local-rtmp               do not start the embedded RTMP server             [ONAIR_NO_LOCAL_RTMP=1]
+  --web-root DIR                serve the web app from DIR (default web/dist)     [ONAIR_WEB_ROOT]
+  --verbose                     log sessions and the embedded server's messages   [ONAIR_VERBOSE=1]
+  -h, --help                    show this help
+
+Stream keys are never printed or logged. Stop with Ctrl-C (SIGINT) or SIGTERM: live
+destinations are unpublished cleanly first.
+`;
+
+export interface ServeOptions {
+  host: string;
+  port: number;
+  token: string | undefined;
+  allowPrivate: boolean | undefined;
+  allowOrigins: string[];
+  localRtmpPort: number | undefined;
+  webRoot: string;
+  verbose: boolean;
+}
+
+const DEFAULT_WEB_ROOT = fileURLToPath(new URL('../../web/dist/', import.meta.url));
+
+function portNumber(value: string, what: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 0 || n > 65535) throw new OnairError('USAGE', `${what} "${value}" is not a port number (0-65535)`);
+  return n;
+}
+
+function flag(value: string | undefined): boolean {
+  return value !== undefined && value !== '' && value !== '0' && value.toLowerCase() !== 'false';
+}
+
+/** Parses `onair serve` arguments; options win over environment variables. */
+export function parseServeArgs(argv: string[], env: NodeJS.ProcessEnv): ServeOptions {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      host: { type: 'string' },
+      port: { type: 'string' },
+      token: { type: 'string' },
+      'allow-private-destinations': { type: 'boolean' },
+      'allow-origin': { type: 'string', multiple: true },
+      'local-rtmp-port': { type: 'string' },
+      'no-local-rtmp': { type: 'boolean' },
+      'web-root': { type: 'string' },
+      verbose: { type: 'boolean' },
+      help: { type: 'boolean', short: 'h' },
+    },
+    allowPositionals: false,
+  });
+  const noLocal = values['no-local-rtmp'] ?? flag(env['ONAIR_NO_LOCAL_RTMP']);
+  const allowPrivate = values['allow-private-destinations'] ?? (env['ONAIR_ALLOW_PRIVATE'] !== undefined ? flag(env['ONAIR_ALLOW_PRIVATE']) : undefined);
+  return {
+    host: values.host ?? env['ONAIR_HOST'] ?? '127.0.0.1',
+    port: portNumber(values.port ?? env['ONAIR_PORT'] ?? '8080', 'port'),
+    token: values.token ?? env['ONAIR_TOKEN'],
+    allowPrivate,
+    allowOrigins: values['allow-origin'] ?? (env['ONAIR_ALLOW_ORIGIN']?.split(',').map((s) => s.trim()).filter(Boolean) ?? []),
+    localRtmpPort: noLocal ? undefined : portNumber(values['local-rtmp-port'] ?? env['ONAIR_LOCAL_RTMP_PORT'] ?? '1935', 'local RTMP port'),
+    webRoot: values['web-root'] ?? env['ONAIR_WEB_ROOT'] ?? DEFAULT_WEB_ROOT,
+    verbose: values.verbose ?? flag(env['ONAIR_VERBOSE']),
+  };
+}
+
+interface NodeMediaServerInstance {
+  run(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+async function checkPortFree(host: string, port: number): Promise<void> {
+  await new Promise<void>((resolve, reject) => {
+    const probe = createServer();
+    probe.once('error', (err: NodeJS.ErrnoException) =>
+      reject(new OnairError('PORT_IN_USE', `cannot use ${host}:${port} for the local RTMP server (${err.code ?? err.message}); pick another with --local-rtmp-port or --no-local-rtmp`)),
+    );
+    probe.listen(port, host, () => probe.close(() => resolve()));
+  });
+}
+
+async function waitListening(host: string, port: number, timeoutMs: number): Promise<void> {
+  const deadline = performance.now() + timeoutMs;
+  for (;;) {
+    const ok = await new Promise<boolean>((resolve) => {
+      const s = connect(port, host, () => {
+        s.destroy();
+        resolve(true);
+      });
+      s.once('error', () => resolve(false));
+    });
+    if (ok) return;
+    if (performance.now() > deadline) throw new OnairError('LOCAL_RTMP_FAILED', `the local RTMP server did not start on ${host}:${port}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+/** The embedded RTMP server: node-media-server 4 in this process, loopback only, no HTTP. */
+class LocalRtmp {
+  readonly port: number;
+  readonly #nms: NodeMediaServerInstance;
+  readonly #store: string;
+
+  private constructor(port: number, nms: NodeMediaServerInstance, store: string) {
+    this.port = port;
+    this.#nms = nms;
+    this.#store = store;
+  }
+
+  static async start(port: number, verbose: boolean): Promise<LocalRtmp> {
+    // NMS exits the process when its port is taken; find out first and fail politely instead.
+    await checkPortFree('127.0.0.1', port);
+    const require = createRequire(import.meta.url);
+    if (!verbose) {
+      const logger = require('node-media-server/src/core/logger.js') as { log: (...args: unknown[]) => void };
+      logger.log = () => {};
+    }
+    const NodeMediaServer = require('node-media-server') as new (config: object) => NodeMediaServerInstance;
+    const store = await mkdtemp(join(tmpdir(), 'onair-nms-'));
+    const nms = new NodeMediaServer({ bind: '127.0.0.1', rtmp: { port }, store: { path: store } });
+    await nms.run();
+    const local = new LocalRtmp(port, nms, store);
+    try {
+      await waitListening('127.0.0.1', port, 5000);
+    } catch (err) {
+      await local.close();
+      throw err;
+    }
+    return local;
+  }
+
+  async close(): Promise<void> {
+    await this.#nms.stop();
+    await rm(this.#store, { recursive: true, force: true });
+  }
+}
+
+export interface ServeHandle {
+  server: OnairServer;
+  localRtmp: { port: number; url: string; key: string } | undefined;
+  close(): Promise<void>;
+}
+
+/** Starts everything `onair serve` runs; the caller owns `close()`. */
+export async function startServe(opts: ServeOptions, log: (line: string) => void): Promise<ServeHandle> {
+  const policy = new ServerPolicy({ host: opts.host, token: opts.token, allowPrivateDestinations: opts.allowPrivate, allowedOrigins: opts.allowOrigins });
+  const local = opts.localRtmpPort === undefined ? undefined : await LocalRtmp.start(opts.localRtmpPort, opts.verbose);
+  const key = randomBytes(6).toString('hex');
+  const localRtmp = local === undefined ? undefined : { port: local.port, url: `rtmp://127.0.0.1:${local.port}/live`, key };
+  const watch = new WatchService({ policy, ...(local !== undefined ? { localRtmp: { port: local.port } } : {}) });
+  let server: OnairServer;
+  try {
+    server = await OnairServer.listen({
+      host: opts.host,
+      port: opts.port,
+      webRoot: opts.webRoot,
+      policy,
+      watch,
+      studioConfig: { localRtmp: localRtmp === undefined ? null : { url: localRtmp.url, key } },
+      ...(opts.verbose ? { log } : {}),
+    });
+  } catch (err) {
+    await watch.close();
+    await local?.close();
+    const code = (err as NodeJS.ErrnoException).code;
+    throw new OnairError('LISTEN_FAILED', `cannot listen on ${opts.host}:${opts.port} (${code ?? (err as Error).message})`);
+  }
+  return {
+    server,
+    localRtmp,
+    async close() {
+      await server.close();
+      await local?.close();
+    },
+  };
+}
+
+/** The addresses to print for a listen address: every interface's for a wildcard bind. */
+function shownHosts(host: string): string[] {
+  if (host !== '0.0.0.0' && host !== '::') return [host];
+  const addresses = Object.values(networkInterfaces())
+    .flat()
+    .filter((a) => a !== undefined && (a.family === 'IPv4' || host === '::'))
+    .map((a) => a!.address);
+  return addresses.length > 0 ? addresses : ['127.0.0.1'];
+}
+
+/** `onair serve`: runs until SIGINT/SIGTERM, then shuts down cleanly and resolves. */
+export async function runServe(argv: string[], env: NodeJS.ProcessEnv): Promise<void> {
+  const opts = parseServeArgs(argv, env);
+  const say = (line: string): void => void process.stderr.write(`onair: ${line}\n`);
+  const handle = await startServe(opts, say);
+  for (const host of shownHosts(opts.host)) process.stdout.write(`onair: studio    ${handle.server.url(host)}\n`);
+  if (handle.localRtmp !== undefined) {
+    // The stream key stays out of the terminal: the studio page shows it and the watch link.
+    process.stdout.write(`onair: local RTMP ${handle.localRtmp.url}\n`);
+  }
+  if (!handle.server.url().startsWith('http://127.')) say('listening beyond loopback: token required, destinations must be public');
+  await new Promise<void>((resolve) => {
+    const stop = (): void => {
+      process.off('SIGINT', stop);
+      process.off('SIGTERM', stop);
+      resolve();
+    };
+    process.on('SIGINT', stop);
+    process.on('SIGTERM', stop);
+  });
+  say('shutting down');
+  await handle.close();
+}

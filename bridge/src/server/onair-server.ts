@@ -1,0 +1,131 @@
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Duplex } from 'node:stream';
+import { MAX_STUDIO_BINARY_BYTES, STUDIO_WS_PATH } from '@onair/shared';
+import { WebSocketServer } from 'ws';
+import { StudioSession, type StudioSessionOptions } from '../studio/studio-session.js';
+import { TOKEN_COOKIE, type ServerPolicy } from './policy.js';
+import { StaticFiles } from './static-files.js';
+
+/** What the watch side offers the server (bridge/src/watch). */
+export interface WatchRoutes {
+  handleRequest(req: IncomingMessage, res: ServerResponse): boolean;
+  handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): boolean;
+  close(): Promise<void> | void;
+}
+
+/** Served at /api/config so the studio can offer the embedded server as a destination. */
+export interface StudioConfig {
+  localRtmp: { url: string; key: string } | null;
+}
+
+export interface OnairServerOptions {
+  host: string;
+  port: number;
+  webRoot: string;
+  policy: ServerPolicy;
+  studioConfig: StudioConfig;
+  watch?: WatchRoutes | undefined;
+  studio?: Omit<StudioSessionOptions, 'policy'>;
+  log?: (line: string) => void;
+}
+
+export const CONFIG_PATH = '/api/config';
+
+/**
+ * The HTTP server of `onair serve`: the built web app (SPA fallback), the studio WebSocket, and
+ * whatever the watch side handles. Every request and upgrade passes the policy first.
+ */
+export class OnairServer {
+  readonly #http: Server;
+  readonly #wss: WebSocketServer;
+  readonly #opts: OnairServerOptions;
+  readonly #static: StaticFiles;
+  readonly #sessions = new Set<StudioSession>();
+
+  private constructor(opts: OnairServerOptions) {
+    this.#opts = opts;
+    this.#static = new StaticFiles(opts.webRoot);
+    this.#wss = new WebSocketServer({ noServer: true, maxPayload: MAX_STUDIO_BINARY_BYTES, perMessageDeflate: false });
+    this.#http = createServer((req, res) => this.#onRequest(req, res));
+    this.#http.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => this.#onUpgrade(req, socket, head));
+  }
+
+  static async listen(opts: OnairServerOptions): Promise<OnairServer> {
+    const server = new OnairServer(opts);
+    await new Promise<void>((resolve, reject) => {
+      server.#http.once('error', reject);
+      server.#http.listen(opts.port, opts.host, () => {
+        server.#http.off('error', reject);
+        resolve();
+      });
+    });
+    return server;
+  }
+
+  get port(): number {
+    return (this.#http.address() as AddressInfo).port;
+  }
+
+  /** The studio URL to open (with the token when one is required). */
+  url(host = this.#opts.host): string {
+    const h = host.includes(':') ? `[${host}]` : host;
+    const token = this.#opts.policy.token;
+    return `http://${h}:${this.port}/${token !== undefined ? `?token=${encodeURIComponent(token)}` : ''}`;
+  }
+
+  #onRequest(req: IncomingMessage, res: ServerResponse): void {
+    const verdict = this.#opts.policy.checkRequest(req);
+    if (!verdict.ok) {
+      res.writeHead(verdict.status, { 'content-type': 'text/plain; charset=utf-8' }).end(`${verdict.reason}\n`);
+      return;
+    }
+    const url = new URL(req.url ?? '/', 'http://x');
+    if (this.#opts.policy.token !== undefined && url.searchParams.has('token')) {
+      // Keep the token for the page's later requests and WebSockets without it staying in the URL bar.
+      res.setHeader('set-cookie', `${TOKEN_COOKIE}=${encodeURIComponent(this.#opts.policy.token)}; Path=/; HttpOnly; SameSite=Strict`);
+    }
+    try {
+      if (this.#opts.watch?.handleRequest(req, res)) return;
+    } catch (err) {
+      this.#opts.log?.(`watch request failed: ${err instanceof Error ? err.message : String(err)}`);
+      if (!res.headersSent) res.writeHead(500).end();
+      return;
+    }
+    if (url.pathname === CONFIG_PATH) {
+      res.writeHead(200, { 'content-type': 'application/json', 'cache-control': 'no-store' }).end(JSON.stringify(this.#opts.studioConfig));
+      return;
+    }
+    this.#static.serve(req, res).catch(() => res.destroy());
+  }
+
+  #onUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
+    const verdict = this.#opts.policy.checkUpgrade(req);
+    if (!verdict.ok) {
+      socket.end(`HTTP/1.1 ${verdict.status} ${verdict.status === 401 ? 'Unauthorized' : 'Forbidden'}\r\nconnection: close\r\ncontent-length: 0\r\n\r\n`);
+      return;
+    }
+    const path = new URL(req.url ?? '/', 'http://x').pathname;
+    if (path === STUDIO_WS_PATH) {
+      this.#wss.handleUpgrade(req, socket, head, (ws) => {
+        const session = new StudioSession(ws, { ...this.#opts.studio, policy: this.#opts.policy, ...(this.#opts.log ? { log: this.#opts.log } : {}) });
+        this.#sessions.add(session);
+        void session.done.then(() => this.#sessions.delete(session));
+      });
+      return;
+    }
+    if (this.#opts.watch?.handleUpgrade(req, socket, head)) return;
+    socket.end('HTTP/1.1 404 Not Found\r\nconnection: close\r\ncontent-length: 0\r\n\r\n');
+  }
+
+  /** Ends every studio session (destinations unpublish), then stops listening. */
+  async close(): Promise<void> {
+    await Promise.all([...this.#sessions].map((s) => s.close()));
+    await this.#opts.watch?.close();
+    this.#wss.close();
+    await new Promise<void>((resolve) => {
+      this.#http.close(() => resolve());
+      this.#http.closeAllConnections();
+    });
+  }
+}

@@ -1,0 +1,177 @@
+import { timingSafeEqual } from 'node:crypto';
+import { lookup } from 'node:dns/promises';
+import type { IncomingMessage } from 'node:http';
+import { BlockList, isIP } from 'node:net';
+import { OnairError } from '@onair/shared';
+
+export interface PolicyOptions {
+  /** The address the server listens on. */
+  host: string;
+  /** Required on every HTTP request and WebSocket when set; mandatory off loopback. */
+  token?: string | undefined;
+  /** Let destinations (and watch sources) on loopback/private/link-local addresses through. */
+  allowPrivateDestinations?: boolean | undefined;
+  /** Extra page origins allowed to open WebSockets (besides the server's own). */
+  allowedOrigins?: readonly string[] | undefined;
+}
+
+export type Verdict = { ok: true } | { ok: false; status: 401 | 403; reason: string };
+
+export const TOKEN_COOKIE = 'onair_token';
+
+// Addresses a relay on a public interface must never be pointed at: it would be an SSRF tool
+// reaching the host's own services or its private network.
+const NON_PUBLIC = new BlockList();
+for (const [net, bits] of [
+  ['0.0.0.0', 8], // "this network"
+  ['10.0.0.0', 8], // RFC 1918
+  ['100.64.0.0', 10], // RFC 6598 carrier-grade NAT
+  ['127.0.0.0', 8], // loopback
+  ['169.254.0.0', 16], // link-local
+  ['172.16.0.0', 12], // RFC 1918
+  ['192.0.0.0', 24], // IETF protocol assignments
+  ['192.168.0.0', 16], // RFC 1918
+  ['198.18.0.0', 15], // benchmarking
+  ['224.0.0.0', 3], // multicast and reserved
+] as const) {
+  NON_PUBLIC.addSubnet(net, bits, 'ipv4');
+}
+for (const [net, bits] of [
+  ['::', 128], // unspecified
+  ['::1', 128], // loopback
+  ['fc00::', 7], // unique local
+  ['fe80::', 10], // link-local
+  ['ff00::', 8], // multicast
+] as const) {
+  NON_PUBLIC.addSubnet(net, bits, 'ipv6');
+}
+
+/** True for an address on loopback, a private range, link-local, multicast or unspecified. */
+export function isNonPublicAddress(address: string): boolean {
+  const family = isIP(address);
+  if (family === 4) return NON_PUBLIC.check(address, 'ipv4');
+  if (family !== 6) return false;
+  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address);
+  if (mapped?.[1] !== undefined) return NON_PUBLIC.check(mapped[1], 'ipv4');
+  return NON_PUBLIC.check(address, 'ipv6');
+}
+
+/** True when `host` (a listen address or host name) only reaches this machine. */
+export function isLoopbackHost(host: string): boolean {
+  const h = host.replace(/^\[|\]$/g, '').toLowerCase();
+  if (h === 'localhost' || h.endsWith('.localhost')) return true;
+  if (isIP(h) === 4) return h.startsWith('127.');
+  return h === '::1' || /^::ffff:127\./.test(h);
+}
+
+function sameSecret(a: string, b: string): boolean {
+  const x = Buffer.from(a);
+  const y = Buffer.from(b);
+  return x.length === y.length && timingSafeEqual(x, y);
+}
+
+function cookie(req: IncomingMessage, name: string): string | undefined {
+  const header = req.headers.cookie;
+  if (header === undefined) return undefined;
+  for (const part of header.split(';')) {
+    const eq = part.indexOf('=');
+    if (eq > 0 && part.slice(0, eq).trim() === name) return decodeURIComponent(part.slice(eq + 1).trim());
+  }
+  return undefined;
+}
+
+/**
+ * Who may use the server and where it may connect. Bound to loopback it serves the local user:
+ * no token needed, any destination allowed. Bound anywhere else it requires the token, checks the
+ * `Origin` of WebSockets, and refuses non-public destinations unless told otherwise.
+ */
+export class ServerPolicy {
+  readonly loopbackOnly: boolean;
+  readonly token: string | undefined;
+  readonly allowPrivateDestinations: boolean;
+  readonly #allowedOrigins: ReadonlySet<string>;
+
+  constructor(opts: PolicyOptions) {
+    this.loopbackOnly = isLoopbackHost(opts.host);
+    this.token = opts.token === '' ? undefined : opts.token;
+    if (!this.loopbackOnly && this.token === undefined) {
+      throw new OnairError('TOKEN_REQUIRED', `listening on ${opts.host} (not loopback) requires a token: --token or ONAIR_TOKEN`);
+    }
+    this.allowPrivateDestinations = opts.allowPrivateDestinations ?? this.loopbackOnly;
+    this.#allowedOrigins = new Set((opts.allowedOrigins ?? []).map((o) => o.toLowerCase()));
+  }
+
+  /** The token presented by a request: `?token=`, `Authorization: Bearer`, or the cookie set on first visit. */
+  presentedToken(req: IncomingMessage): string | undefined {
+    const url = new URL(req.url ?? '/', 'http://x');
+    const query = url.searchParams.get('token');
+    if (query !== null) return query;
+    const auth = req.headers.authorization;
+    if (auth?.startsWith('Bearer ')) return auth.slice(7).trim();
+    return cookie(req, TOKEN_COOKIE);
+  }
+
+  /** Checks the token (when one is configured) and, on loopback, the Host header. */
+  checkRequest(req: IncomingMessage): Verdict {
+    if (this.loopbackOnly) {
+      // A page on another site could resolve its own name to 127.0.0.1 (DNS rebinding); only
+      // loopback names reach a loopback-only server legitimately.
+      const host = (req.headers.host ?? '').replace(/:\d+$/, '');
+      if (!isLoopbackHost(host)) return { ok: false, status: 403, reason: `host "${host}" is not a loopback name` };
+    }
+    if (this.token !== undefined) {
+      const presented = this.presentedToken(req);
+      if (presented === undefined || !sameSecret(presented, this.token)) return { ok: false, status: 401, reason: 'missing or wrong token' };
+    }
+    return { ok: true };
+  }
+
+  /** Like checkRequest, plus the `Origin` a browser sends with every WebSocket handshake. */
+  checkUpgrade(req: IncomingMessage): Verdict {
+    const verdict = this.checkRequest(req);
+    if (!verdict.ok) return verdict;
+    const origin = req.headers.origin;
+    // Non-browser clients send no Origin; they still passed the token (or are local).
+    if (origin === undefined) return verdict;
+    let originHost: string;
+    try {
+      originHost = new URL(origin).host.toLowerCase();
+    } catch {
+      return { ok: false, status: 403, reason: 'malformed Origin' };
+    }
+    if (originHost === (req.headers.host ?? '').toLowerCase() || this.#allowedOrigins.has(origin.toLowerCase())) return verdict;
+    return { ok: false, status: 403, reason: `origin ${origin} not allowed` };
+  }
+
+  /**
+   * Resolves when `url` (rtmp/rtmps) may be contacted; rejects with OnairError
+   * DESTINATION_REFUSED otherwise. Every address the name resolves to must be public.
+   */
+  async isAllowed(url: string): Promise<void> {
+    let parsed: URL;
+    try {
+      parsed = new URL(url);
+    } catch {
+      throw new OnairError('DESTINATION_REFUSED', 'not a valid URL');
+    }
+    if (parsed.protocol !== 'rtmp:' && parsed.protocol !== 'rtmps:') {
+      throw new OnairError('DESTINATION_REFUSED', `protocol ${parsed.protocol} is not rtmp: or rtmps:`);
+    }
+    if (this.allowPrivateDestinations) return;
+    const host = parsed.hostname.replace(/^\[|\]$/g, '');
+    let addresses: string[];
+    if (isIP(host) !== 0) {
+      addresses = [host];
+    } else {
+      try {
+        addresses = (await lookup(host, { all: true, verbatim: true })).map((a) => a.address);
+      } catch {
+        throw new OnairError('DESTINATION_REFUSED', `cannot resolve ${host}`);
+      }
+    }
+    const bad = addresses.find(isNonPublicAddress);
+    if (bad !== undefined) {
+      throw new OnairError('DESTINATION_REFUSED', `${host} is a loopback/private/link-local address (${bad}); start with --allow-private-destinations to allow it`);
+    }
+  }
+}

@@ -1,0 +1,67 @@
+import { createServer } from 'node:net';
+import { describe, expect, it } from 'vitest';
+import { ffmpegPublish } from '../../test/harness/ffmpeg.js';
+import { shortFlv } from '../../test/harness/fixtures.js';
+import { freePort, waitForPort } from '../../test/harness/ports.js';
+import { spawnTracked, waitFor } from '../../test/harness/proc.js';
+import { ONAIR_BIN, runOnair } from '../../test/harness/run.js';
+import { SERVE_HELP, parseServeArgs } from '../serve.js';
+
+describe('onair serve options', () => {
+  it('documents every option and environment variable it reads', async () => {
+    const help = await runOnair(['serve', '--help']);
+    expect(help.code).toBe(0);
+    expect(help.stdout.toString()).toBe(SERVE_HELP);
+    for (const word of ['--host', '--port', '--token', '--allow-private-destinations', '--allow-origin', '--local-rtmp-port', '--no-local-rtmp', '--web-root', '--verbose',
+      'ONAIR_HOST', 'ONAIR_PORT', 'ONAIR_TOKEN', 'ONAIR_ALLOW_PRIVATE', 'ONAIR_ALLOW_ORIGIN', 'ONAIR_LOCAL_RTMP_PORT', 'ONAIR_NO_LOCAL_RTMP', 'ONAIR_WEB_ROOT', 'ONAIR_VERBOSE']) {
+      expect(SERVE_HELP).toContain(word);
+    }
+  });
+
+  it('takes options over environment variables, with loopback defaults', () => {
+    expect(parseServeArgs([], {})).toMatchObject({ host: '127.0.0.1', port: 8080, token: undefined, localRtmpPort: 1935, allowPrivate: undefined, verbose: false });
+    const env = { ONAIR_HOST: '0.0.0.0', ONAIR_PORT: '9000', ONAIR_TOKEN: 't', ONAIR_LOCAL_RTMP_PORT: '1940', ONAIR_ALLOW_PRIVATE: '1', ONAIR_ALLOW_ORIGIN: 'https://a, https://b' };
+    expect(parseServeArgs([], env)).toMatchObject({ host: '0.0.0.0', port: 9000, token: 't', localRtmpPort: 1940, allowPrivate: true, allowOrigins: ['https://a', 'https://b'] });
+    expect(parseServeArgs(['--port', '0', '--no-local-rtmp', '--host', '::1'], env)).toMatchObject({ host: '::1', port: 0, localRtmpPort: undefined });
+    expect(() => parseServeArgs(['--port', '70000'], {})).toThrow(/not a port number/);
+  });
+});
+
+describe('onair serve process', () => {
+  it('serves the studio, runs the embedded RTMP server quietly, and exits 0 on SIGTERM', async () => {
+    const [port, rtmpPort] = [await freePort(), await freePort()];
+    const child = spawnTracked(process.execPath, [ONAIR_BIN, 'serve', '--port', String(port), '--local-rtmp-port', String(rtmpPort)], { keepLines: 200 });
+    try {
+      await waitForPort(port, 60_000);
+      await waitFor('URL printed', () => (child.tail().includes(`http://127.0.0.1:${port}/`) ? true : undefined));
+      const config = (await (await fetch(`http://127.0.0.1:${port}/api/config`)).json()) as { localRtmp: { url: string; key: string } };
+      expect(config.localRtmp.url).toBe(`rtmp://127.0.0.1:${rtmpPort}/live`);
+      expect(config.localRtmp.key).toMatch(/^[0-9a-f]{12}$/);
+      // The embedded server takes a real publisher (ffmpeg) …
+      await ffmpegPublish(await shortFlv(), `${config.localRtmp.url}/cli-test`);
+      // … and stays silent about it: our lines only, and never the key.
+      expect(child.tail()).not.toMatch(/Node-Media-Server|\[INFO\]/);
+      expect(child.tail()).not.toContain(config.localRtmp.key);
+    } finally {
+      const exit = await child.stop('SIGTERM', 10_000);
+      expect(exit.code).toBe(0);
+    }
+    expect(child.tail()).toMatch(/shutting down/);
+  });
+
+  it('fails politely when the local RTMP port is taken or a public bind has no token', async () => {
+    const busy = createServer();
+    await new Promise<void>((resolve) => busy.listen(0, '127.0.0.1', resolve));
+    const busyPort = (busy.address() as { port: number }).port;
+    try {
+      const taken = await runOnair(['serve', '--port', '0', '--local-rtmp-port', String(busyPort)]);
+      expect(taken.code).toBe(1);
+      expect(taken.stderr).toMatch(/PORT_IN_USE/);
+    } finally {
+      busy.close();
+    }
+    const open = await runOnair(['serve', '--port', '0', '--host', '0.0.0.0', '--no-local-rtmp'], { env: { ONAIR_TOKEN: '' } });
+    expect(open.code).toBe(1);
+    expect(open.stderr).toMatch(/requires a token/);
+  });
+});

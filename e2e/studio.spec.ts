@@ -1,0 +1,140 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { expect, test, type Page } from '@playwright/test';
+import { ffprobeStreams } from '../bridge/test/harness/judge.js';
+import { startNginxRtmp, type NginxRtmp } from '../bridge/test/harness/nginx.js';
+import { startBridge, type Bridge } from './support/bridge.js';
+import { meanVolumeDb, probeRecording, type RecordingReport } from './support/judge.js';
+import { ffmpegPull } from './support/pull.js';
+
+const LIVE_SECONDS = 20;
+const FPS = 30;
+const BITRATE = 2_500_000;
+
+let bridge: Bridge;
+let nginx: NginxRtmp;
+let scratch: string;
+
+test.describe.configure({ mode: 'serial' });
+
+test.beforeAll(async () => {
+  scratch = mkdtempSync(join(tmpdir(), 'onair-e2e-'));
+  [bridge, nginx] = await Promise.all([startBridge(), startNginxRtmp({ record: true })]);
+});
+
+test.afterAll(async () => {
+  await bridge?.stop();
+  await nginx?.stop();
+  rmSync(scratch, { recursive: true, force: true });
+});
+
+function serverOf(url: string): string {
+  return url.slice(0, url.lastIndexOf('/'));
+}
+
+async function openStudio(page: Page): Promise<void> {
+  page.on('pageerror', (err) => console.log(`page error: ${err.message}`));
+  await page.goto(bridge.url);
+  await expect(page.getByRole('button', { name: 'Go live' })).toBeEnabled();
+  // The local server is pre-filled once the page has its config.
+  await expect(page.getByLabel('Server URL', { exact: true }).first()).toHaveValue(/^rtmp:\/\/127\.0\.0\.1:\d+\/live$/);
+}
+
+async function setDestination(page: Page, index: number, server: string, key: string): Promise<void> {
+  await page.getByLabel('Server URL', { exact: true }).nth(index).fill(server);
+  await page.getByLabel('Stream key', { exact: true }).nth(index).fill(key);
+}
+
+/** Goes live, waits until every destination says live, stays on air, then ends the stream. */
+async function broadcast(page: Page, destinations: number, onLive?: () => void): Promise<void> {
+  await page.getByRole('button', { name: 'Go live' }).click();
+  await expect(page.getByRole('button', { name: 'End stream' })).toBeVisible();
+  await expect(page.locator('.status[data-state="live"]')).toHaveCount(destinations, { timeout: 20_000 });
+  onLive?.();
+  await page.waitForTimeout(LIVE_SECONDS * 1000);
+  const dropped = await page.locator('[data-stat="frames-dropped"]').textContent();
+  console.log(`frames dropped on the page: ${dropped}; stats: ${await page.locator('.stats').textContent()}`);
+  await page.getByRole('button', { name: 'End stream' }).click();
+  await expect(page.getByRole('button', { name: 'Go live' })).toBeVisible({ timeout: 15_000 });
+}
+
+function judge(r: RecordingReport, minFrameRatio: number): void {
+  console.log(JSON.stringify({ ...r, video: { ...r.video, keyframeGapsS: r.video.keyframeGapsS.map((g) => g.toFixed(3)).join(' ') } }));
+  expect(r.video.codec).toBe('h264');
+  expect([r.video.width, r.video.height]).toEqual([1280, 720]);
+  expect(r.audio.codec).toBe('aac');
+  expect(r.audio.profile).toBe('LC');
+  expect(r.audio.sampleRate).toBe(48_000);
+  expect(r.audio.channels).toBe(2);
+  expect(r.video.durationS).toBeGreaterThan(LIVE_SECONDS - 1);
+  expect(r.video.frames).toBeGreaterThanOrEqual(Math.floor(minFrameRatio * LIVE_SECONDS * FPS));
+  expect(r.video.frames / (r.video.durationS * FPS)).toBeGreaterThanOrEqual(minFrameRatio);
+  expect(r.video.keyframeGapsS.length).toBeGreaterThanOrEqual(Math.floor(LIVE_SECONDS / 2) - 1);
+  for (const gap of r.video.keyframeGapsS) expect(Math.abs(gap - 2)).toBeLessThanOrEqual(1 / FPS + 0.002);
+  expect(Math.abs(r.audio.firstS - r.video.firstS)).toBeLessThanOrEqual(0.1);
+  expect(Math.abs(r.video.bitrate - BITRATE) / BITRATE).toBeLessThanOrEqual(0.2);
+}
+
+test('goes live to nginx-rtmp: H.264 720p30 + AAC-LC 48 kHz stereo, keyframes every 2 s', async ({ page }) => {
+  await openStudio(page);
+  await setDestination(page, 0, serverOf(nginx.url('live', 'x')), 'one');
+  await broadcast(page, 1);
+  const file = await nginx.recordingDone('one', 15_000);
+  judge(await probeRecording(file), 0.95);
+  // Every frame decodes without an error (the CBR filler NAL units included).
+  const decoded = await ffprobeStreams(file, { decode: true });
+  expect(Number(decoded.find((s) => s.codec_type === 'video')?.nb_read_frames)).toBeGreaterThanOrEqual(570);
+  // The fake microphone's beeps made it through (not the silence used without a microphone).
+  expect(await meanVolumeDb(file)).toBeGreaterThan(-50);
+});
+
+test('two destinations at once: nginx-rtmp and the embedded node-media-server', async ({ page }) => {
+  await openStudio(page);
+  // Destination 1 stays the pre-filled embedded server; destination 2 is nginx.
+  await page.getByLabel('Stream key', { exact: true }).first().fill('two');
+  await page.getByRole('button', { name: 'Add destination' }).click();
+  await setDestination(page, 1, serverOf(nginx.url('live', 'x')), 'two');
+  const pulled = join(scratch, 'nms-two.flv');
+  let pull: Promise<void> | undefined;
+  await broadcast(page, 2, () => {
+    pull = ffmpegPull(`rtmp://127.0.0.1:${bridge.localRtmpPort}/live/two`, pulled, 4_000);
+  });
+  judge(await probeRecording(await nginx.recordingDone('two', 15_000)), 0.95);
+  await pull;
+  // The player joined after the start; it gets the rest of the stream from a keyframe.
+  const nms = await probeRecording(pulled);
+  console.log(`node-media-server pull: ${JSON.stringify(nms.video)}`);
+  expect(nms.video.codec).toBe('h264');
+  expect([nms.video.width, nms.video.height]).toEqual([1280, 720]);
+  expect(nms.audio.sampleRate).toBe(48_000);
+  expect(nms.video.durationS).toBeGreaterThan(LIVE_SECONDS - 3);
+  expect(nms.video.frames / (nms.video.durationS * FPS)).toBeGreaterThanOrEqual(0.95);
+});
+
+test("keeps full rate with the page's timers and animation frames throttled to 1 Hz", async ({ page }) => {
+  await page.addInitScript(() => {
+    // What a hidden tab does to a page: timers and rAF at most once a second.
+    const setTimeoutOriginal = window.setTimeout.bind(window);
+    const setIntervalOriginal = window.setInterval.bind(window);
+    window.setTimeout = ((fn: TimerHandler, ms?: number, ...args: unknown[]) => setTimeoutOriginal(fn, Math.max(ms ?? 0, 1000), ...args)) as typeof window.setTimeout;
+    window.setInterval = ((fn: TimerHandler, ms?: number, ...args: unknown[]) => setIntervalOriginal(fn, Math.max(ms ?? 0, 1000), ...args)) as typeof window.setInterval;
+    window.requestAnimationFrame = (cb: FrameRequestCallback) => setTimeoutOriginal(() => cb(performance.now()), 1000);
+  });
+  await openStudio(page);
+  await setDestination(page, 0, serverOf(nginx.url('live', 'x')), 'three');
+  await broadcast(page, 1);
+  judge(await probeRecording(await nginx.recordingDone('three', 15_000)), 0.9);
+});
+
+test('without MediaStreamTrackProcessor (the Firefox path): requestVideoFrameCallback frames and AudioWorklet audio', async ({ page }) => {
+  await page.addInitScript(() => {
+    delete (window as unknown as { MediaStreamTrackProcessor?: unknown }).MediaStreamTrackProcessor;
+  });
+  await openStudio(page);
+  await setDestination(page, 0, serverOf(nginx.url('live', 'x')), 'four');
+  await broadcast(page, 1);
+  const file = await nginx.recordingDone('four', 15_000);
+  judge(await probeRecording(file), 0.95);
+  expect(await meanVolumeDb(file)).toBeGreaterThan(-50);
+});

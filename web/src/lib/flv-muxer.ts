@@ -1,0 +1,97 @@
+import { FLV_PREVIOUS_TAG_SIZE, FLV_TAG_HEADER_SIZE, FlvTagType, aacAudioBody, avcVideoBody, flvTag, onMetaDataBody } from '@onair/shared';
+import { writeFiller } from './cbr-filler.js';
+
+/** AVCVIDEOPACKET header: FrameType|CodecID, AVCPacketType, CompositionTime (FLV spec §E.4.3.1). */
+const AVC_HEADER_SIZE = 5;
+const AVC_KEY = 0x17; // FrameType 1 (key) | CodecID 7 (AVC)
+const AVC_INTER = 0x27; // FrameType 2 (inter) | CodecID 7 (AVC)
+const AVC_NALU = 1; // AVCPacketType 1: NALU
+
+export interface StreamMetadata {
+  width: number;
+  height: number;
+  framerate: number;
+  videoBitrate: number;
+  audioBitrate: number;
+  sampleRate: number;
+  channels: number;
+}
+
+/**
+ * Turns encoder output into FLV tags in file form (one WebSocket binary message each). One clock
+ * for both tracks: callers pass microseconds since the session origin; each track's millisecond
+ * timestamps never go backwards.
+ */
+export class FlvMuxer {
+  #lastAudioMs = 0;
+  #lastVideoMs = 0;
+  #scratch = new Uint8Array(64 * 1024);
+  #view = new DataView(this.#scratch.buffer);
+
+  metadata(meta: StreamMetadata): Uint8Array<ArrayBuffer> {
+    // File form (`onMetaData, {…}`); the bridge adds `@setDataFrame` when it publishes.
+    const body = onMetaDataBody(
+      {
+        duration: 0,
+        width: meta.width,
+        height: meta.height,
+        framerate: meta.framerate,
+        videocodecid: 7, // AVC
+        videodatarate: meta.videoBitrate / 1000,
+        audiocodecid: 10, // AAC
+        audiodatarate: meta.audioBitrate / 1000,
+        audiosamplerate: meta.sampleRate,
+        audiosamplesize: 16,
+        stereo: meta.channels === 2,
+        encoder: 'onair studio',
+      },
+      false,
+    );
+    return flvTag({ type: FlvTagType.Script, timestamp: 0, data: body }) as Uint8Array<ArrayBuffer>;
+  }
+
+  videoConfig(avcC: Uint8Array): Uint8Array<ArrayBuffer> {
+    return flvTag({ type: FlvTagType.Video, timestamp: 0, data: avcVideoBody({ keyframe: true, packetType: 0, cts: 0, data: avcC }) }) as Uint8Array<ArrayBuffer>;
+  }
+
+  audioConfig(asc: Uint8Array): Uint8Array<ArrayBuffer> {
+    return flvTag({ type: FlvTagType.Audio, timestamp: 0, data: aacAudioBody({ packetType: 0, data: asc }) }) as Uint8Array<ArrayBuffer>;
+  }
+
+  /**
+   * One AVC access unit (length-prefixed NAL units) with its decode and presentation times, plus
+   * `fillerBytes` of filler NAL unit for CBR: the same bytes as `flvTag` of `avcVideoBody`. The
+   * hot path, so no allocation: the result is a view into a buffer reused by the next call (send
+   * it, or copy it, before muxing the next frame; WebSocket.send copies).
+   */
+  video(data: Uint8Array, keyframe: boolean, dtsUs: number, ptsUs = dtsUs, fillerBytes = 0): Uint8Array<ArrayBuffer> {
+    const ms = Math.max(this.#lastVideoMs, Math.round(dtsUs / 1000));
+    this.#lastVideoMs = ms;
+    const cts = Math.round(ptsUs / 1000) - ms;
+    if (cts < -0x800000 || cts > 0x7fffff) throw new RangeError(`composition time ${cts} ms outside signed 24 bits`);
+    const bodySize = AVC_HEADER_SIZE + data.length + fillerBytes;
+    const size = FLV_TAG_HEADER_SIZE + bodySize + FLV_PREVIOUS_TAG_SIZE;
+    if (this.#scratch.length < size) {
+      this.#scratch = new Uint8Array(Math.max(size, this.#scratch.length * 2));
+      this.#view = new DataView(this.#scratch.buffer);
+    }
+    const out = this.#scratch;
+    const view = this.#view;
+    view.setUint32(0, (FlvTagType.Video << 24) | bodySize); // TagType, DataSize
+    view.setUint32(4, ((ms & 0xffffff) << 8) | (ms >>> 24)); // Timestamp, TimestampExtended
+    out[8] = out[9] = out[10] = 0; // StreamID
+    out[FLV_TAG_HEADER_SIZE] = keyframe ? AVC_KEY : AVC_INTER;
+    view.setUint32(FLV_TAG_HEADER_SIZE + 1, (AVC_NALU << 24) | (cts & 0xffffff));
+    out.set(data, FLV_TAG_HEADER_SIZE + AVC_HEADER_SIZE);
+    if (fillerBytes > 0) writeFiller(out, FLV_TAG_HEADER_SIZE + AVC_HEADER_SIZE + data.length, fillerBytes);
+    view.setUint32(FLV_TAG_HEADER_SIZE + bodySize, FLV_TAG_HEADER_SIZE + bodySize); // PreviousTagSize
+    return out.subarray(0, size);
+  }
+
+  /** One raw AAC frame. */
+  audio(data: Uint8Array, timestampUs: number): Uint8Array<ArrayBuffer> {
+    const ms = Math.max(this.#lastAudioMs, Math.round(timestampUs / 1000));
+    this.#lastAudioMs = ms;
+    return flvTag({ type: FlvTagType.Audio, timestamp: ms, data: aacAudioBody({ packetType: 1, data }) }) as Uint8Array<ArrayBuffer>;
+  }
+}

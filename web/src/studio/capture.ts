@@ -1,0 +1,143 @@
+import type { SourceHandles } from './worker-protocol.js';
+
+// MediaStreamTrackProcessor is not in TypeScript's DOM typings yet (Chromium ships it on the page).
+interface TrackProcessorConstructor {
+  new (init: { track: MediaStreamTrack; maxBufferSize?: number }): { readable: ReadableStream<VideoFrame | AudioData> };
+}
+
+function trackProcessor(): TrackProcessorConstructor | undefined {
+  return (globalThis as unknown as { MediaStreamTrackProcessor?: TrackProcessorConstructor }).MediaStreamTrackProcessor;
+}
+
+export const hasTrackProcessor = (): boolean => trackProcessor() !== undefined;
+
+/** A running capture source feeding the worker; `stop()` releases everything it added. */
+export interface Feed {
+  handles: SourceHandles;
+  transfer: Transferable[];
+  stop(): void;
+}
+
+const WORKLET = `
+class OnairPcmTap extends AudioWorkletProcessor {
+  constructor() { super(); this.buf = []; this.n = 0; }
+  process(inputs) {
+    const input = inputs[0];
+    if (input && input.length > 0) {
+      this.buf.push(input.map((c) => c.slice()));
+      this.n += input[0].length;
+      if (this.n >= 1024) {
+        const channels = input.map((_, c) => {
+          const out = new Float32Array(this.n);
+          let at = 0;
+          for (const block of this.buf) { out.set(block[c], at); at += block[c].length; }
+          return out;
+        });
+        this.port.postMessage({ sampleRate, channels }, channels.map((c) => c.buffer));
+        this.buf = []; this.n = 0;
+      }
+    }
+    return true;
+  }
+}
+registerProcessor('onair-pcm-tap', OnairPcmTap);
+`;
+
+/**
+ * Builds the worker's sources from the current tracks. With MediaStreamTrackProcessor (Chromium)
+ * both tracks become streams read in the worker, so a hidden tab keeps full rate. Elsewhere
+ * (Firefox) video frames come from requestVideoFrameCallback and audio from an AudioWorklet
+ * whose port goes straight to the worker.
+ */
+export async function createFeed(video: MediaStreamTrack | undefined, audio: MediaStreamTrack | undefined, worker: Worker): Promise<Feed> {
+  const Processor = trackProcessor();
+  const handles: SourceHandles = {};
+  const transfer: Transferable[] = [];
+  const cleanups: (() => void)[] = [];
+
+  if (video !== undefined) {
+    const track = video.clone();
+    cleanups.push(() => track.stop());
+    if (Processor !== undefined) {
+      handles.video = new Processor({ track, maxBufferSize: 2 }).readable as ReadableStream<VideoFrame>;
+      transfer.push(handles.video);
+    } else {
+      handles.videoByMessage = true;
+      const el = document.createElement('video');
+      el.muted = true;
+      el.playsInline = true;
+      el.srcObject = new MediaStream([track]);
+      await el.play();
+      let handle = 0;
+      const onFrame = (): void => {
+        try {
+          const frame = new VideoFrame(el, { timestamp: Math.round(performance.now() * 1000) });
+          worker.postMessage({ type: 'frame', frame }, [frame]);
+        } catch {
+          // The element has no frame yet.
+        }
+        handle = el.requestVideoFrameCallback(onFrame);
+      };
+      handle = el.requestVideoFrameCallback(onFrame);
+      cleanups.push(() => {
+        el.cancelVideoFrameCallback(handle);
+        el.srcObject = null;
+      });
+    }
+  }
+
+  if (audio !== undefined) {
+    const track = audio.clone();
+    cleanups.push(() => track.stop());
+    if (Processor !== undefined) {
+      handles.audio = new Processor({ track }).readable as ReadableStream<AudioData>;
+      transfer.push(handles.audio);
+    } else {
+      const ctx = new AudioContext({ sampleRate: 48_000 });
+      const url = URL.createObjectURL(new Blob([WORKLET], { type: 'text/javascript' }));
+      await ctx.audioWorklet.addModule(url);
+      URL.revokeObjectURL(url);
+      const node = new AudioWorkletNode(ctx, 'onair-pcm-tap', { numberOfOutputs: 0 });
+      ctx.createMediaStreamSource(new MediaStream([track])).connect(node);
+      handles.audioPort = node.port;
+      transfer.push(node.port);
+      cleanups.push(() => void ctx.close());
+    }
+  }
+
+  return {
+    handles,
+    transfer,
+    stop() {
+      for (const c of cleanups) c();
+    },
+  };
+}
+
+/**
+ * Mixes several audio tracks (microphone + shared screen/tab audio) into one, so the encoder
+ * sees a single source. One track passes through untouched.
+ */
+export class AudioMix {
+  #ctx: AudioContext | undefined;
+  #track: MediaStreamTrack | undefined;
+
+  mix(tracks: MediaStreamTrack[]): MediaStreamTrack | undefined {
+    this.close();
+    if (tracks.length <= 1) return tracks[0];
+    const ctx = new AudioContext({ sampleRate: 48_000 });
+    const dest = ctx.createMediaStreamDestination();
+    dest.channelCount = 2;
+    for (const t of tracks) ctx.createMediaStreamSource(new MediaStream([t])).connect(dest);
+    this.#ctx = ctx;
+    this.#track = dest.stream.getAudioTracks()[0];
+    return this.#track;
+  }
+
+  close(): void {
+    this.#track?.stop();
+    void this.#ctx?.close();
+    this.#ctx = undefined;
+    this.#track = undefined;
+  }
+}

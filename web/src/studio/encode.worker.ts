@@ -1,0 +1,448 @@
+/// <reference lib="webworker" />
+import { AacObjectType, buildAudioSpecificConfig, parseStudioServerMessage } from '@onair/shared';
+import { CbrFiller } from '../lib/cbr-filler.js';
+import { FlvMuxer } from '../lib/flv-muxer.js';
+import { PcmConverter } from '../lib/pcm.js';
+import { openAacEncoder, type AacEncoder } from './aac-encoder.js';
+import { openH264Encoder, type H264Chunk, type H264Encoder } from './h264-encoder.js';
+import type { EncodeSettings, EncodeStats, FromWorker, PcmBlock, SourceHandles, ToWorker } from './worker-protocol.js';
+
+declare const self: DedicatedWorkerGlobalScope;
+
+/** Above this many bytes queued in the WebSocket, video is dropped until the next keyframe. */
+const WS_HIGH_WATER = 1024 * 1024;
+/** Frames waiting in the encoder beyond which a new frame is dropped instead of queued. */
+const MAX_ENCODE_QUEUE = 3;
+/** How far the audio timeline may trail the clock before the gap is filled with silence. */
+const AUDIO_SLACK_US = 150_000;
+/** Output frames emitted at once to catch up after the worker was held up. */
+const MAX_CATCH_UP = 2;
+const FIRST_FRAME_WAIT_MS = 2000;
+const STATS_INTERVAL_MS = 1000;
+const COST_SAMPLES = 600;
+
+function post(msg: FromWorker): void {
+  self.postMessage(msg);
+}
+
+class Session {
+  readonly #s: EncodeSettings;
+  readonly #muxer = new FlvMuxer();
+  readonly #pcm: PcmConverter;
+  #ws: WebSocket | undefined;
+  #video: H264Encoder | undefined;
+  #audio: AacEncoder | undefined;
+  /** Set by stop(): no new frames, but what the encoders still hold goes out. */
+  #closing = false;
+  #stopped = false;
+
+  // Sources.
+  #latest: VideoFrame | undefined;
+  #latestFresh = false;
+  #videoReader: ReadableStreamDefaultReader<VideoFrame> | undefined;
+  #audioReader: ReadableStreamDefaultReader<AudioData> | undefined;
+  #audioPort: MessagePort | undefined;
+  #firstFrame: () => void = () => {};
+
+  // Output clock: frame n is due at t0 + n / fps.
+  #t0 = 0;
+  #n = 0;
+  #nextKey = 0;
+  #forceKey = false;
+  #tick: ReturnType<typeof setTimeout> | undefined;
+  #canvas: OffscreenCanvas | undefined;
+  #ctx: OffscreenCanvasRenderingContext2D | undefined;
+  #audioSamples = 0;
+
+  // Transport.
+  #videoConfigSent = false;
+  #waitKey = true;
+  #heldAudio: Uint8Array<ArrayBuffer>[] = [];
+  #filler: CbrFiller | undefined;
+
+  // Stats.
+  #stats: EncodeStats;
+  #sentBytes = 0;
+  #sentFrames = 0;
+  #costs = new Float64Array(COST_SAMPLES);
+  #costCount = 0;
+  #costSum = 0;
+  #statsTimer: ReturnType<typeof setInterval> | undefined;
+
+  constructor(settings: EncodeSettings) {
+    this.#s = settings;
+    this.#pcm = new PcmConverter(settings.sampleRate, settings.channels);
+    this.#stats = {
+      fps: 0,
+      bitrate: 0,
+      encodeQueue: 0,
+      framesDropped: 0,
+      framesRepeated: 0,
+      wsBufferedBytes: 0,
+      framesSent: 0,
+      audioFramesSent: 0,
+      muxSendMedianMs: 0,
+      muxSendP95Ms: 0,
+      muxSendMeanMs: 0,
+      codec: '',
+      audioEncoder: 'none',
+    };
+  }
+
+  async start(wsUrl: string, destinations: { id: string; url: string }[], sources: SourceHandles): Promise<void> {
+    post({ type: 'state', state: 'starting' });
+    const gotFrame = new Promise<void>((resolve) => (this.#firstFrame = resolve));
+    this.setSources(sources);
+    const s = this.#s;
+    const [ws, video, audio] = await Promise.all([
+      this.#connect(wsUrl),
+      openH264Encoder({ width: s.width, height: s.height, fps: s.fps, bitrate: s.videoBitrate, codecs: s.codecs }, (c) => this.#onVideo(c), (e) => this.fail(`video encoder: ${e.message}`)),
+      openAacEncoder({ sampleRate: s.sampleRate, channels: s.channels, bitrate: s.audioBitrate }, (d, t) => this.#onAudio(d, t), (e) => this.fail(`audio encoder: ${e.message}`)),
+    ]);
+    if (this.#closing) {
+      video.close();
+      audio.close();
+      ws.close();
+      return;
+    }
+    this.#ws = ws;
+    this.#video = video;
+    this.#audio = audio;
+    this.#stats.codec = video.codec;
+    if (video.constantBitrate) this.#filler = new CbrFiller(s.videoBitrate, s.fps);
+    this.#stats.audioEncoder = audio.kind;
+    ws.send(JSON.stringify({ type: 'start', destinations }));
+    ws.send(this.#muxer.metadata({ width: s.width, height: s.height, framerate: s.fps, videoBitrate: s.videoBitrate, audioBitrate: s.audioBitrate, sampleRate: s.sampleRate, channels: s.channels }));
+    ws.send(this.#muxer.audioConfig(buildAudioSpecificConfig({ objectType: AacObjectType.Lc, sampleRate: s.sampleRate, channels: s.channels })));
+    // Both tracks start at the first camera frame (or after a short wait, on black).
+    await Promise.race([gotFrame, new Promise((r) => setTimeout(r, FIRST_FRAME_WAIT_MS))]);
+    if (this.#closing) return;
+    this.#t0 = performance.now();
+    this.#statsTimer = setInterval(() => this.#postStats(), STATS_INTERVAL_MS);
+    post({ type: 'state', state: 'live' });
+    this.#onTick();
+  }
+
+  #connect(url: string): Promise<WebSocket> {
+    return new Promise((resolve, reject) => {
+      const ws = new WebSocket(url);
+      ws.binaryType = 'arraybuffer';
+      ws.onopen = () => resolve(ws);
+      ws.onerror = () => reject(new Error('cannot connect to the onair bridge'));
+      ws.onmessage = (e: MessageEvent) => {
+        if (typeof e.data !== 'string') return;
+        try {
+          const message = parseStudioServerMessage(e.data);
+          post({ type: 'server', message });
+          if (message.type === 'error') this.fail(`bridge: ${message.message} [${message.code}]`);
+        } catch (err) {
+          this.fail(`bad message from the bridge: ${(err as Error).message}`);
+        }
+      };
+      ws.onclose = (e: CloseEvent) => {
+        if (!this.#closing) this.fail(`connection to the bridge closed (${e.code}${e.reason ? `: ${e.reason}` : ''})`);
+      };
+    });
+  }
+
+  /**
+   * Switches to new sources. The old streams end when the page stops their tracks; their read
+   * loops see they are stale, close what they hold and cancel. (Cancelling from here could drop a
+   * frame mid-read without closing it.)
+   */
+  setSources(sources: SourceHandles): void {
+    this.#videoReader = undefined;
+    this.#audioReader = undefined;
+    if (this.#audioPort !== undefined) this.#audioPort.onmessage = null;
+    this.#audioPort = undefined;
+    if (sources.video !== undefined) {
+      const reader = sources.video.getReader();
+      this.#videoReader = reader;
+      void this.#readVideo(reader);
+    }
+    if (sources.audio !== undefined) {
+      const reader = sources.audio.getReader();
+      this.#audioReader = reader;
+      void this.#readAudio(reader);
+    }
+    if (sources.audioPort !== undefined) {
+      this.#audioPort = sources.audioPort;
+      this.#audioPort.onmessage = (e: MessageEvent<PcmBlock>) => this.#pushPcm(e.data.channels, e.data.sampleRate);
+    }
+  }
+
+  async #readVideo(reader: ReadableStreamDefaultReader<VideoFrame>): Promise<void> {
+    try {
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done || this.#closing || reader !== this.#videoReader) {
+          value?.close();
+          if (!done) await reader.cancel();
+          break;
+        }
+        this.offerFrame(value);
+      }
+    } catch {
+      // The track ended.
+    }
+  }
+
+  /** Keeps only the newest camera frame: the output clock repeats or drops to hold its rate. */
+  offerFrame(frame: VideoFrame): void {
+    if (this.#closing) {
+      frame.close();
+      return;
+    }
+    this.#latest?.close();
+    this.#latest = frame;
+    this.#latestFresh = true;
+    this.#firstFrame();
+  }
+
+  async #readAudio(reader: ReadableStreamDefaultReader<AudioData>): Promise<void> {
+    try {
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done || this.#closing || reader !== this.#audioReader) {
+          value?.close();
+          if (!done) await reader.cancel();
+          break;
+        }
+        const planes: Float32Array[] = [];
+        for (let c = 0; c < value.numberOfChannels; c++) {
+          const plane = new Float32Array(value.numberOfFrames);
+          value.copyTo(plane, { planeIndex: c, format: 'f32-planar' });
+          planes.push(plane);
+        }
+        const rate = value.sampleRate;
+        value.close();
+        this.#pushPcm(planes, rate);
+      }
+    } catch {
+      // The track ended.
+    }
+  }
+
+  #pushPcm(planes: Float32Array[], rate: number): void {
+    const audio = this.#audio;
+    if (audio === undefined || this.#t0 === 0 || this.#closing) return;
+    const out = this.#pcm.convert(planes, rate);
+    const frames = out[0]?.length ?? 0;
+    if (frames === 0) return;
+    const nowUs = (performance.now() - this.#t0) * 1000;
+    const atUs = (this.#audioSamples / this.#s.sampleRate) * 1e6;
+    // The microphone runs on its own clock; keep its samples within reach of the session clock.
+    if (atUs > nowUs + AUDIO_SLACK_US) return;
+    audio.encode(out, atUs);
+    this.#audioSamples += frames;
+  }
+
+  /** Silence up to the clock when there is no microphone, or it stalled. */
+  #fillSilence(nowUs: number): void {
+    const audio = this.#audio;
+    if (audio === undefined) return;
+    const rate = this.#s.sampleRate;
+    const behind = nowUs - (this.#audioSamples / rate) * 1e6;
+    const hasLiveSource = this.#audioReader !== undefined || this.#audioPort !== undefined;
+    if (behind <= (hasLiveSource ? AUDIO_SLACK_US : 0)) return;
+    let frames = Math.floor((behind / 1e6) * rate / 1024) * 1024;
+    while (frames > 0) {
+      const n = Math.min(frames, 4096);
+      audio.encode(Array.from({ length: this.#s.channels }, () => new Float32Array(n)), (this.#audioSamples / rate) * 1e6);
+      this.#audioSamples += n;
+      frames -= n;
+    }
+  }
+
+  #onTick(): void {
+    if (this.#closing) return;
+    const interval = 1000 / this.#s.fps;
+    const now = performance.now();
+    const due = Math.floor((now - this.#t0) / interval);
+    if (due - this.#n > MAX_CATCH_UP) {
+      this.#stats.framesDropped += due - this.#n - MAX_CATCH_UP;
+      this.#n = due - MAX_CATCH_UP;
+    }
+    while (this.#n <= due) {
+      this.#emit(this.#n);
+      this.#n++;
+    }
+    this.#fillSilence((now - this.#t0) * 1000);
+    this.#tick = setTimeout(() => this.#onTick(), Math.max(0, this.#t0 + this.#n * interval - performance.now()));
+  }
+
+  #emit(n: number): void {
+    const video = this.#video;
+    if (video === undefined) return;
+    const s = this.#s;
+    const gop = s.fps * s.keyframeIntervalS;
+    let key = false;
+    if (n >= this.#nextKey) {
+      key = true;
+      this.#nextKey = (Math.floor(n / gop) + 1) * gop;
+    }
+    if (this.#forceKey) key = true;
+    if (video.queue >= MAX_ENCODE_QUEUE && !key) {
+      this.#stats.framesDropped++;
+      return;
+    }
+    if (this.#latestFresh) this.#latestFresh = false;
+    else if (this.#latest !== undefined) this.#stats.framesRepeated++;
+    const timestamp = Math.round((n * 1e6) / s.fps);
+    const frame = this.#frameFor(timestamp);
+    if (frame === undefined) return;
+    this.#forceKey = false;
+    video.encode(frame, key);
+    frame.close();
+  }
+
+  /** The newest camera frame at the output size (letterboxed), stamped on the output clock. */
+  #frameFor(timestamp: number): VideoFrame | undefined {
+    const { width, height, fps } = this.#s;
+    const src = this.#latest;
+    const duration = Math.round(1e6 / fps);
+    if (src !== undefined && src.displayWidth === width && src.displayHeight === height) {
+      return new VideoFrame(src, { timestamp, duration });
+    }
+    if (this.#canvas === undefined) {
+      this.#canvas = new OffscreenCanvas(width, height);
+      this.#ctx = this.#canvas.getContext('2d', { alpha: false }) ?? undefined;
+    }
+    const ctx = this.#ctx;
+    if (ctx === undefined) return undefined;
+    ctx.fillStyle = '#000';
+    ctx.fillRect(0, 0, width, height);
+    if (src !== undefined) {
+      const scale = Math.min(width / src.displayWidth, height / src.displayHeight);
+      const w = Math.round(src.displayWidth * scale);
+      const h = Math.round(src.displayHeight * scale);
+      ctx.drawImage(src, Math.round((width - w) / 2), Math.round((height - h) / 2), w, h);
+    }
+    return new VideoFrame(this.#canvas, { timestamp, duration });
+  }
+
+  #onVideo(chunk: H264Chunk): void {
+    const ws = this.#ws;
+    if (ws === undefined || this.#stopped) return;
+    const t = performance.now();
+    if (chunk.avcC !== undefined) {
+      ws.send(this.#muxer.videoConfig(chunk.avcC));
+      this.#videoConfigSent = true;
+    }
+    if (!this.#videoConfigSent) return;
+    if (this.#waitKey || ws.bufferedAmount > WS_HIGH_WATER) {
+      if (!chunk.key || ws.bufferedAmount > WS_HIGH_WATER) {
+        this.#waitKey = true;
+        this.#stats.framesDropped++;
+        this.#forceKey = true;
+        return;
+      }
+      this.#waitKey = false;
+    }
+    const filler = this.#filler?.fillerFor(chunk.data.length) ?? 0;
+    const tag = this.#muxer.video(chunk.data, chunk.key, chunk.timestampUs, chunk.timestampUs, filler);
+    ws.send(tag);
+    const cost = performance.now() - t;
+    this.#costs[this.#costCount++ % COST_SAMPLES] = cost;
+    this.#costSum += cost;
+    this.#sentBytes += tag.length;
+    this.#sentFrames++;
+    this.#stats.framesSent++;
+    if (this.#heldAudio.length > 0) {
+      for (const a of this.#heldAudio) ws.send(a);
+      this.#heldAudio = [];
+    }
+  }
+
+  #onAudio(data: Uint8Array, timestampUs: number): void {
+    const ws = this.#ws;
+    if (ws === undefined || this.#stopped) return;
+    const tag = this.#muxer.audio(data, Math.max(0, timestampUs));
+    this.#sentBytes += tag.length;
+    this.#stats.audioFramesSent++;
+    // Audio waits for the first video frame so both tracks start together at the bridge.
+    if (this.#stats.framesSent === 0) {
+      if (this.#heldAudio.length < 200) this.#heldAudio.push(tag);
+      return;
+    }
+    if (ws.bufferedAmount > 2 * WS_HIGH_WATER) return;
+    ws.send(tag);
+  }
+
+  #postStats(): void {
+    const st = this.#stats;
+    st.fps = this.#sentFrames * (1000 / STATS_INTERVAL_MS);
+    st.bitrate = this.#sentBytes * 8 * (1000 / STATS_INTERVAL_MS);
+    this.#sentFrames = 0;
+    this.#sentBytes = 0;
+    st.encodeQueue = this.#video?.queue ?? 0;
+    st.wsBufferedBytes = this.#ws?.bufferedAmount ?? 0;
+    const n = Math.min(this.#costCount, COST_SAMPLES);
+    if (n > 0) {
+      const sorted = Array.from(this.#costs.subarray(0, n)).sort((a, b) => a - b);
+      st.muxSendMedianMs = sorted[Math.floor(n / 2)] ?? 0;
+      st.muxSendP95Ms = sorted[Math.floor(n * 0.95)] ?? 0;
+      st.muxSendMeanMs = this.#costSum / this.#costCount;
+    }
+    post({ type: 'stats', stats: { ...st } });
+  }
+
+  fail(message: string): void {
+    if (this.#closing) return;
+    post({ type: 'state', state: 'error', message });
+    void this.stop();
+  }
+
+  async stop(): Promise<void> {
+    if (this.#closing) return;
+    this.#closing = true;
+    clearTimeout(this.#tick);
+    clearInterval(this.#statsTimer);
+    this.setSources({});
+    try {
+      await Promise.race([this.#video?.flush(), new Promise((r) => setTimeout(r, 1000))]);
+    } catch {
+      // The encoder may already be closed after an error.
+    }
+    this.#stopped = true;
+    this.#video?.close();
+    this.#audio?.close();
+    this.#latest?.close();
+    this.#latest = undefined;
+    const ws = this.#ws;
+    if (ws !== undefined && ws.readyState === WebSocket.OPEN) {
+      ws.send(JSON.stringify({ type: 'stop' }));
+      // Let queued media reach the bridge before the socket closes (bounded).
+      const deadline = performance.now() + 3000;
+      while (ws.bufferedAmount > 0 && performance.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+      await new Promise((r) => setTimeout(r, 300));
+      ws.close(1000, 'stopped');
+    }
+    post({ type: 'state', state: 'stopped' });
+  }
+}
+
+let session: Session | undefined;
+
+self.onmessage = (e: MessageEvent<ToWorker>) => {
+  const msg = e.data;
+  switch (msg.type) {
+    case 'start': {
+      void session?.stop();
+      const s = new Session(msg.settings);
+      session = s;
+      s.start(msg.wsUrl, msg.destinations, msg.sources).catch((err: unknown) => s.fail(err instanceof Error ? err.message : String(err)));
+      break;
+    }
+    case 'sources':
+      session?.setSources(msg.sources);
+      break;
+    case 'frame':
+      if (session === undefined) msg.frame.close();
+      else session.offerFrame(msg.frame);
+      break;
+    case 'stop':
+      void session?.stop();
+      break;
+  }
+};

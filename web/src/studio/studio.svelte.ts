@@ -1,0 +1,280 @@
+import { STUDIO_WS_PATH, type DestinationStatus } from '@onair/shared';
+import { AudioMix, createFeed, type Feed } from './capture.js';
+import { Destinations } from './destinations.svelte.js';
+import { AUDIO, DEFAULT_PRESET_ID, KEYFRAME_INTERVAL_S, presetById } from './presets.js';
+import type { EncodeSettings, EncodeStats, FromWorker, ToWorker } from './worker-protocol.js';
+import EncodeWorker from './encode.worker.ts?worker';
+
+export type Phase = 'idle' | 'starting' | 'live' | 'stopping';
+export type VideoSource = 'camera' | 'screen';
+
+interface ServerConfig {
+  localRtmp: { url: string; key: string } | null;
+}
+
+const PRESET_STORAGE_KEY = 'onair.preset.v1';
+
+/** Everything the studio page shows and does: devices, preview, settings, going live. */
+export class Studio {
+  cameras = $state.raw<MediaDeviceInfo[]>([]);
+  microphones = $state.raw<MediaDeviceInfo[]>([]);
+  cameraId = $state('');
+  microphoneId = $state('');
+  source = $state<VideoSource>('camera');
+  cameraOn = $state(true);
+  micMuted = $state(false);
+  presetId = $state(DEFAULT_PRESET_ID);
+  /** Custom video bitrate in kbps, or null for the preset's. */
+  customKbps = $state<number | null>(null);
+  /** The stream shown in the preview: camera or screen, plus audio. */
+  preview = $state.raw<MediaStream | null>(null);
+  phase = $state<Phase>('idle');
+  error = $state<string | null>(null);
+  stats = $state.raw<EncodeStats | null>(null);
+  statuses = $state.raw<Record<string, DestinationStatus>>({});
+  received = $state.raw<{ bytes: number; tags: number } | null>(null);
+  localRtmp = $state.raw<ServerConfig['localRtmp']>(null);
+  readonly destinations = new Destinations();
+
+  preset = $derived(presetById(this.presetId));
+  videoBitrate = $derived(this.customKbps !== null && this.customKbps > 0 ? this.customKbps * 1000 : this.preset.bitrate);
+  live = $derived(this.phase === 'live' || this.phase === 'starting');
+
+  #camera: MediaStream | null = null;
+  #mic: MediaStream | null = null;
+  #screen: MediaStream | null = null;
+  #mix = new AudioMix();
+  #worker: Worker | undefined;
+  #feed: Feed | undefined;
+
+  async init(): Promise<void> {
+    try {
+      const saved = globalThis.localStorage?.getItem(PRESET_STORAGE_KEY);
+      if (saved) {
+        const { presetId, customKbps } = JSON.parse(saved) as { presetId?: string; customKbps?: number | null };
+        if (typeof presetId === 'string') this.presetId = presetById(presetId).id;
+        if (typeof customKbps === 'number') this.customKbps = customKbps;
+      }
+    } catch {
+      // Ignore a corrupt saved preset.
+    }
+    try {
+      const res = await fetch('/api/config');
+      const config = (await res.json()) as ServerConfig;
+      this.localRtmp = config.localRtmp;
+    } catch {
+      this.localRtmp = null;
+    }
+    this.destinations.load(this.localRtmp);
+    await this.openCamera();
+    await this.openMicrophone();
+    await this.refreshDevices();
+  }
+
+  saveSettings(): void {
+    try {
+      globalThis.localStorage?.setItem(PRESET_STORAGE_KEY, JSON.stringify({ presetId: this.presetId, customKbps: this.customKbps }));
+    } catch {
+      // Settings still apply to this page.
+    }
+  }
+
+  async refreshDevices(): Promise<void> {
+    const all = await navigator.mediaDevices.enumerateDevices();
+    this.cameras = all.filter((d) => d.kind === 'videoinput');
+    this.microphones = all.filter((d) => d.kind === 'audioinput');
+  }
+
+  async openCamera(): Promise<void> {
+    const p = this.preset;
+    try {
+      const stream = await navigator.mediaDevices.getUserMedia({
+        video: {
+          ...(this.cameraId ? { deviceId: { exact: this.cameraId } } : {}),
+          width: { ideal: p.width },
+          height: { ideal: p.height },
+          frameRate: { ideal: p.fps },
+        },
+      });
+      this.#camera?.getTracks().forEach((t) => t.stop());
+      this.#camera = stream;
+      const track = stream.getVideoTracks()[0];
+      if (track !== undefined) {
+        track.enabled = this.cameraOn;
+        this.cameraId = track.getSettings().deviceId ?? this.cameraId;
+      }
+    } catch (err) {
+      this.error = `camera: ${(err as Error).message}`;
+    }
+    await this.#sourcesChanged();
+  }
+
+  async openMicrophone(): Promise<void> {
+    try {
+      const stream = await navigator.mediaDevices.getUserMedia({
+        audio: {
+          ...(this.microphoneId ? { deviceId: { exact: this.microphoneId } } : {}),
+          sampleRate: { ideal: AUDIO.sampleRate },
+          channelCount: { ideal: 2 },
+          echoCancellation: true,
+          noiseSuppression: true,
+        },
+      });
+      this.#mic?.getTracks().forEach((t) => t.stop());
+      this.#mic = stream;
+      const track = stream.getAudioTracks()[0];
+      if (track !== undefined) {
+        track.enabled = !this.micMuted;
+        this.microphoneId = track.getSettings().deviceId ?? this.microphoneId;
+      }
+    } catch (err) {
+      // No microphone is fine: the stream carries silent AAC.
+      this.#mic = null;
+      this.error ??= `microphone: ${(err as Error).message} (streaming silence)`;
+    }
+    await this.#sourcesChanged();
+  }
+
+  async shareScreen(): Promise<void> {
+    try {
+      const stream = await navigator.mediaDevices.getDisplayMedia({ video: { frameRate: { ideal: this.preset.fps } }, audio: true });
+      this.#screen?.getTracks().forEach((t) => t.stop());
+      this.#screen = stream;
+      this.source = 'screen';
+      stream.getVideoTracks()[0]?.addEventListener('ended', () => void this.stopScreen());
+    } catch (err) {
+      if ((err as Error).name !== 'NotAllowedError') this.error = `screen share: ${(err as Error).message}`;
+      return;
+    }
+    await this.#sourcesChanged();
+  }
+
+  async stopScreen(): Promise<void> {
+    this.#screen?.getTracks().forEach((t) => t.stop());
+    this.#screen = null;
+    this.source = 'camera';
+    await this.#sourcesChanged();
+  }
+
+  setCameraOn(on: boolean): void {
+    this.cameraOn = on;
+    for (const t of this.#camera?.getVideoTracks() ?? []) t.enabled = on;
+  }
+
+  setMicMuted(muted: boolean): void {
+    this.micMuted = muted;
+    for (const t of this.#mic?.getAudioTracks() ?? []) t.enabled = !muted;
+  }
+
+  #videoTrack(): MediaStreamTrack | undefined {
+    const screen = this.#screen?.getVideoTracks()[0];
+    return this.source === 'screen' && screen !== undefined ? screen : this.#camera?.getVideoTracks()[0];
+  }
+
+  #audioTracks(): MediaStreamTrack[] {
+    return [...(this.#mic?.getAudioTracks() ?? []), ...(this.#screen?.getAudioTracks() ?? [])];
+  }
+
+  async #sourcesChanged(): Promise<void> {
+    const video = this.#videoTrack();
+    const audio = this.#mix.mix(this.#audioTracks());
+    this.preview = new MediaStream([...(video ? [video] : [])]);
+    if (this.#worker !== undefined && this.phase !== 'idle' && this.phase !== 'stopping') {
+      const old = this.#feed;
+      this.#feed = await createFeed(video, audio, this.#worker);
+      this.#post({ type: 'sources', sources: this.#feed.handles }, this.#feed.transfer);
+      old?.stop();
+    }
+  }
+
+  #post(msg: ToWorker, transfer: Transferable[] = []): void {
+    this.#worker?.postMessage(msg, transfer);
+  }
+
+  async goLive(): Promise<void> {
+    if (this.phase !== 'idle') return;
+    const destinations = this.destinations.forStart();
+    if (destinations.length === 0) {
+      this.error = 'add a destination with a server URL first';
+      return;
+    }
+    this.destinations.save();
+    this.saveSettings();
+    this.error = null;
+    this.statuses = {};
+    this.stats = null;
+    this.phase = 'starting';
+    const p = this.preset;
+    const settings: EncodeSettings = {
+      width: p.width,
+      height: p.height,
+      fps: p.fps,
+      videoBitrate: this.videoBitrate,
+      codecs: p.codecs,
+      keyframeIntervalS: KEYFRAME_INTERVAL_S,
+      audioBitrate: AUDIO.bitrate,
+      sampleRate: AUDIO.sampleRate,
+      channels: AUDIO.channels,
+    };
+    const worker = new EncodeWorker();
+    this.#worker = worker;
+    worker.onmessage = (e: MessageEvent<FromWorker>) => this.#onWorker(worker, e.data);
+    worker.onerror = (e) => {
+      this.error = `encoder worker: ${e.message}`;
+      this.#teardown(worker);
+    };
+    const feed = await createFeed(this.#videoTrack(), this.#mix.mix(this.#audioTracks()), worker);
+    this.#feed = feed;
+    const scheme = location.protocol === 'https:' ? 'wss:' : 'ws:';
+    this.#post({ type: 'start', wsUrl: `${scheme}//${location.host}${STUDIO_WS_PATH}`, destinations, settings, sources: feed.handles }, feed.transfer);
+  }
+
+  endStream(): void {
+    if (this.phase !== 'live' && this.phase !== 'starting') return;
+    this.phase = 'stopping';
+    this.#post({ type: 'stop' });
+  }
+
+  #onWorker(worker: Worker, msg: FromWorker): void {
+    if (worker !== this.#worker) return;
+    switch (msg.type) {
+      case 'state':
+        if (msg.state === 'live') this.phase = 'live';
+        else if (msg.state === 'error') {
+          this.error = msg.message ?? 'the stream stopped';
+          this.#teardown(worker);
+        } else if (msg.state === 'stopped') this.#teardown(worker);
+        break;
+      case 'stats':
+        this.stats = msg.stats;
+        break;
+      case 'server':
+        if (msg.message.type === 'status') {
+          this.statuses = Object.fromEntries(msg.message.destinations.map((d) => [d.id, d]));
+          this.received = msg.message.received;
+        }
+        break;
+    }
+  }
+
+  #teardown(worker: Worker): void {
+    if (worker !== this.#worker) return;
+    this.#feed?.stop();
+    this.#feed = undefined;
+    // Let the worker finish its goodbye (flush, stop message) before it goes.
+    setTimeout(() => worker.terminate(), 5000);
+    this.#worker = undefined;
+    this.phase = 'idle';
+  }
+
+  watchPath(key: string): string {
+    return `/watch/live/${encodeURIComponent(key)}`;
+  }
+
+  destroy(): void {
+    this.endStream();
+    this.#feed?.stop();
+    this.#mix.close();
+    for (const s of [this.#camera, this.#mic, this.#screen]) s?.getTracks().forEach((t) => t.stop());
+  }
+}

@@ -1,0 +1,65 @@
+import type { StudioDestination, StudioServerMessage } from '@onair/shared';
+
+/** Messages between the studio page and its encode worker (postMessage, same origin). */
+
+export interface EncodeSettings {
+  width: number;
+  height: number;
+  fps: number;
+  videoBitrate: number;
+  codecs: readonly string[];
+  keyframeIntervalS: number;
+  audioBitrate: number;
+  sampleRate: number;
+  channels: number;
+}
+
+export interface SourceHandles {
+  /** Camera/screen frames: a MediaStreamTrackProcessor's readable, created on the page. */
+  video?: ReadableStream<VideoFrame>;
+  /** Microphone/mix audio: a MediaStreamTrackProcessor's readable. */
+  audio?: ReadableStream<AudioData>;
+  /** Audio as PCM blocks from an AudioWorklet, where MediaStreamTrackProcessor is missing. */
+  audioPort?: MessagePort;
+  /** True when video frames will arrive as `frame` messages (no MediaStreamTrackProcessor). */
+  videoByMessage?: boolean;
+}
+
+export type ToWorker =
+  | { type: 'start'; wsUrl: string; destinations: StudioDestination[]; settings: EncodeSettings; sources: SourceHandles }
+  | { type: 'sources'; sources: SourceHandles }
+  | { type: 'frame'; frame: VideoFrame }
+  | { type: 'stop' };
+
+export interface EncodeStats {
+  /** Output frames per second over the last second. */
+  fps: number;
+  /** Bits per second sent over the WebSocket over the last second. */
+  bitrate: number;
+  encodeQueue: number;
+  /** Frames not sent: encoder behind, or dropped to the next keyframe for backpressure. */
+  framesDropped: number;
+  /** Output frames that repeated the previous camera frame (camera slower than the preset). */
+  framesRepeated: number;
+  wsBufferedBytes: number;
+  framesSent: number;
+  audioFramesSent: number;
+  /** Per-frame cost of FLV muxing + WebSocket send, milliseconds (median and 95th percentile). */
+  muxSendMedianMs: number;
+  muxSendP95Ms: number;
+  /** Mean over the whole session: the worker's clock is coarse (100 µs) without cross-origin isolation. */
+  muxSendMeanMs: number;
+  codec: string;
+  audioEncoder: 'webcodecs' | 'wasm' | 'none';
+}
+
+/** For PCM blocks over `audioPort`: planar Float32 channels at `sampleRate`. */
+export interface PcmBlock {
+  sampleRate: number;
+  channels: Float32Array[];
+}
+
+export type FromWorker =
+  | { type: 'state'; state: 'starting' | 'live' | 'stopped' | 'error'; message?: string }
+  | { type: 'server'; message: StudioServerMessage }
+  | { type: 'stats'; stats: EncodeStats };
