@@ -1,12 +1,11 @@
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { ffmpegPublish } from './harness/ffmpeg.js';
 import { shortFlv } from './harness/fixtures.js';
 import { comparePackets, ffprobeStreams, framemd5 } from './harness/judge.js';
 import { startNginxRtmp, type NginxRtmp } from './harness/nginx.js';
-import { waitFor } from './harness/proc.js';
+import { makeTempDir, removeTempDir, waitFor } from './harness/proc.js';
 import { describeResult, killOnairProcesses, startOnair } from './harness/run.js';
 
 let nginx: NginxRtmp;
@@ -14,12 +13,12 @@ let work: string;
 
 beforeAll(async () => {
   nginx = await startNginxRtmp({ record: false, stat: true });
-  work = mkdtempSync(join(tmpdir(), 'onair-cli-play-'));
+  work = makeTempDir('onair-cli-play-');
 });
 afterEach(killOnairProcesses);
 afterAll(async () => {
   await nginx?.dispose();
-  if (work) rmSync(work, { recursive: true, force: true });
+  if (work) removeTempDir(work);
 });
 
 describe('onair play', () => {

@@ -1,13 +1,13 @@
-import { copyFileSync, mkdtempSync, openSync, readSync, rmSync, writeSync, closeSync, statSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { closeSync, copyFileSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
+import ts from 'typescript';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { lateTimestampFlv, shortFlv } from './harness/fixtures.js';
+import { lateTimestampFlv, REPO_ROOT, shortFlv } from './harness/fixtures.js';
 import { comparePackets, framemd5 } from './harness/judge.js';
 import { startNginxRtmp, type NginxRtmp } from './harness/nginx.js';
 import { startNodeMediaServer, type NodeMediaServerHandle } from './harness/nms.js';
 import { ffmpegPublish } from './harness/ffmpeg.js';
-import { waitFor } from './harness/proc.js';
+import { KEEP_TEMP_ENV, makeTempDir, removeTempDir, spawnTracked, waitFor } from './harness/proc.js';
 import { makeTestCertificates, type TestCertificates } from './harness/tls.js';
 
 // The harness judged against ffmpeg, a publisher we did not write: if these fail, the onair
@@ -19,12 +19,12 @@ describe('test harness, with ffmpeg as the publisher', () => {
   beforeAll(async () => {
     certs = await makeTestCertificates();
     nginx = await startNginxRtmp({ stat: true, tlsTerminator: { cert: certs.cert, key: certs.key } });
-    work = mkdtempSync(join(tmpdir(), 'onair-harness-'));
+    work = makeTempDir('onair-harness-');
   });
   afterAll(async () => {
     await nginx?.dispose();
     certs?.dispose();
-    if (work) rmSync(work, { recursive: true, force: true });
+    if (work) removeTempDir(work);
   });
 
   it('nginx-rtmp records exactly what ffmpeg published, and the judge sees a flipped byte', async () => {
@@ -87,5 +87,85 @@ describe('node-media-server harness', () => {
     expect(nms.recordings('live', 'ffmpeg2')).toEqual([recording]);
     const cmp = comparePackets(await framemd5(source), await framemd5(recording), 'exact');
     expect(cmp.equal, `${cmp.summary}\n${nms.tail()}`).toBe(true);
+  });
+});
+
+// What a test process leaves behind when it ends without disposing: an uncaught error, a
+// runner's process.exit() or SIGTERM. The harness runs here as a plain Node process, so it is
+// transpiled to JavaScript inside the repository (its imports must resolve).
+describe('harness cleanup when the test process ends', () => {
+  let copy: string;
+  beforeAll(() => {
+    copy = join(REPO_ROOT, 'node_modules', '.cache', `onair-harness-cleanup-${process.pid}`);
+    mkdirSync(copy, { recursive: true });
+    for (const name of readdirSync(join(REPO_ROOT, 'bridge', 'test', 'harness'))) {
+      if (!name.endsWith('.ts')) continue;
+      const source = readFileSync(join(REPO_ROOT, 'bridge', 'test', 'harness', name), 'utf8');
+      const { outputText } = ts.transpileModule(source, { compilerOptions: { module: ts.ModuleKind.ESNext, target: ts.ScriptTarget.ES2022 } });
+      writeFileSync(join(copy, name.replace(/\.ts$/, '.js')), outputText);
+    }
+    writeFileSync(
+      join(copy, 'leaver.mjs'),
+      [
+        "import { startNginxRtmp } from './nginx.js';",
+        'const nginx = await startNginxRtmp();',
+        "process.stdout.write(JSON.stringify({ prefix: nginx.prefix }) + '\\n');",
+        "const how = process.argv[2];",
+        "if (how === 'exit') process.exit(3);",
+        "if (how === 'throw') throw new Error('a failing test');",
+        'setInterval(() => undefined, 1000);',
+      ].join('\n'),
+    );
+  });
+  afterAll(() => {
+    if (copy) rmSync(copy, { recursive: true, force: true });
+  });
+
+  /** Runs leaver.mjs, ends it `how`, and returns the prefix it made and whether nginx still runs there. */
+  async function leave(how: 'exit' | 'throw' | 'SIGTERM', env: NodeJS.ProcessEnv = process.env): Promise<{ prefix: string; nginxLeft: boolean }> {
+    const child = spawnTracked(process.execPath, [join(copy, 'leaver.mjs'), how], { env, captureStdout: true });
+    const prefix = await waitFor('the child to start nginx', () => {
+      const line = child.stdout().toString('utf8').split('\n')[0];
+      return line && line.endsWith('}') ? (JSON.parse(line) as { prefix: string }).prefix : undefined;
+    }, 20_000);
+    if (how === 'SIGTERM') child.process.kill('SIGTERM');
+    const exit = await child.exited;
+    expect(exit.code ?? exit.signal, child.tail()).toBe(how === 'exit' ? 3 : how === 'throw' ? 1 : 'SIGTERM');
+    // nginx runs with `-p <prefix>`: look for it among the live processes.
+    const nginxAlive = (): boolean =>
+      readdirSync('/proc').some((pid) => {
+        if (!/^\d+$/.test(pid)) return false;
+        try {
+          const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+          return !/^State:\s+Z/m.test(status) && readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(prefix);
+        } catch {
+          return false;
+        }
+      });
+    const nginxLeft = await waitFor('nginx to die', () => (nginxAlive() ? undefined : false), 5_000).catch(() => true);
+    return { prefix, nginxLeft };
+  }
+
+  it.each(['exit', 'throw', 'SIGTERM'] as const)('removes nginx and its prefix on %s', async (how) => {
+    const { prefix, nginxLeft } = await leave(how);
+    expect(prefix).toMatch(/onair-nginx-/);
+    expect(nginxLeft).toBe(false);
+    expect(existsSync(prefix)).toBe(false);
+  });
+
+  it(`keeps the prefix with ${KEEP_TEMP_ENV}=1, and a recording timeout quotes the error log`, async () => {
+    const { prefix } = await leave('exit', { ...process.env, [KEEP_TEMP_ENV]: '1' });
+    try {
+      expect(existsSync(join(prefix, 'nginx.conf'))).toBe(true);
+    } finally {
+      rmSync(prefix, { recursive: true, force: true });
+    }
+    const nginx = await startNginxRtmp();
+    try {
+      await expect(nginx.recordingDone('never-published', 200)).rejects.toThrow(/never created\)\nnginx error log, last lines:\n.+/);
+    } finally {
+      await nginx.dispose();
+    }
+    expect(existsSync(nginx.prefix)).toBe(false);
   });
 });

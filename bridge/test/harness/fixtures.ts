@@ -67,6 +67,9 @@ export const lateTimestampFlv = (): Promise<string> => flvFixture({ seconds: 10,
 /** 60 s, for the benchmark. */
 export const benchFlv = (): Promise<string> => flvFixture({ seconds: 60 });
 
+/** 240 s, for the benchmark: the CPU per byte is the slope between this file and benchFlv(). */
+export const benchLongFlv = (): Promise<string> => flvFixture({ seconds: 240 });
+
 /**
  * A copy of `source` with every tag's timestamp, metadata and sequence headers included, moved
  * by `ms` (FLV tag header: type u8, size u24, timestamp u24 + extension u8; FLV spec E.4.1).

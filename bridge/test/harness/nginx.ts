@@ -1,8 +1,7 @@
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, mkdirSync, readdirSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { freePort, waitForPort } from './ports.js';
-import { spawnTracked, waitFor, type Child } from './proc.js';
+import { makeTempDir, removeTempDir, spawnTracked, waitFor, type Child } from './proc.js';
 
 export const NGINX_MODULES_DIR = '/usr/lib/nginx/modules';
 const RTMP_MODULE = `${NGINX_MODULES_DIR}/ngx_rtmp_module.so`;
@@ -23,7 +22,10 @@ export interface NginxRtmp {
   readonly rtmpPort: number;
   readonly httpPort?: number;
   readonly rtmpsPort?: number;
-  /** The temporary prefix directory: nginx.conf, error.log, the recordings. */
+  /**
+   * The temporary prefix directory: nginx.conf, error.log, the recordings. Removed by dispose()
+   * or, at the latest, when the test process ends (`ONAIR_KEEP_TMP=1` keeps it).
+   */
   readonly prefix: string;
   readonly recordDir: string;
   /** `rtmp://127.0.0.1:<rtmpPort>/<app>/<name>` */
@@ -46,6 +48,8 @@ export interface NginxRtmp {
   isPublishing(app: string, name: string): Promise<boolean>;
   /** The error log so far, for failure messages. */
   errorLog(): string;
+  /** Its last `lines` lines (default 20): the prefix is gone once the test process ends. */
+  errorLogTail(lines?: number): string;
   /** Graceful shutdown (SIGQUIT), SIGKILL after 5 s; recordings stay on disk. */
   stop(): Promise<void>;
   /** stop(), then removes the prefix directory. */
@@ -107,7 +111,7 @@ function conf(o: {
 
 /** Starts a private nginx with the RTMP module on free loopback ports; resolves once it accepts. */
 export async function startNginxRtmp(options: NginxRtmpOptions = {}): Promise<NginxRtmp> {
-  const prefix = mkdtempSync(join(tmpdir(), 'onair-nginx-'));
+  const prefix = makeTempDir('onair-nginx-');
   const recordDir = join(prefix, 'record');
   mkdirSync(recordDir);
   const rtmpPort = await freePort();
@@ -120,6 +124,10 @@ export async function startNginxRtmp(options: NginxRtmpOptions = {}): Promise<Ng
   );
   const errorLogPath = join(prefix, 'error.log');
   const errorLog = (): string => (existsSync(errorLogPath) ? readFileSync(errorLogPath, 'utf8') : '');
+  const errorLogTail = (lines = 20): string => {
+    const tail = errorLog().trimEnd().split('\n').slice(-lines).join('\n');
+    return tail === '' ? '(nginx error log empty)' : `nginx error log, last lines:\n${tail}`;
+  };
 
   // -e keeps nginx from opening the system error log before it reads the config.
   const child: Child = spawnTracked('nginx', ['-p', prefix, '-c', confPath, '-e', errorLogPath]);
@@ -130,7 +138,9 @@ export async function startNginxRtmp(options: NginxRtmpOptions = {}): Promise<Ng
     if (tls) await waitForPort(tls.port, 10_000, running);
   } catch (err) {
     await child.stop('SIGKILL');
-    throw new Error(`nginx did not start: ${(err as Error).message}\n${child.tail()}\n${errorLog()}`, { cause: err });
+    const log = errorLog();
+    removeTempDir(prefix);
+    throw new Error(`nginx did not start: ${(err as Error).message}\n${child.tail()}\n${log}`, { cause: err });
   }
 
   const recording = (name: string): string => join(recordDir, `${name}.flv`);
@@ -169,9 +179,14 @@ export async function startNginxRtmp(options: NginxRtmpOptions = {}): Promise<Ng
       return `rtmps://127.0.0.1:${tls.port}/${app}/${name}`;
     },
     recording,
-    recordingDone: (name, timeoutMs = 10_000) => {
+    recordingDone: async (name, timeoutMs = 10_000) => {
       const path = recording(name);
-      return waitFor(`nginx to close ${path}`, () => (existsSync(path) && !openByNginx(path) ? path : undefined), timeoutMs);
+      try {
+        return await waitFor(`nginx to close ${path}`, () => (existsSync(path) && !openByNginx(path) ? path : undefined), timeoutMs);
+      } catch (err) {
+        const state = existsSync(path) ? 'still open' : 'never created';
+        throw new Error(`${(err as Error).message} (${state})\n${errorLogTail()}`, { cause: err });
+      }
     },
     stat,
     streamClients: async (app, name) => {
@@ -186,10 +201,11 @@ export async function startNginxRtmp(options: NginxRtmpOptions = {}): Promise<Ng
     },
     isPublishing: async (app, name) => (await handle.streamClients(app, name)).publishing,
     errorLog,
+    errorLogTail,
     stop,
     dispose: async () => {
       await stop();
-      rmSync(prefix, { recursive: true, force: true });
+      removeTempDir(prefix);
     },
   };
   return handle;

@@ -1,10 +1,9 @@
-import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { existsSync, readdirSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { freePort, waitForPort } from './ports.js';
-import { spawnTracked, waitFor } from './proc.js';
+import { makeTempDir, removeTempDir, spawnTracked, waitFor } from './proc.js';
 
 export interface NodeMediaServerOptions {
   /** NMS's own recorder: every published stream is also written to `recordDir` (default false). */
@@ -43,7 +42,7 @@ const childScript = join(dirname(fileURLToPath(import.meta.url)), 'nms-child.mjs
 export async function startNodeMediaServer(options: NodeMediaServerOptions = {}): Promise<NodeMediaServerHandle> {
   // Fail here, with the reason, rather than as a child that exits at once.
   createRequire(import.meta.url).resolve('node-media-server');
-  const dir = mkdtempSync(join(tmpdir(), 'onair-nms-'));
+  const dir = makeTempDir('onair-nms-');
   const rtmpPort = await freePort();
   const recordDir = options.record === true ? join(dir, 'record') : undefined;
   const config = {
@@ -62,7 +61,7 @@ export async function startNodeMediaServer(options: NodeMediaServerOptions = {})
     await waitForPort(rtmpPort, 10_000, () => child.process.exitCode === null);
   } catch (err) {
     await child.stop('SIGKILL');
-    rmSync(dir, { recursive: true, force: true });
+    removeTempDir(dir);
     throw new Error(`node-media-server did not start: ${(err as Error).message}\n${child.tail()}`, { cause: err });
   }
   let stopped: Promise<void> | undefined;
@@ -79,11 +78,13 @@ export async function startNodeMediaServer(options: NodeMediaServerOptions = {})
     },
     recordingDone: (app, name, timeoutMs = 10_000) => {
       if (recordDir === undefined) throw new Error('node-media-server was started without record: true');
-      return waitFor(`node-media-server to finish recording /${app}/${name}`, () => recorded.get(`/${app}/${name}`), timeoutMs);
+      return waitFor(`node-media-server to finish recording /${app}/${name}`, () => recorded.get(`/${app}/${name}`), timeoutMs).catch((err: unknown) => {
+        throw new Error(`${(err as Error).message}\nnode-media-server, last lines:\n${child.tail()}`, { cause: err });
+      });
     },
     tail: () => child.tail(),
     stop: () => {
-      stopped ??= child.stop('SIGTERM', 5_000).then(() => rmSync(dir, { recursive: true, force: true }));
+      stopped ??= child.stop('SIGTERM', 5_000).then(() => removeTempDir(dir));
       return stopped;
     },
   };

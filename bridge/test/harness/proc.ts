@@ -1,4 +1,7 @@
 import { spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 
 /** How a child process ended. */
 export interface Exit {
@@ -30,12 +33,56 @@ export interface SpawnTrackedOptions extends Pick<SpawnOptions, 'cwd' | 'env'> {
 }
 
 const live = new Set<ChildProcess>();
+const tempDirs = new Set<string>();
 
-// Test runners and Playwright end workers with process.exit(); a server left behind would
-// hold its port and keep writing files, so every tracked child dies with its parent.
-process.on('exit', () => {
+/** Set to keep the harness's temporary directories after the process ends (their paths are printed). */
+export const KEEP_TEMP_ENV = 'ONAIR_KEEP_TMP';
+
+// Test runners and Playwright end workers with process.exit(), a failed beforeAll can leave a
+// server unassigned, and a runner may end a worker with a signal: whatever the way out, a
+// server left behind would hold its port and keep writing files, and its directory would stay
+// in /tmp. So tracked children die with this process, and its temporary directories go.
+// Failure messages carry what they need from those directories (nginx's error log, say).
+function cleanUp(): void {
   for (const child of live) child.kill('SIGKILL');
-});
+  live.clear();
+  if (tempDirs.size === 0) return;
+  if (process.env[KEEP_TEMP_ENV]) {
+    process.stderr.write(`${KEEP_TEMP_ENV} is set; kept ${[...tempDirs].join(' ')}\n`);
+  } else {
+    // A child killed a moment ago may still be creating a file: retry on ENOTEMPTY.
+    for (const dir of tempDirs) {
+      try {
+        rmSync(dir, { recursive: true, force: true, maxRetries: 5, retryDelay: 20 });
+      } catch {
+        // the next run's cleanup cannot find it either; nothing more to do at exit
+      }
+    }
+  }
+  tempDirs.clear();
+}
+process.on('exit', cleanUp);
+for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
+  process.once(signal, () => {
+    cleanUp();
+    // Alone, this listener would swallow the signal: let the default action end the process.
+    if (process.listenerCount(signal) === 0) process.kill(process.pid, signal);
+  });
+}
+
+/** A new directory under the system's temporary directory, removed when this process ends. */
+export function makeTempDir(prefix: string): string {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  tempDirs.add(dir);
+  return dir;
+}
+
+/** Removes a directory made by makeTempDir now (unless ONAIR_KEEP_TMP is set). */
+export function removeTempDir(dir: string): void {
+  if (process.env[KEEP_TEMP_ENV]) return;
+  rmSync(dir, { recursive: true, force: true });
+  tempDirs.delete(dir);
+}
 
 /** Makes `child` die with this process; forgotten once it exits. */
 export function trackChild(child: ChildProcess): void {

@@ -1,7 +1,6 @@
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { runChecked } from './proc.js';
+import { makeTempDir, removeTempDir, runChecked } from './proc.js';
 
 export interface TestCertificates {
   /** PEM of the throwaway CA: pass it as NODE_EXTRA_CA_CERTS. */
@@ -16,7 +15,7 @@ export interface TestCertificates {
 
 /** Makes a test CA and a server certificate (SAN localhost, 127.0.0.1, ::1) with openssl. */
 export async function makeTestCertificates(): Promise<TestCertificates> {
-  const dir = mkdtempSync(join(tmpdir(), 'onair-tls-'));
+  const dir = makeTempDir('onair-tls-');
   const p = (name: string): string => join(dir, name);
   const openssl = (args: string[]): Promise<Buffer> => runChecked('openssl', args, { cwd: dir, timeoutMs: 30_000 });
   await openssl(['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-sha256', '-days', '2',
@@ -38,6 +37,6 @@ export async function makeTestCertificates(): Promise<TestCertificates> {
     cert: p('server.pem'),
     key: p('server.key'),
     dir,
-    dispose: () => rmSync(dir, { recursive: true, force: true }),
+    dispose: () => removeTempDir(dir),
   };
 }
