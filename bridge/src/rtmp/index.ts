@@ -1,6 +1,12 @@
 export { RtmpPublisher, type RtmpPublisherStats } from './publisher.js';
 export { RtmpPlayer, type RtmpPlayerOptions, type RtmpPlayerStats } from './player.js';
-export { DEFAULT_CLOSE_TIMEOUT_MS, DEFAULT_CONNECT_TIMEOUT_MS, DEFAULT_SEND_STALL_TIMEOUT_MS, type RtmpClientOptions } from './session.js';
+export {
+  DEFAULT_CLOSE_TIMEOUT_MS,
+  DEFAULT_CONNECT_TIMEOUT_MS,
+  DEFAULT_SEND_STALL_TIMEOUT_MS,
+  type RtmpAddressOptions,
+  type RtmpClientOptions,
+} from './session.js';
 export { parseRtmpUrl, redactKey, redactUrl, type RtmpUrl } from './url.js';
 export {
   DEFAULT_RTMP_LIMITS,

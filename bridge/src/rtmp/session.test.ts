@@ -1,9 +1,9 @@
 import { execFile } from 'node:child_process';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
-import { createServer, type Server, type Socket } from 'node:net';
+import { createServer, isIP, type LookupFunction, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createServer as createTlsServer } from 'node:tls';
+import { createSecureContext, createServer as createTlsServer } from 'node:tls';
 import { promisify } from 'node:util';
 import { encodeAmf0, type Amf0Value } from '@onair/shared';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -85,6 +85,75 @@ function playServer(count: number, size: number, stop = true): Server {
   });
 }
 
+/** A resolver that answers every name with `address`, and remembers what it was asked. */
+function resolver(address: string): { lookup: LookupFunction; names: string[] } {
+  const names: string[] = [];
+  const lookup: LookupFunction = (hostname, options, callback) => {
+    names.push(hostname);
+    const family = isIP(address);
+    setImmediate(() => (options.all ? callback(null, [{ address, family }]) : callback(null, address, family)));
+  };
+  return { lookup, names };
+}
+
+/** A TCP server that counts connections and hangs up on each. */
+async function counting(): Promise<{ port: number; connections: () => number }> {
+  let n = 0;
+  const port = await listen(
+    createServer((s) => {
+      n++;
+      s.destroy();
+    }),
+  );
+  return { port, connections: () => n };
+}
+
+function refuseAll(seen: string[]): (address: string) => void {
+  return (address) => {
+    seen.push(address);
+    throw new Error('not on this list');
+  };
+}
+
+describe('RTMP sessions: checkAddress judges the address actually dialled', () => {
+  it('refuses a name resolving to a refused address before connecting, over TCP and TLS, key redacted', async () => {
+    const server = await counting();
+    const { lookup, names } = resolver('127.0.0.1');
+    for (const scheme of ['rtmp', 'rtmps']) {
+      const seen: string[] = [];
+      const err = await failure(RtmpPublisher.connect(`${scheme}://studio.onair.test:${server.port}/live/sekret`, { lookup, checkAddress: refuseAll(seen) }));
+      expect(err).toMatchObject({ code: 'DESTINATION_REFUSED', message: expect.stringContaining('127.0.0.1 (studio.onair.test): not on this list') });
+      expect(err.message).toContain(`${scheme}://studio.onair.test:${server.port}/live/***`);
+      expect(err.message).not.toContain('sekret');
+      expect(seen).toEqual(['127.0.0.1']);
+    }
+    expect(names).toEqual(['studio.onair.test', 'studio.onair.test']);
+    expect(server.connections()).toBe(0);
+  });
+
+  it('judges IP literals, which net.connect never looks up, and what the system resolver makes of numeric names', async () => {
+    const server = await counting();
+    const seen: string[] = [];
+    expect(await failure(RtmpPlayer.connect(`rtmp://127.0.0.1:${server.port}/live/k`, { checkAddress: refuseAll(seen) }))).toMatchObject({ code: 'DESTINATION_REFUSED' });
+    expect(await failure(RtmpPlayer.connect(`rtmps://[::1]:${server.port}/live/k`, { checkAddress: refuseAll(seen) }))).toMatchObject({ code: 'DESTINATION_REFUSED' });
+    // getaddrinfo reads 2130706433 as 127.0.0.1: the check sees the address, not the spelling.
+    expect(await failure(RtmpPlayer.connect(`rtmp://2130706433:${server.port}/live/k`, { checkAddress: refuseAll(seen) }))).toMatchObject({ code: 'DESTINATION_REFUSED' });
+    expect(seen).toEqual(['127.0.0.1', '::1', '127.0.0.1']);
+    expect(server.connections()).toBe(0);
+  });
+
+  it('connects when the check passes, having seen the address and family', async () => {
+    const port = await listen(playServer(3, 10));
+    const { lookup } = resolver('127.0.0.1');
+    const seen: [string, number][] = [];
+    const player = await RtmpPlayer.connect(`rtmp://studio.onair.test:${port}/live/k`, { lookup, checkAddress: (a, f) => void seen.push([a, f]) });
+    let tags = 0;
+    for await (const tag of player) if (tag.type === 9) tags++;
+    expect(tags).toBe(3);
+    expect(seen).toEqual([['127.0.0.1', 4]]);
+  });
+});
+
 describe('RTMP sessions: connection failures', () => {
   it('RTMP_CONNECT_REFUSED when nothing listens', async () => {
     const port = await listen(createServer());
@@ -134,6 +203,19 @@ describe('RTMP sessions: connection failures', () => {
       expect(err.code).toBe('TLS_DEPTH_ZERO_SELF_SIGNED_CERT');
       expect(err.message).toContain('self-signed certificate');
       expect(err.message).not.toContain('sekret');
+    });
+
+    it('with lookup and checkAddress, SNI and the certificate check still use the host name', async () => {
+      const sni: string[] = [];
+      const server = createTlsServer({ ...cert, SNICallback: (name, cb) => (sni.push(name), cb(null, createSecureContext(cert))) }, (s) => s.on('error', () => undefined));
+      server.on('tlsClientError', () => undefined);
+      const port = await listen(server);
+      const { lookup } = resolver('127.0.0.1');
+      const seen: string[] = [];
+      const err = await failure(RtmpPublisher.connect(`rtmps://studio.onair.test:${port}/live/sekret`, { lookup, checkAddress: (a) => void seen.push(a) }));
+      expect(err.code).toBe('TLS_DEPTH_ZERO_SELF_SIGNED_CERT');
+      expect(sni).toEqual(['studio.onair.test']);
+      expect(seen).toEqual(['127.0.0.1']);
     });
 
     it('plain rtmp:// to a TLS port fails the handshake with a hint', async () => {

@@ -1,4 +1,5 @@
-import { isIP, connect as netConnect, type Socket } from 'node:net';
+import { lookup as dnsLookup } from 'node:dns';
+import { isIP, connect as netConnect, type LookupFunction, type Socket } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
 import { OnairError } from '@onair/shared';
 import { RtmpClientCore, type RtmpClientEvent, type RtmpLimits, type RtmpRole } from './client-core.js';
@@ -23,7 +24,19 @@ export interface RtmpClientOptions {
    * kernel buffer, and nothing says the server read them.
    */
   closeTimeoutMs?: number;
+  /**
+   * Decides on every address the host resolves to, or on the IP literal, before anything is sent
+   * to it; throwing refuses the destination with DESTINATION_REFUSED. It judges the address that
+   * is actually dialled, so a DNS answer that changes after an earlier check (rebinding) cannot
+   * slip past. SNI and the certificate check still use the host name.
+   */
+  checkAddress?: (address: string, family: 4 | 6) => void;
+  /** Name resolution, `dns.lookup` unless set (`net.connect`'s `lookup`). */
+  lookup?: LookupFunction;
 }
+
+/** The options a destination policy hands to connect (see ServerPolicy.connectOptions). */
+export type RtmpAddressOptions = Pick<RtmpClientOptions, 'checkAddress' | 'lookup'>;
 
 export const DEFAULT_CONNECT_TIMEOUT_MS = 10_000;
 export const DEFAULT_SEND_STALL_TIMEOUT_MS = 20_000;
@@ -65,6 +78,14 @@ export class RtmpConnection {
 
   constructor(role: RtmpRole, rawUrl: string, opts: RtmpClientOptions, onEvent: (e: RtmpClientEvent) => void) {
     this.url = parseRtmpUrl(rawUrl);
+    const { host, port } = this.url;
+    const check = opts.checkAddress;
+    const literal = isIP(host);
+    // net.connect consults `lookup` only for names; a literal is judged here.
+    if (check !== undefined && literal !== 0) {
+      const refusal = this.#refusal(check, host, literal === 6 ? 6 : 4);
+      if (refusal) throw this.#redact(refusal);
+    }
     this.#onEvent = onEvent;
     this.stallTimeoutMs = opts.sendStallTimeoutMs ?? DEFAULT_SEND_STALL_TIMEOUT_MS;
     this.#closeTimeoutMs = opts.closeTimeoutMs ?? DEFAULT_CLOSE_TIMEOUT_MS;
@@ -85,15 +106,16 @@ export class RtmpConnection {
         event: (e) => this.#event(e),
       },
     );
-    const { host, port } = this.url;
+    const lookup = check === undefined ? opts.lookup : this.#checkedLookup(opts.lookup ?? (dnsLookup as LookupFunction), check);
+    const target = { host, port, ...(lookup ? { lookup } : {}) };
     if (this.url.protocol === 'rtmps') {
       // Certificate checks stay on: a private CA comes in through NODE_EXTRA_CA_CERTS.
-      this.socket = tlsConnect({ host, port, ...(isIP(host) ? {} : { servername: host }) }, () => {
+      this.socket = tlsConnect({ ...target, ...(literal ? {} : { servername: host }) }, () => {
         this.#secure = true;
         this.core.start();
       });
     } else {
-      this.socket = netConnect({ host, port }, () => this.core.start());
+      this.socket = netConnect(target, () => this.core.start());
     }
     this.socket.setNoDelay(true);
     this.socket.on('data', (data: Buffer) => {
@@ -113,6 +135,35 @@ export class RtmpConnection {
     if (this.#signal) {
       if (this.#signal.aborted) queueMicrotask(this.#onAbort);
       else this.#signal.addEventListener('abort', this.#onAbort, { once: true });
+    }
+  }
+
+  /**
+   * Wraps name resolution so every address it yields passes `check` before the socket dials any
+   * of them (with autoSelectFamily Node asks for all addresses and tries them in turn).
+   */
+  #checkedLookup(lookup: LookupFunction, check: NonNullable<RtmpClientOptions['checkAddress']>): LookupFunction {
+    return (hostname, options, callback) => {
+      lookup(hostname, options, (err, address, family) => {
+        if (err) return callback(err, address, family);
+        const all = typeof address === 'string' ? [{ address, family: family ?? isIP(address) }] : address;
+        for (const a of all) {
+          const refusal = this.#refusal(check, a.address, a.family === 6 ? 6 : 4);
+          if (refusal) return callback(refusal, address, family);
+        }
+        callback(null, address, family);
+      });
+    };
+  }
+
+  #refusal(check: NonNullable<RtmpClientOptions['checkAddress']>, address: string, family: 4 | 6): OnairError | undefined {
+    try {
+      check(address, family);
+      return undefined;
+    } catch (err) {
+      const reason = err instanceof Error ? err.message : String(err);
+      const via = address === this.url.host ? '' : ` (${this.url.host})`;
+      return new OnairError('DESTINATION_REFUSED', `refused to connect to ${address}${via}: ${reason}`);
     }
   }
 
@@ -256,6 +307,8 @@ export class RtmpConnection {
 
   /** The error a socket error means, or undefined when it only ends an expected close. */
   #socketError(err: ErrnoError): OnairError | undefined {
+    // A refusal from #checkedLookup, already worded.
+    if (err instanceof OnairError) return err;
     const code = err.code ?? '';
     const phase = this.core.phase;
     const where = this.url.redacted;

@@ -1,6 +1,8 @@
 import type { IncomingMessage } from 'node:http';
-import { describe, expect, it } from 'vitest';
+import { createServer, isIP, type LookupFunction, type Server } from 'node:net';
+import { afterEach, describe, expect, it } from 'vitest';
 import { OnairError } from '@onair/shared';
+import { RtmpPublisher } from '../rtmp/publisher.js';
 import { ServerPolicy, isLoopbackHost, isNonPublicAddress } from './policy.js';
 
 function req(url: string, headers: Record<string, string>): IncomingMessage {
@@ -20,12 +22,19 @@ async function refused(policy: ServerPolicy, url: string): Promise<string> {
 describe('address classes', () => {
   it.each([
     '127.0.0.1', '127.255.0.9', '10.1.2.3', '172.16.0.1', '172.31.255.255', '192.168.1.1', '169.254.169.254',
-    '100.64.0.1', '0.0.0.0', '224.0.0.1', '::1', '::', 'fe80::1', 'fd12:3456::1', 'fc00::1', '::ffff:127.0.0.1', '::ffff:10.0.0.1',
+    '100.64.0.1', '100.127.255.255', '0.0.0.0', '0.1.2.3', '224.0.0.1', '255.255.255.255', '198.18.0.1', '192.0.0.8',
+    '::1', '::', 'fe80::1', 'fe80::1%eth0', 'febf::1', 'fd12:3456::1', 'fc00::1', 'ff02::1', '100::1',
+    // IPv4 inside IPv6: mapped (dotted, and hex as the URL parser writes it), translated, compatible, NAT64, 6to4.
+    '::ffff:127.0.0.1', '::ffff:10.0.0.1', '::ffff:7f00:1', '::FFFF:A9FE:A9FE', '::ffff:0:127.0.0.1', '::127.0.0.1', '::8.8.8.8',
+    '64:ff9b::127.0.0.1', '64:ff9b::a9fe:a9fe', '64:ff9b:1::8.8.8.8', '2002:7f00:1::1', '2002:c0a8:101::',
   ])('%s is not public', (ip) => {
     expect(isNonPublicAddress(ip)).toBe(true);
   });
 
-  it.each(['8.8.8.8', '172.32.0.1', '172.15.255.255', '100.128.0.1', '1.1.1.1', '2001:4860:4860::8888', '::ffff:8.8.8.8'])('%s is public', (ip) => {
+  it.each([
+    '8.8.8.8', '172.32.0.1', '172.15.255.255', '100.128.0.1', '100.63.255.255', '1.1.1.1', '2001:4860:4860::8888', '::ffff:8.8.8.8',
+    '::ffff:808:808', '64:ff9b::8.8.8.8', '2002:808:808::1', 'fec0::1', '2001:db8::1',
+  ])('%s is public', (ip) => {
     expect(isNonPublicAddress(ip)).toBe(false);
   });
 
@@ -89,6 +98,10 @@ describe('ServerPolicy beyond loopback', () => {
     await refused(policy, 'rtmps://[::1]:443/live/key');
     await refused(policy, 'rtmp://169.254.169.254/latest/meta-data');
     await refused(policy, 'rtmp://localhost/live/key');
+    await refused(policy, 'rtmp://[::ffff:127.0.0.1]/live/key');
+    await refused(policy, 'rtmp://[fe80::1]/live/key');
+    await refused(policy, 'rtmp://2130706433/live/key');
+    await refused(policy, 'rtmp://0x7f.1/live/key');
     await policy.isAllowed('rtmp://8.8.8.8/app/key');
     await policy.isAllowed('rtmps://[2001:4860:4860::8888]:443/app/key');
   });
@@ -96,5 +109,78 @@ describe('ServerPolicy beyond loopback', () => {
   it('lets private destinations through when told to', async () => {
     const open = new ServerPolicy({ host: '0.0.0.0', token: 't', allowPrivateDestinations: true });
     await open.isAllowed('rtmp://127.0.0.1/live/key');
+  });
+});
+
+/** A name whose DNS answer changes between calls, as a rebinding attacker's server makes it. */
+function rebinding(...answers: string[]): { lookup: LookupFunction; calls: () => number } {
+  let calls = 0;
+  const lookup: LookupFunction = (_hostname, options, callback) => {
+    const address = answers[Math.min(calls++, answers.length - 1)] ?? '';
+    const family = isIP(address);
+    setImmediate(() => (options.all ? callback(null, [{ address, family }]) : callback(null, address, family)));
+  };
+  return { lookup, calls: () => calls };
+}
+
+describe('ServerPolicy at connect time (DNS rebinding)', () => {
+  const servers: Server[] = [];
+  afterEach(() => Promise.all(servers.splice(0).map((s) => new Promise((r) => s.close(r)))));
+
+  /** Stands in for a service on this host that must stay out of reach. */
+  async function localService(): Promise<{ port: number; connections: () => number }> {
+    let n = 0;
+    const server = createServer((s) => {
+      n++;
+      s.destroy();
+    });
+    servers.push(server);
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    return { port: (server.address() as { port: number }).port, connections: () => n };
+  }
+
+  async function connectFailure(url: string, policy: ServerPolicy): Promise<OnairError> {
+    try {
+      await RtmpPublisher.connect(url, { ...policy.connectOptions(), connectTimeoutMs: 3000 });
+    } catch (err) {
+      return err as OnairError;
+    }
+    throw new Error(`${url} connected`);
+  }
+
+  it('refuses a name that passed isAllowed on a public answer and then resolves to 127.0.0.1', async () => {
+    const service = await localService();
+    const dns = rebinding('8.8.8.8', '127.0.0.1');
+    const policy = new ServerPolicy({ host: '0.0.0.0', token: 't', lookup: dns.lookup });
+    const url = `rtmp://rebind.onair.test:${service.port}/live/s3cretkey`;
+    await policy.isAllowed(url);
+    const err = await connectFailure(url, policy);
+    expect(err.code).toBe('DESTINATION_REFUSED');
+    expect(err.message).toMatch(/127\.0\.0\.1 \(rebind\.onair\.test\).*--allow-private-destinations/);
+    expect(err.message).not.toContain('s3cretkey');
+    expect(dns.calls()).toBe(2);
+    expect(service.connections()).toBe(0);
+  });
+
+  it('refuses localhost and loopback literals at connect time with the system resolver', async () => {
+    const service = await localService();
+    const policy = new ServerPolicy({ host: '0.0.0.0', token: 't' });
+    for (const host of ['localhost', '127.0.0.1', '[::ffff:127.0.0.1]']) {
+      expect(await connectFailure(`rtmp://${host}:${service.port}/live/k`, policy)).toMatchObject({ code: 'DESTINATION_REFUSED' });
+    }
+    expect(service.connections()).toBe(0);
+  });
+
+  it('dials the same name when private destinations are allowed, and checks nothing on loopback', async () => {
+    const service = await localService();
+    const dns = rebinding('127.0.0.1');
+    const open = new ServerPolicy({ host: '0.0.0.0', token: 't', allowPrivateDestinations: true, lookup: dns.lookup });
+    expect(open.connectOptions()).toEqual({ lookup: dns.lookup });
+    // The service hangs up at once: the handshake fails, after the connection was made.
+    const err = await connectFailure(`rtmp://rebind.onair.test:${service.port}/live/k`, open);
+    expect(err.code).toBe('HANDSHAKE_FAILED');
+    expect(service.connections()).toBe(1);
+    expect(dns.calls()).toBe(1);
+    expect(new ServerPolicy({ host: '127.0.0.1' }).connectOptions()).toEqual({});
   });
 });

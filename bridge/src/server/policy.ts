@@ -1,8 +1,9 @@
 import { timingSafeEqual } from 'node:crypto';
-import { lookup } from 'node:dns/promises';
+import { lookup as dnsLookup, type LookupAddress } from 'node:dns';
 import type { IncomingMessage } from 'node:http';
-import { BlockList, isIP } from 'node:net';
+import { BlockList, isIP, type LookupFunction } from 'node:net';
 import { OnairError } from '@onair/shared';
+import type { RtmpAddressOptions } from '../rtmp/session.js';
 
 export interface PolicyOptions {
   /** The address the server listens on. */
@@ -13,6 +14,8 @@ export interface PolicyOptions {
   allowPrivateDestinations?: boolean | undefined;
   /** Extra page origins allowed to open WebSockets (besides the server's own). */
   allowedOrigins?: readonly string[] | undefined;
+  /** Name resolution for destinations, in isAllowed and at connect time; `dns.lookup` unless set. */
+  lookup?: LookupFunction | undefined;
 }
 
 export type Verdict = { ok: true } | { ok: false; status: 401 | 403; reason: string };
@@ -37,8 +40,9 @@ for (const [net, bits] of [
   NON_PUBLIC.addSubnet(net, bits, 'ipv4');
 }
 for (const [net, bits] of [
-  ['::', 128], // unspecified
-  ['::1', 128], // loopback
+  ['::', 96], // unspecified, loopback, IPv4-compatible (deprecated, RFC 4291 §2.5.5.1)
+  ['64:ff9b:1::', 48], // local-use NAT64 (RFC 8215)
+  ['100::', 64], // discard-only (RFC 6666)
   ['fc00::', 7], // unique local
   ['fe80::', 10], // link-local
   ['ff00::', 8], // multicast
@@ -46,14 +50,45 @@ for (const [net, bits] of [
   NON_PUBLIC.addSubnet(net, bits, 'ipv6');
 }
 
+/** The 8 groups of a valid IPv6 address (zone already removed). */
+function ipv6Groups(address: string): number[] {
+  let text = address;
+  const dotted = /(\d+)\.(\d+)\.(\d+)\.(\d+)$/.exec(text);
+  if (dotted) {
+    const [, a, b, c, d] = dotted.map(Number) as [number, number, number, number, number];
+    text = `${text.slice(0, dotted.index)}${((a << 8) | b).toString(16)}:${((c << 8) | d).toString(16)}`;
+  }
+  const [head = '', tail] = text.split('::');
+  const h = head === '' ? [] : head.split(':');
+  const t = tail === undefined || tail === '' ? [] : tail.split(':');
+  const fill = tail === undefined ? [] : new Array<string>(8 - h.length - t.length).fill('0');
+  return [...h, ...fill, ...t].map((g) => parseInt(g, 16));
+}
+
+/**
+ * The IPv4 address an IPv6 address leads to: IPv4-mapped and -translated (SIIT), the NAT64
+ * well-known prefix (RFC 6052) and 6to4 (RFC 3056) all carry one a gateway may dial.
+ */
+function embeddedIpv4(address: string): string | undefined {
+  const g = ipv6Groups(address);
+  const v4 = (hi: number, lo: number): string => `${hi >> 8}.${hi & 0xff}.${lo >> 8}.${lo & 0xff}`;
+  const zero = (from: number, to: number): boolean => g.slice(from, to).every((x) => x === 0);
+  if (zero(0, 5) && g[5] === 0xffff) return v4(g[6] ?? 0, g[7] ?? 0);
+  if (zero(0, 4) && g[4] === 0xffff && g[5] === 0) return v4(g[6] ?? 0, g[7] ?? 0);
+  if (g[0] === 0x64 && g[1] === 0xff9b && zero(2, 6)) return v4(g[6] ?? 0, g[7] ?? 0);
+  if (g[0] === 0x2002) return v4(g[1] ?? 0, g[2] ?? 0);
+  return undefined;
+}
+
 /** True for an address on loopback, a private range, link-local, multicast or unspecified. */
 export function isNonPublicAddress(address: string): boolean {
-  const family = isIP(address);
-  if (family === 4) return NON_PUBLIC.check(address, 'ipv4');
+  const bare = address.replace(/%.*$/, '');
+  const family = isIP(bare);
+  if (family === 4) return NON_PUBLIC.check(bare, 'ipv4');
   if (family !== 6) return false;
-  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address);
-  if (mapped?.[1] !== undefined) return NON_PUBLIC.check(mapped[1], 'ipv4');
-  return NON_PUBLIC.check(address, 'ipv6');
+  const v4 = embeddedIpv4(bare);
+  if (v4 !== undefined && NON_PUBLIC.check(v4, 'ipv4')) return true;
+  return NON_PUBLIC.check(bare, 'ipv6');
 }
 
 /** True when `host` (a listen address or host name) only reaches this machine. */
@@ -90,6 +125,7 @@ export class ServerPolicy {
   readonly token: string | undefined;
   readonly allowPrivateDestinations: boolean;
   readonly #allowedOrigins: ReadonlySet<string>;
+  readonly #lookup: LookupFunction | undefined;
 
   constructor(opts: PolicyOptions) {
     this.loopbackOnly = isLoopbackHost(opts.host);
@@ -99,6 +135,7 @@ export class ServerPolicy {
     }
     this.allowPrivateDestinations = opts.allowPrivateDestinations ?? this.loopbackOnly;
     this.#allowedOrigins = new Set((opts.allowedOrigins ?? []).map((o) => o.toLowerCase()));
+    this.#lookup = opts.lookup;
   }
 
   /** The token presented by a request: `?token=`, `Authorization: Bearer`, or the cookie set on first visit. */
@@ -145,7 +182,9 @@ export class ServerPolicy {
 
   /**
    * Resolves when `url` (rtmp/rtmps) may be contacted; rejects with OnairError
-   * DESTINATION_REFUSED otherwise. Every address the name resolves to must be public.
+   * DESTINATION_REFUSED otherwise. Every address the name resolves to must be public. This is the
+   * early, friendly answer; the client resolves the name again when it connects, so pass
+   * connectOptions() to RtmpPublisher/RtmpPlayer.connect as well.
    */
   async isAllowed(url: string): Promise<void> {
     let parsed: URL;
@@ -164,7 +203,7 @@ export class ServerPolicy {
       addresses = [host];
     } else {
       try {
-        addresses = (await lookup(host, { all: true, verbatim: true })).map((a) => a.address);
+        addresses = (await this.#resolve(host)).map((a) => a.address);
       } catch {
         throw new OnairError('DESTINATION_REFUSED', `cannot resolve ${host}`);
       }
@@ -173,5 +212,32 @@ export class ServerPolicy {
     if (bad !== undefined) {
       throw new OnairError('DESTINATION_REFUSED', `${host} is a loopback/private/link-local address (${bad}); start with --allow-private-destinations to allow it`);
     }
+  }
+
+  /**
+   * Options for RtmpPublisher/RtmpPlayer.connect that apply this policy to the address actually
+   * dialled: a name can resolve to a public address for isAllowed and to 127.0.0.1 a moment later
+   * (DNS rebinding).
+   */
+  connectOptions(): RtmpAddressOptions {
+    const lookup = this.#lookup === undefined ? {} : { lookup: this.#lookup };
+    if (this.allowPrivateDestinations) return lookup;
+    return { ...lookup, checkAddress: checkPublicAddress };
+  }
+
+  #resolve(host: string): Promise<LookupAddress[]> {
+    const lookup = this.#lookup ?? (dnsLookup as LookupFunction);
+    return new Promise((resolve, reject) => {
+      lookup(host, { all: true, verbatim: true }, (err, addresses) => {
+        if (err) reject(err);
+        else resolve(typeof addresses === 'string' ? [{ address: addresses, family: isIP(addresses) }] : addresses);
+      });
+    });
+  }
+}
+
+function checkPublicAddress(address: string): void {
+  if (isNonPublicAddress(address)) {
+    throw new OnairError('DESTINATION_REFUSED', 'a loopback/private/link-local address; start with --allow-private-destinations to allow it');
   }
 }

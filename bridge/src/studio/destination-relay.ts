@@ -1,5 +1,6 @@
 import { OnairError, type DestinationState, type DestinationStatus, type FlvTag } from '@onair/shared';
 import { RtmpPublisher } from '../rtmp/publisher.js';
+import type { RtmpAddressOptions } from '../rtmp/session.js';
 import { redactUrl } from '../rtmp/url.js';
 import { TagRole } from './tags.js';
 
@@ -22,10 +23,16 @@ export interface RetryPolicy {
 
 export const DEFAULT_RETRY: RetryPolicy = { firstMs: 2000, factor: 1.5, maxMs: 30_000, jitter: 0.2 };
 
+/** Where destinations may point (ServerPolicy): checked by URL first, then on the address dialled. */
+export interface DestinationPolicy {
+  isAllowed(url: string): Promise<void> | void;
+  connectOptions(): RtmpAddressOptions;
+}
+
 export interface DestinationRelayOptions {
   id: string;
   url: string;
-  policy: { isAllowed(url: string): Promise<void> | void };
+  policy: DestinationPolicy;
   streamStart: () => StreamStart;
   onChange: () => void;
   /** RTMP send queue above which video is dropped until the next keyframe. */
@@ -165,7 +172,7 @@ export class DestinationRelay {
     let publisher: RtmpPublisher;
     try {
       await this.#opts.policy.isAllowed(this.#url);
-      publisher = await RtmpPublisher.connect(this.#url, { signal: this.#abort.signal });
+      publisher = await RtmpPublisher.connect(this.#url, { ...this.#opts.policy.connectOptions(), signal: this.#abort.signal });
     } catch (err) {
       if (this.#stopping) return;
       if (PERMANENT.has(errorCode(err) ?? '')) {

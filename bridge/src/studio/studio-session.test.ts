@@ -1,5 +1,5 @@
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createConnection, createServer, type Server, type Socket } from 'node:net';
+import { createConnection, createServer, type LookupFunction, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -174,6 +174,36 @@ describe('studio session: WebSocket FLV tags relayed to RTMP servers', () => {
     rmSync(scratch, { recursive: true, force: true });
   });
 
+  it('judges the address dialled: a name rebinding to 127.0.0.1 fails, and reaches nginx when private destinations are allowed', async () => {
+    const url = `rtmp://rebind.onair.test:${nginx.rtmpPort}/live/relaykey4`;
+    // Public for isAllowed, loopback for the connect that follows: a rebinding DNS server.
+    const answers = ['8.8.8.8', '127.0.0.1'];
+    let calls = 0;
+    const lookup: LookupFunction = (_host, options, callback) => {
+      const address = answers[Math.min(calls++, answers.length - 1)] ?? '';
+      setImmediate(() => (options.all ? callback(null, [{ address, family: 4 }]) : callback(null, address, 4)));
+    };
+    const relay = (policy: ServerPolicy): DestinationRelay =>
+      new DestinationRelay({
+        id: 'rebind',
+        url,
+        policy,
+        streamStart: () => ({ metadata: undefined, audioConfig: undefined, videoConfig: undefined, gop: [] }),
+        onChange: () => undefined,
+        retry: FAST_RETRY,
+      });
+    const guarded = relay(new ServerPolicy({ host: '0.0.0.0', token: 't', lookup }));
+    await waitFor('refused', () => (guarded.state === 'failed' ? true : undefined));
+    const reason = guarded.status().reason ?? '';
+    expect(reason).toMatch(/refused to connect to 127\.0\.0\.1 \(rebind\.onair\.test\).*\[DESTINATION_REFUSED\]$/);
+    expect(reason).not.toContain('relaykey4');
+    expect(calls).toBe(2);
+    const open = relay(new ServerPolicy({ host: '0.0.0.0', token: 't', allowPrivateDestinations: true, lookup }));
+    await waitFor('live', () => (open.state === 'live' ? true : undefined));
+    await open.stop();
+    expect(open.state).toBe('stopped');
+  });
+
   it('relays every tag unchanged, replays the first GOP, and one dead destination does not stop the other', async () => {
     const input = readFlv(await shortFlv());
     const client = new StudioClient(server.port);
@@ -276,7 +306,7 @@ describe('destination retry schedule', () => {
     const relay = new DestinationRelay({
       id: 'd',
       url: `rtmp://127.0.0.1:${port}/live/k`,
-      policy: { isAllowed: () => undefined },
+      policy: { isAllowed: () => undefined, connectOptions: () => ({}) },
       streamStart: () => ({ metadata: undefined, audioConfig: undefined, videoConfig: undefined, gop: [] }),
       onChange: () => {
         const s = box.relay?.status();
