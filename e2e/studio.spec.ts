@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect, test, type Page } from '@playwright/test';
@@ -33,9 +33,9 @@ function serverOf(url: string): string {
   return url.slice(0, url.lastIndexOf('/'));
 }
 
-async function openStudio(page: Page): Promise<void> {
+async function openStudio(page: Page, from: Bridge = bridge): Promise<void> {
   page.on('pageerror', (err) => console.log(`page error: ${err.message}`));
-  await page.goto(bridge.url);
+  await page.goto(from.url);
   await expect(page.getByRole('button', { name: 'Go live' })).toBeEnabled();
   // The local server is pre-filled once the page has its config.
   await expect(page.getByLabel('Server URL', { exact: true }).first()).toHaveValue(/^rtmp:\/\/127\.0\.0\.1:\d+\/live$/);
@@ -137,4 +137,77 @@ test('without MediaStreamTrackProcessor (the Firefox path): requestVideoFrameCal
   const file = await nginx.recordingDone('four', 15_000);
   judge(await probeRecording(file), 0.95);
   expect(await meanVolumeDb(file)).toBeGreaterThan(-50);
+});
+
+test('rides out a bridge restart: reconnects by itself and publishes again from a keyframe', async ({ page }) => {
+  // Its own nginx, so each publish of the stream gets its own recording.
+  const own = await startNginxRtmp({ record: true, liveDirectives: 'record_suffix -%H%M%S.flv;' });
+  const first = await startBridge();
+  let second: Bridge | undefined;
+  try {
+    await openStudio(page, first);
+    await setDestination(page, 0, serverOf(own.url('live', 'x')), 'again');
+    const status = page.locator('.status');
+    await page.getByRole('button', { name: 'Go live' }).click();
+    await expect(status).toHaveAttribute('data-state', 'live', { timeout: 20_000 });
+    await page.waitForTimeout(6_000);
+
+    await first.kill();
+    const killedAt = Date.now();
+    await expect(status).toHaveAttribute('data-state', 'retrying', { timeout: 5_000 });
+    await expect(status).toContainText('reconnecting to the bridge');
+    await expect(page.locator('[data-link="reconnecting"]')).toBeVisible();
+    second = await startBridge([], { port: first.port, localRtmpPort: first.localRtmpPort });
+    console.log(`bridge back on port ${first.port} ${Date.now() - killedAt} ms after the kill`);
+
+    await expect(status).toHaveAttribute('data-state', 'live', { timeout: 15_000 });
+    console.log(`live again ${Date.now() - killedAt} ms after the kill`);
+    await expect(page.locator('[data-stat="reconnects"]')).toHaveText('1');
+    await expect(page.getByRole('button', { name: 'End stream' })).toBeVisible();
+    await page.waitForTimeout(6_000);
+    const dropped = Number(await page.locator('[data-stat="dropped-reconnecting"]').textContent());
+    console.log(`stats: ${await page.locator('.stats').textContent()}`);
+    // Encoding went on while the bridge was away; what it made then was dropped and counted.
+    expect(dropped).toBeGreaterThan(0);
+
+    // Ending the stream while the page is still trying to get back ends it cleanly.
+    await second.kill();
+    await expect(page.locator('[data-link="reconnecting"]')).toBeVisible({ timeout: 5_000 });
+    await page.getByRole('button', { name: 'End stream' }).click();
+    await expect(page.getByRole('button', { name: 'Go live' })).toBeVisible({ timeout: 5_000 });
+    await expect(page.getByRole('alert')).toHaveCount(0);
+    await expect(status).toHaveAttribute('data-state', 'stopped');
+    await expect(page.locator('[data-link="reconnecting"]')).toHaveCount(0);
+    await own.stop();
+
+    const files = readdirSync(own.recordDir).filter((f) => f.startsWith('again-')).sort();
+    // One per publish. A destination the bridge had to retry would add one; the first and the
+    // last are the two sessions of the page.
+    const publishes = own.errorLog().split('\n').filter((l) => l.includes("publish: name='again'"));
+    if (files.length !== 2) console.log(`recordings: ${files.join(', ')}\n${publishes.join('\n')}`);
+    expect(files.length, `recordings: ${files.join(', ')}`).toBeGreaterThanOrEqual(2);
+    const last = files[files.length - 1]!;
+    const [before, after] = await Promise.all([files[0]!, last].map((f) => probeRecording(join(own.recordDir, f))));
+    for (const r of [before!, after!]) {
+      console.log(JSON.stringify({ ...r, video: { ...r.video, keyframeGapsS: r.video.keyframeGapsS.map((g) => g.toFixed(3)).join(' ') } }));
+      expect(r.video.codec).toBe('h264');
+      expect([r.video.width, r.video.height]).toEqual([1280, 720]);
+      expect(r.audio.codec).toBe('aac');
+      expect(r.audio.sampleRate).toBe(48_000);
+    }
+    expect(before!.video.durationS).toBeGreaterThan(5);
+    // The second publish is a new RTMP connection: its clock starts at 0, video on a keyframe.
+    expect(after!.video.durationS).toBeGreaterThan(5);
+    expect(after!.video.firstS).toBeLessThanOrEqual(0.1);
+    expect(Math.abs(after!.audio.firstS - after!.video.firstS)).toBeLessThanOrEqual(0.1);
+    expect(after!.video.frames / (after!.video.durationS * FPS)).toBeGreaterThanOrEqual(0.9);
+    for (const gap of after!.video.keyframeGapsS) expect(Math.abs(gap - 2)).toBeLessThanOrEqual(1 / FPS + 0.002);
+    // ffmpeg decodes every frame of the second publish without an error.
+    const decoded = await ffprobeStreams(join(own.recordDir, last), { decode: true });
+    expect(Number(decoded.find((s) => s.codec_type === 'video')?.nb_read_frames)).toBe(after!.video.frames);
+  } finally {
+    await first.kill();
+    await second?.kill();
+    await own.dispose();
+  }
 });

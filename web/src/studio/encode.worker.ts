@@ -1,11 +1,13 @@
 /// <reference lib="webworker" />
 import { AacObjectType, buildAudioSpecificConfig, parseStudioServerMessage } from '@onair/shared';
 import { CbrFiller } from '../lib/cbr-filler.js';
-import { FlvMuxer } from '../lib/flv-muxer.js';
+import type { StreamMetadata } from '../lib/flv-muxer.js';
 import { PcmConverter } from '../lib/pcm.js';
 import { openAacEncoder, type AacEncoder } from './aac-encoder.js';
+import { ConnectionTimeline } from './connection-timeline.js';
 import { openH264Encoder, type H264Chunk, type H264Encoder } from './h264-encoder.js';
-import type { EncodeSettings, EncodeStats, FromWorker, PcmBlock, SourceHandles, ToWorker } from './worker-protocol.js';
+import { reconnectDelayMs } from './reconnect.js';
+import type { BridgeLink, EncodeSettings, EncodeStats, FromWorker, PcmBlock, SourceHandles, ToWorker } from './worker-protocol.js';
 
 declare const self: DedicatedWorkerGlobalScope;
 
@@ -20,6 +22,14 @@ const MAX_CATCH_UP = 2;
 const FIRST_FRAME_WAIT_MS = 2000;
 const STATS_INTERVAL_MS = 1000;
 const COST_SAMPLES = 600;
+/**
+ * Close codes after which reconnecting cannot help: the bridge refused what the page sent
+ * (RFC 6455 §7.4.1: 1003 unsupported data, 1007 invalid data, 1008 policy, 1009 too big,
+ * 1010 missing extension). Anything else (1006 from a killed bridge, 1001 or 1000 from one
+ * shutting down, 1011) is worth another try.
+ */
+const FATAL_CLOSE_CODES: ReadonlySet<number> = new Set([1003, 1007, 1008, 1009, 1010]);
+const BRIDGE_UNREACHABLE = 'cannot connect to the onair bridge';
 
 function post(msg: FromWorker): void {
   self.postMessage(msg);
@@ -27,9 +37,22 @@ function post(msg: FromWorker): void {
 
 class Session {
   readonly #s: EncodeSettings;
-  readonly #muxer = new FlvMuxer();
   readonly #pcm: PcmConverter;
+  readonly #meta: StreamMetadata;
+  readonly #asc: Uint8Array;
+  #wsUrl = '';
+  #destinations: { id: string; url: string }[] = [];
+  /** The open connection to the bridge and what it has been sent; undefined while reconnecting. */
   #ws: WebSocket | undefined;
+  #timeline: ConnectionTimeline | undefined;
+  /** A connection attempt in flight. */
+  #dialing: WebSocket | undefined;
+  #retry: ReturnType<typeof setTimeout> | undefined;
+  #retryAt = 0;
+  #attempt = 0;
+  #link: BridgeLink = { state: 'connecting' };
+  /** The latest avcC from the encoder, sent again to every new connection. */
+  #avcC: Uint8Array | undefined;
   #video: H264Encoder | undefined;
   #audio: AacEncoder | undefined;
   /** Set by stop(): no new frames, but what the encoders still hold goes out. */
@@ -55,9 +78,7 @@ class Session {
   #audioSamples = 0;
 
   // Transport.
-  #videoConfigSent = false;
   #waitKey = true;
-  #heldAudio: Uint8Array<ArrayBuffer>[] = [];
   #filler: CbrFiller | undefined;
 
   // Stats.
@@ -72,6 +93,9 @@ class Session {
   constructor(settings: EncodeSettings) {
     this.#s = settings;
     this.#pcm = new PcmConverter(settings.sampleRate, settings.channels);
+    const s = settings;
+    this.#meta = { width: s.width, height: s.height, framerate: s.fps, videoBitrate: s.videoBitrate, audioBitrate: s.audioBitrate, sampleRate: s.sampleRate, channels: s.channels };
+    this.#asc = buildAudioSpecificConfig({ objectType: AacObjectType.Lc, sampleRate: s.sampleRate, channels: s.channels });
     this.#stats = {
       fps: 0,
       bitrate: 0,
@@ -86,34 +110,40 @@ class Session {
       muxSendMeanMs: 0,
       codec: '',
       audioEncoder: 'none',
+      reconnects: 0,
+      droppedWhileReconnecting: 0,
     };
   }
 
   async start(wsUrl: string, destinations: { id: string; url: string }[], sources: SourceHandles): Promise<void> {
     post({ type: 'state', state: 'starting' });
     const gotFrame = new Promise<void>((resolve) => (this.#firstFrame = resolve));
+    this.#wsUrl = wsUrl;
+    this.#destinations = destinations;
     this.setSources(sources);
     const s = this.#s;
+    const dialed = this.#dial();
     const [ws, video, audio] = await Promise.all([
-      this.#connect(wsUrl),
+      dialed,
       openH264Encoder({ width: s.width, height: s.height, fps: s.fps, bitrate: s.videoBitrate, codecs: s.codecs }, (c) => this.#onVideo(c), (e) => this.fail(`video encoder: ${e.message}`)),
       openAacEncoder({ sampleRate: s.sampleRate, channels: s.channels, bitrate: s.audioBitrate }, (d, t) => this.#onAudio(d, t), (e) => this.fail(`audio encoder: ${e.message}`)),
-    ]);
+    ]).catch((err: unknown) => {
+      // An encoder that cannot open leaves no session for the socket.
+      dialed.then((opened) => opened.close(1000, 'stopped'), () => undefined);
+      throw err;
+    });
     if (this.#closing) {
       video.close();
       audio.close();
       ws.close();
       return;
     }
-    this.#ws = ws;
     this.#video = video;
     this.#audio = audio;
     this.#stats.codec = video.codec;
     if (video.constantBitrate) this.#filler = new CbrFiller(s.videoBitrate, s.fps);
     this.#stats.audioEncoder = audio.kind;
-    ws.send(JSON.stringify({ type: 'start', destinations }));
-    ws.send(this.#muxer.metadata({ width: s.width, height: s.height, framerate: s.fps, videoBitrate: s.videoBitrate, audioBitrate: s.audioBitrate, sampleRate: s.sampleRate, channels: s.channels }));
-    ws.send(this.#muxer.audioConfig(buildAudioSpecificConfig({ objectType: AacObjectType.Lc, sampleRate: s.sampleRate, channels: s.channels })));
+    this.#attach(ws);
     // Both tracks start at the first camera frame (or after a short wait, on black).
     await Promise.race([gotFrame, new Promise((r) => setTimeout(r, FIRST_FRAME_WAIT_MS))]);
     if (this.#closing) return;
@@ -123,26 +153,92 @@ class Session {
     this.#onTick();
   }
 
-  #connect(url: string): Promise<WebSocket> {
+  /** Opens a WebSocket to the bridge; rejects when it closes before it opens. */
+  #dial(): Promise<WebSocket> {
     return new Promise((resolve, reject) => {
-      const ws = new WebSocket(url);
+      const ws = new WebSocket(this.#wsUrl);
+      this.#dialing = ws;
       ws.binaryType = 'arraybuffer';
-      ws.onopen = () => resolve(ws);
-      ws.onerror = () => reject(new Error('cannot connect to the onair bridge'));
-      ws.onmessage = (e: MessageEvent) => {
-        if (typeof e.data !== 'string') return;
-        try {
-          const message = parseStudioServerMessage(e.data);
-          post({ type: 'server', message });
-          if (message.type === 'error') this.fail(`bridge: ${message.message} [${message.code}]`);
-        } catch (err) {
-          this.fail(`bad message from the bridge: ${(err as Error).message}`);
-        }
+      ws.onopen = () => {
+        if (this.#dialing === ws) this.#dialing = undefined;
+        resolve(ws);
       };
-      ws.onclose = (e: CloseEvent) => {
-        if (!this.#closing) this.fail(`connection to the bridge closed (${e.code}${e.reason ? `: ${e.reason}` : ''})`);
+      ws.onclose = () => {
+        if (this.#dialing === ws) this.#dialing = undefined;
+        reject(new Error(BRIDGE_UNREACHABLE));
       };
     });
+  }
+
+  /**
+   * Starts a bridge session on a newly opened socket: the same destinations, the headers again,
+   * media from the next keyframe (asked for now) on a timeline that starts at 0.
+   */
+  #attach(ws: WebSocket): void {
+    if (this.#closing) {
+      ws.close(1000, 'stopped');
+      return;
+    }
+    this.#ws = ws;
+    ws.onclose = (e: CloseEvent) => this.#lost(ws, e.code, e.reason);
+    if (ws.readyState !== WebSocket.OPEN) {
+      // It closed while the encoders were opening.
+      this.#lost(ws, 1006, '');
+      return;
+    }
+    const timeline = new ConnectionTimeline();
+    this.#timeline = timeline;
+    this.#waitKey = true;
+    this.#forceKey = true;
+    this.#attempt = 0;
+    ws.onmessage = (e: MessageEvent) => {
+      if (typeof e.data !== 'string' || ws !== this.#ws) return;
+      try {
+        const message = parseStudioServerMessage(e.data);
+        post({ type: 'server', message });
+        if (message.type === 'error') this.fail(`bridge: ${message.message} [${message.code}]`);
+      } catch (err) {
+        this.fail(`bad message from the bridge: ${(err as Error).message}`);
+      }
+    };
+    ws.send(JSON.stringify({ type: 'start', destinations: this.#destinations }));
+    for (const tag of timeline.headers(this.#meta, this.#asc, this.#avcC)) ws.send(tag);
+    this.#setLink({ state: 'up' });
+  }
+
+  #lost(ws: WebSocket, code: number, reason: string): void {
+    if (ws !== this.#ws || this.#closing) return;
+    this.#ws = undefined;
+    this.#timeline = undefined;
+    const why = `connection to the bridge closed (${code}${reason ? `: ${reason}` : ''})`;
+    if (FATAL_CLOSE_CODES.has(code)) this.fail(why);
+    else this.#scheduleReconnect(why);
+  }
+
+  /** Encoding goes on while the bridge is away; its output is dropped and counted. */
+  #scheduleReconnect(reason: string): void {
+    const delay = reconnectDelayMs(this.#attempt);
+    this.#retryAt = performance.now() + delay;
+    this.#attempt++;
+    this.#setLink({ state: 'reconnecting', reason, attempt: this.#attempt, retryInMs: delay });
+    this.#retry = setTimeout(() => {
+      this.#retry = undefined;
+      if (this.#closing) return;
+      this.#dial().then(
+        (ws) => {
+          this.#stats.reconnects++;
+          this.#attach(ws);
+        },
+        () => {
+          if (!this.#closing) this.#scheduleReconnect(reason);
+        },
+      );
+    }, delay);
+  }
+
+  #setLink(link: BridgeLink): void {
+    this.#link = link;
+    post({ type: 'link', link });
   }
 
   /**
@@ -276,12 +372,7 @@ class Session {
     if (video === undefined) return;
     const s = this.#s;
     const gop = s.fps * s.keyframeIntervalS;
-    let key = false;
-    if (n >= this.#nextKey) {
-      key = true;
-      this.#nextKey = (Math.floor(n / gop) + 1) * gop;
-    }
-    if (this.#forceKey) key = true;
+    const key = this.#forceKey || n >= this.#nextKey;
     if (video.queue >= MAX_ENCODE_QUEUE && !key) {
       this.#stats.framesDropped++;
       return;
@@ -292,6 +383,8 @@ class Session {
     const frame = this.#frameFor(timestamp);
     if (frame === undefined) return;
     this.#forceKey = false;
+    // A forced keyframe (new bridge connection, backpressure) restarts the 2 s cadence.
+    if (key) this.#nextKey = n + gop;
     video.encode(frame, key);
     frame.close();
   }
@@ -322,14 +415,19 @@ class Session {
   }
 
   #onVideo(chunk: H264Chunk): void {
-    const ws = this.#ws;
-    if (ws === undefined || this.#stopped) return;
-    const t = performance.now();
+    if (this.#stopped) return;
     if (chunk.avcC !== undefined) {
-      ws.send(this.#muxer.videoConfig(chunk.avcC));
-      this.#videoConfigSent = true;
+      this.#avcC = chunk.avcC;
+      if (this.#timeline !== undefined) this.#ws?.send(this.#timeline.videoConfig(chunk.avcC));
     }
-    if (!this.#videoConfigSent) return;
+    const ws = this.#ws;
+    const timeline = this.#timeline;
+    if (ws === undefined || timeline === undefined) {
+      this.#stats.framesDropped++;
+      this.#stats.droppedWhileReconnecting++;
+      return;
+    }
+    const t = performance.now();
     if (this.#waitKey || ws.bufferedAmount > WS_HIGH_WATER) {
       if (!chunk.key || ws.bufferedAmount > WS_HIGH_WATER) {
         this.#waitKey = true;
@@ -340,7 +438,12 @@ class Session {
       this.#waitKey = false;
     }
     const filler = this.#filler?.fillerFor(chunk.data.length) ?? 0;
-    const tag = this.#muxer.video(chunk.data, chunk.key, chunk.timestampUs, chunk.timestampUs, filler);
+    const tags = timeline.video(chunk.data, chunk.key, chunk.timestampUs, filler);
+    const tag = tags[0];
+    if (tag === undefined) {
+      this.#stats.framesDropped++;
+      return;
+    }
     ws.send(tag);
     const cost = performance.now() - t;
     this.#costs[this.#costCount++ % COST_SAMPLES] = cost;
@@ -348,24 +451,23 @@ class Session {
     this.#sentBytes += tag.length;
     this.#sentFrames++;
     this.#stats.framesSent++;
-    if (this.#heldAudio.length > 0) {
-      for (const a of this.#heldAudio) ws.send(a);
-      this.#heldAudio = [];
-    }
+    // Audio held for this connection's first keyframe.
+    for (let i = 1; i < tags.length; i++) ws.send(tags[i]!);
   }
 
   #onAudio(data: Uint8Array, timestampUs: number): void {
+    if (this.#stopped) return;
     const ws = this.#ws;
-    if (ws === undefined || this.#stopped) return;
-    const tag = this.#muxer.audio(data, Math.max(0, timestampUs));
-    this.#sentBytes += tag.length;
-    this.#stats.audioFramesSent++;
-    // Audio waits for the first video frame so both tracks start together at the bridge.
-    if (this.#stats.framesSent === 0) {
-      if (this.#heldAudio.length < 200) this.#heldAudio.push(tag);
+    const timeline = this.#timeline;
+    if (ws === undefined || timeline === undefined) {
+      this.#stats.droppedWhileReconnecting++;
       return;
     }
-    if (ws.bufferedAmount > 2 * WS_HIGH_WATER) return;
+    if (timeline.started && ws.bufferedAmount > 2 * WS_HIGH_WATER) return;
+    const tag = timeline.audio(data, Math.max(0, timestampUs));
+    if (tag === undefined) return;
+    this.#sentBytes += tag.length;
+    this.#stats.audioFramesSent++;
     ws.send(tag);
   }
 
@@ -385,6 +487,7 @@ class Session {
       st.muxSendMeanMs = this.#costSum / this.#costCount;
     }
     post({ type: 'stats', stats: { ...st } });
+    if (this.#link.state === 'reconnecting') this.#setLink({ ...this.#link, retryInMs: Math.max(0, Math.round(this.#retryAt - performance.now())) });
   }
 
   fail(message: string): void {
@@ -398,6 +501,8 @@ class Session {
     this.#closing = true;
     clearTimeout(this.#tick);
     clearInterval(this.#statsTimer);
+    clearTimeout(this.#retry);
+    this.#dialing?.close(1000, 'stopped');
     this.setSources({});
     try {
       await Promise.race([this.#video?.flush(), new Promise((r) => setTimeout(r, 1000))]);

@@ -2,7 +2,7 @@ import { STUDIO_WS_PATH, type DestinationStatus } from '@onair/shared';
 import { AudioMix, createFeed, type Feed } from './capture.js';
 import { Destinations } from './destinations.svelte.js';
 import { AUDIO, DEFAULT_PRESET_ID, KEYFRAME_INTERVAL_S, presetById } from './presets.js';
-import type { EncodeSettings, EncodeStats, FromWorker, ToWorker } from './worker-protocol.js';
+import type { BridgeLink, EncodeSettings, EncodeStats, FromWorker, ToWorker } from './worker-protocol.js';
 import EncodeWorker from './encode.worker.ts?worker';
 
 export type Phase = 'idle' | 'starting' | 'live' | 'stopping';
@@ -13,6 +13,8 @@ interface ServerConfig {
 }
 
 const PRESET_STORAGE_KEY = 'onair.preset.v1';
+/** Shown on every destination while the page's WebSocket to the bridge is down. */
+export const RECONNECTING_REASON = 'reconnecting to the bridge';
 
 /** Everything the studio page shows and does: devices, preview, settings, going live. */
 export class Studio {
@@ -33,6 +35,8 @@ export class Studio {
   stats = $state.raw<EncodeStats | null>(null);
   statuses = $state.raw<Record<string, DestinationStatus>>({});
   received = $state.raw<{ bytes: number; tags: number } | null>(null);
+  /** The encode worker's WebSocket to the bridge. */
+  link = $state.raw<BridgeLink>({ state: 'connecting' });
   localRtmp = $state.raw<ServerConfig['localRtmp']>(null);
   readonly destinations = new Destinations();
 
@@ -46,6 +50,7 @@ export class Studio {
   #mix = new AudioMix();
   #worker: Worker | undefined;
   #feed: Feed | undefined;
+  #liveIds: string[] = [];
 
   async init(): Promise<void> {
     try {
@@ -203,6 +208,8 @@ export class Studio {
     this.error = null;
     this.statuses = {};
     this.stats = null;
+    this.link = { state: 'connecting' };
+    this.#liveIds = destinations.map((d) => d.id);
     this.phase = 'starting';
     const p = this.preset;
     const settings: EncodeSettings = {
@@ -248,6 +255,10 @@ export class Studio {
       case 'stats':
         this.stats = msg.stats;
         break;
+      case 'link':
+        this.link = msg.link;
+        if (msg.link.state === 'reconnecting') this.#showReconnecting(msg.link.retryInMs);
+        break;
       case 'server':
         if (msg.message.type === 'status') {
           this.statuses = Object.fromEntries(msg.message.destinations.map((d) => [d.id, d]));
@@ -255,6 +266,26 @@ export class Studio {
         }
         break;
     }
+  }
+
+  /** The bridge cannot report while the page is cut off from it: every destination is retrying. */
+  #showReconnecting(retryInMs: number): void {
+    this.statuses = Object.fromEntries(
+      this.#liveIds.map((id) => {
+        const last = this.statuses[id];
+        const status: DestinationStatus = {
+          id,
+          url: last?.url ?? '',
+          state: 'retrying',
+          reason: RECONNECTING_REASON,
+          retryInMs,
+          bytes: last?.bytes ?? 0,
+          dropped: last?.dropped ?? 0,
+          bufferedBytes: 0,
+        };
+        return [id, status];
+      }),
+    );
   }
 
   #teardown(worker: Worker): void {
@@ -265,6 +296,9 @@ export class Studio {
     setTimeout(() => worker.terminate(), 5000);
     this.#worker = undefined;
     this.phase = 'idle';
+    if (this.link.state === 'reconnecting') {
+      this.statuses = Object.fromEntries(Object.entries(this.statuses).map(([id, st]) => [id, { id, url: st.url, state: 'stopped', bytes: st.bytes, dropped: st.dropped, bufferedBytes: 0 }]));
+    }
   }
 
   watchPath(key: string): string {

@@ -51,7 +51,17 @@ export interface EncodeStats {
   muxSendMeanMs: number;
   codec: string;
   audioEncoder: 'webcodecs' | 'wasm' | 'none';
+  /** Times the WebSocket to the bridge was opened again after it dropped. */
+  reconnects: number;
+  /** Encoded video and audio frames dropped because the bridge was unreachable. */
+  droppedWhileReconnecting: number;
 }
+
+/** The worker's WebSocket to the bridge. */
+export type BridgeLink =
+  | { state: 'connecting' }
+  | { state: 'up' }
+  | { state: 'reconnecting'; reason: string; attempt: number; retryInMs: number };
 
 /** For PCM blocks over `audioPort`: planar Float32 channels at `sampleRate`. */
 export interface PcmBlock {
@@ -62,4 +72,5 @@ export interface PcmBlock {
 export type FromWorker =
   | { type: 'state'; state: 'starting' | 'live' | 'stopped' | 'error'; message?: string }
   | { type: 'server'; message: StudioServerMessage }
-  | { type: 'stats'; stats: EncodeStats };
+  | { type: 'stats'; stats: EncodeStats }
+  | { type: 'link'; link: BridgeLink };

@@ -1,0 +1,68 @@
+import { describe, expect, it } from 'vitest';
+import { parseFlvTag } from '@onair/shared';
+import { ConnectionTimeline } from './connection-timeline.js';
+import { DEFAULT_RECONNECT, reconnectDelayMs } from './reconnect.js';
+
+const META = { width: 1280, height: 720, framerate: 30, videoBitrate: 2_500_000, audioBitrate: 128_000, sampleRate: 48_000, channels: 2 };
+const ASC = Uint8Array.of(0x11, 0x90); // AAC-LC, 48 kHz, stereo
+const AVCC = Uint8Array.of(1, 0x4d, 0x40, 0x1f, 0xff, 0xe1, 0, 0);
+const FRAME = Uint8Array.of(0, 0, 0, 1, 0x65);
+
+/** Tag type, timestamp and the first body byte (FLV §E.4.1: 8 audio, 9 video, 18 script). */
+function summary(tags: Uint8Array[]): [number, number, number][] {
+  return tags.map((bytes) => {
+    const t = parseFlvTag(bytes.slice());
+    return [t.type, t.timestamp, t.data[0] ?? -1];
+  });
+}
+
+describe('ConnectionTimeline', () => {
+  it('opens with onMetaData, the AAC and the AVC sequence header, all at 0', () => {
+    const t = new ConnectionTimeline();
+    expect(summary(t.headers(META, ASC, AVCC))).toEqual([[18, 0, 2], [8, 0, 0xaf], [9, 0, 0x17]]);
+    // Before the encoder has produced its configuration there is no AVC header to send yet.
+    expect(summary(t.headers(META, ASC, undefined)).map(([type]) => type)).toEqual([18, 8]);
+  });
+
+  it('rebases both tracks to the first keyframe and drops what comes before it', () => {
+    const t = new ConnectionTimeline();
+    // A connection opened mid-session (session clock at 12 s): an inter frame first.
+    expect(t.video(FRAME, false, 12_000_000)).toEqual([]);
+    expect(t.audio(FRAME, 12_010_000)).toBeUndefined(); // held: older than no keyframe yet
+    expect(t.audio(FRAME, 12_040_000)).toBeUndefined();
+    expect(t.audio(FRAME, 12_061_333)).toBeUndefined();
+    expect(t.started).toBe(false);
+    // The keyframe at 12.033 s becomes 0; held audio older than it goes, the rest follows it.
+    expect(summary(t.video(FRAME, true, 12_033_333))).toEqual([[9, 0, 0x17], [8, 7, 0xaf], [8, 28, 0xaf]]);
+    expect(t.started).toBe(true);
+    expect(summary(t.video(FRAME, false, 12_066_667))).toEqual([[9, 33, 0x27]]);
+    expect(summary([t.audio(FRAME, 12_082_666)!])).toEqual([[8, 49, 0xaf]]);
+    // An AAC packet that covers time before the keyframe (encoder delay) is dropped, not clamped.
+    expect(t.audio(FRAME, 12_000_000)).toBeUndefined();
+    expect(t.dropped).toBe(3);
+  });
+
+  it('holds a bounded amount of audio while it waits for a keyframe', () => {
+    const t = new ConnectionTimeline({ maxHeldAudio: 4 });
+    for (let i = 0; i < 10; i++) expect(t.audio(FRAME, 1_000_000 + i * 21_333)).toBeUndefined();
+    expect(t.dropped).toBe(6);
+    const out = summary(t.video(FRAME, true, 1_000_000));
+    expect(out.map(([type, ts]) => `${type}@${ts}`)).toEqual(['9@0', '8@128', '8@149', '8@171', '8@192']);
+  });
+
+  it('the first connection of a session starts at 0 exactly as before', () => {
+    const t = new ConnectionTimeline();
+    expect(t.audio(FRAME, 0)).toBeUndefined();
+    expect(summary(t.video(FRAME, true, 0))).toEqual([[9, 0, 0x17], [8, 0, 0xaf]]);
+  });
+});
+
+describe('reconnectDelayMs', () => {
+  it('retries quickly once, then 2 s ×1.5 up to 30 s, with up to 20 % jitter on top', () => {
+    const none = (): number => 0;
+    expect([0, 1, 2, 3, 4, 7, 8, 50].map((a) => reconnectDelayMs(a, DEFAULT_RECONNECT, none))).toEqual([500, 2000, 3000, 4500, 6750, 22_781, 30_000, 30_000]);
+    const most = (): number => 0.999_999;
+    expect(reconnectDelayMs(1, DEFAULT_RECONNECT, most)).toBe(2400);
+    expect(reconnectDelayMs(50, DEFAULT_RECONNECT, most)).toBe(36_000);
+  });
+});
