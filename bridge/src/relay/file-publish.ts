@@ -1,5 +1,4 @@
-import { createReadStream } from 'node:fs';
-import { stat } from 'node:fs/promises';
+import { open, stat } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { FlvReader, OnairError, type FlvTag } from '@onair/shared';
 import { RtmpPublisher } from '../rtmp/publisher.js';
@@ -64,15 +63,28 @@ class Destination {
     this.#onEvent?.({ kind: 'failed', url: this.result.url, error });
   }
 
-  /** Sends one tag; resolves once the destination can take more. */
-  async send(tag: FlvTag): Promise<void> {
+  /**
+   * Sends one tag (its bytes are copied before this returns). Returns true when the destination
+   * is backed up and the relay should wait on drained() before sending more.
+   */
+  send(tag: FlvTag): boolean {
     const publisher = this.#publisher;
-    if (publisher === undefined || this.result.error !== undefined) return;
+    if (publisher === undefined || this.result.error !== undefined) return false;
     try {
       publisher.write(tag);
       this.result.tags++;
       this.result.bytes += tag.data.length;
-      if (publisher.bufferedBytes > HIGH_WATER_BYTES) await publisher.drained();
+      return publisher.bufferedBytes > HIGH_WATER_BYTES;
+    } catch (err) {
+      this.fail(err);
+      return false;
+    }
+  }
+
+  /** Resolves once the destination can take more (or failed). */
+  async drained(): Promise<void> {
+    try {
+      await this.#publisher?.drained();
     } catch (err) {
       this.fail(err);
     }
@@ -143,26 +155,44 @@ export async function publishFile(path: string, urls: readonly string[], options
   return destinations.map((d) => d.result);
 }
 
+/** Bytes read from the file at a time, into one buffer reused for every read. */
+const READ_BYTES = 256 * 1024;
+
 async function relay(path: string, destinations: Destination[], fast: boolean, signal: AbortSignal): Promise<void> {
   const reader = new FlvReader();
   const pacer = new Pacer();
-  const input = createReadStream(path, { highWaterMark: 256 * 1024 });
+  const input = await open(path, 'r');
+  // Reusing the buffer is safe because every tag is done with before the next read: the reader
+  // returns views of it but copies what it keeps across reads, and RtmpPublisher.write copies.
+  const buffer = new Uint8Array(READ_BYTES);
+  const backedUp: Destination[] = [];
   try {
-    for await (const chunk of input as AsyncIterable<Uint8Array>) {
-      for (const tag of reader.push(chunk)) {
+    for (;;) {
+      const { bytesRead } = await input.read(buffer, 0, buffer.length, null);
+      if (bytesRead === 0) break;
+      for (const tag of reader.push(buffer.subarray(0, bytesRead))) {
         if (signal.aborted) return;
         if (!fast) {
           const wait = pacer.delay(tag.timestamp, performance.now());
           if (wait > 0) await sleep(wait, undefined, { signal }).catch(() => undefined);
           if (signal.aborted) return;
         }
-        const live = destinations.filter((d) => d.alive);
-        if (live.length === 0) return;
-        await Promise.all(live.map((d) => d.send(tag)));
+        // Synchronous unless a destination is over its high-water mark.
+        let live = false;
+        for (const d of destinations) {
+          if (!d.alive) continue;
+          live = true;
+          if (d.send(tag)) backedUp.push(d);
+        }
+        if (!live) return;
+        if (backedUp.length > 0) {
+          await Promise.all(backedUp.map((d) => d.drained()));
+          backedUp.length = 0;
+        }
       }
     }
     reader.end(); // a file cut mid-tag is an error, not a silent short relay
   } finally {
-    input.destroy();
+    await input.close();
   }
 }

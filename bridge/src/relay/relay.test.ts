@@ -32,6 +32,28 @@ describe('Pacer', () => {
   });
 });
 
+describe('reading the file into one reused buffer', () => {
+  it('FlvReader keeps no view of a pushed chunk: tags taken before the next read match the file', async () => {
+    const file = new Uint8Array(await readFile(source));
+    const hexOf = (d: Uint8Array): string => Buffer.from(d).toString('hex');
+    const want = new FlvReader().push(file).map((t) => `${t.type} ${t.timestamp} ${hexOf(t.data)}`);
+    for (const size of [7, 1000, 256 * 1024]) {
+      const reader = new FlvReader();
+      const buffer = new Uint8Array(size);
+      const got: string[] = [];
+      for (let at = 0; at < file.length; at += size) {
+        const n = Math.min(size, file.length - at);
+        buffer.set(file.subarray(at, at + n));
+        for (const t of reader.push(buffer.subarray(0, n))) got.push(`${t.type} ${t.timestamp} ${hexOf(t.data)}`);
+        buffer.fill(0xee);
+      }
+      reader.end();
+      expect(got.length, `reads of ${size}`).toBe(want.length);
+      expect(got.findIndex((t, i) => t !== want[i]), `reads of ${size}`).toBe(-1);
+    }
+  });
+});
+
 // Destinations that fail in the middle, made from a real nginx-rtmp behind a TCP proxy that
 // cuts the connection, or stops reading, once the client has sent `afterBytes`.
 

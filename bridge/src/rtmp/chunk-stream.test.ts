@@ -202,6 +202,25 @@ describe('ChunkWriter → ChunkReader round trips', () => {
   }
 });
 
+describe('ChunkWriter output lifetime', () => {
+  it('copies each payload and never rewrites bytes it handed out, across blocks and for large messages', () => {
+    // Small messages share blocks, large ones do not: enough of both to fill several blocks.
+    const sizes = Array.from({ length: 600 }, (_, i) => (i % 50 === 49 ? 100_000 : i % 7 === 0 ? 9_000 : 300 + i));
+    const scratch = new Uint8Array(100_000);
+    const w = new ChunkWriter();
+    const parts = [w.encode(setChunkSizeMessage(4096))];
+    w.setChunkSize(4096);
+    for (const [i, size] of sizes.entries()) {
+      scratch.fill(i & 0xff, 0, size);
+      parts.push(w.encode(msg(i % 2 ? 4 : 6, i % 2 ? 8 : 9, i * 20, 1, scratch.subarray(0, size))));
+      scratch.fill(0xee); // the caller reuses its buffer at once
+    }
+    const got = new ChunkReader().push(concat(...parts)).slice(1);
+    expect(got.map((m) => m.payload.length)).toEqual(sizes);
+    for (const [i, m] of got.entries()) expect(m.payload.every((b) => b === (i & 0xff)), `message ${i}`).toBe(true);
+  });
+});
+
 describe('ChunkReader limits', () => {
   const code = (fn: () => unknown): string | undefined => {
     try {

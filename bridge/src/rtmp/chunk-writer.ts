@@ -7,6 +7,10 @@ export const DEFAULT_OUT_CHUNK_SIZE = 4096;
 export const MAX_OUT_CHUNK_SIZE = 16 * 1024 * 1024;
 
 const EXTENDED = 0xffffff;
+/** encode() carves messages out of blocks this big instead of allocating one buffer each. */
+const BLOCK_BYTES = 256 * 1024;
+/** Messages larger than this get a buffer of their own: they would waste most of a block. */
+const OWN_BUFFER_BYTES = 32 * 1024;
 
 interface LastHeader {
   streamId: number;
@@ -25,6 +29,8 @@ interface LastHeader {
 export class ChunkWriter {
   #chunkSize = 128;
   readonly #last: (LastHeader | undefined)[] = [];
+  #block: Uint8Array | undefined;
+  #blockUsed = 0;
 
   get chunkSize(): number {
     return this.#chunkSize;
@@ -38,12 +44,27 @@ export class ChunkWriter {
     this.#chunkSize = size;
   }
 
-  /** Encodes one message into a new buffer. */
+  /**
+   * Encodes one message. Small messages share a block, each returned as a view of its own bytes;
+   * a block is never written again once handed out, so views stay valid however long a socket
+   * queues them. The payload is copied: the caller may reuse it as soon as this returns.
+   */
   encode(msg: RtmpMessage): Uint8Array {
     const plan = this.#plan(msg);
-    const out = new Uint8Array(plan.size);
-    this.#write(msg, plan, out, 0);
-    return out;
+    if (plan.size > OWN_BUFFER_BYTES) {
+      const out = new Uint8Array(plan.size);
+      this.#write(msg, plan, out, 0);
+      return out;
+    }
+    let block = this.#block;
+    if (block === undefined || block.length - this.#blockUsed < plan.size) {
+      block = this.#block = new Uint8Array(BLOCK_BYTES);
+      this.#blockUsed = 0;
+    }
+    const start = this.#blockUsed;
+    this.#write(msg, plan, block, start);
+    this.#blockUsed += plan.size;
+    return block.subarray(start, this.#blockUsed);
   }
 
   /** Bytes `encodeInto` will write for `msg` given the writer's current state. */

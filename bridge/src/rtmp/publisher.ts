@@ -48,6 +48,8 @@ export class RtmpPublisher {
   /**
    * Queues one tag (audio 8, video 9, script 18; timestamps in ms from 0 on this connection).
    * An `onMetaData` script tag is sent wrapped in `@setDataFrame`, as servers expect.
+   * The tag's bytes are copied before this returns, so the caller may reuse its buffer; they
+   * reach the socket at the end of the current tick, together with the rest of the tick's tags.
    * Throws the error that ended the session, or RTMP_CLOSED after end()/destroy().
    */
   write(tag: FlvTag): void {
@@ -57,9 +59,9 @@ export class RtmpPublisher {
     this.#conn.core.sendTag(tag);
   }
 
-  /** Bytes handed to the socket and not yet sent. */
+  /** Bytes written that the network has not taken yet (see RtmpConnection.queuedBytes). */
   get bufferedBytes(): number {
-    return this.#conn.socket.writableLength;
+    return this.#conn.queuedBytes;
   }
 
   /**
@@ -68,6 +70,7 @@ export class RtmpPublisher {
    */
   async drained(): Promise<void> {
     const socket = this.#conn.socket;
+    this.#conn.flush();
     if (!socket.writableNeedDrain || socket.destroyed) return;
     this.#conn.watchStall();
     await Promise.race([once(socket, 'drain').catch(() => undefined), this.#conn.closed.catch(() => undefined)]);

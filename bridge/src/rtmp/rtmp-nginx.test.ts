@@ -8,6 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { FlvTag } from '@onair/shared';
 import { RtmpPlayer } from './player.js';
 import { RtmpPublisher } from './publisher.js';
+import { RtmpConnection } from './session.js';
 
 const run = promisify(execFile);
 
@@ -126,6 +127,59 @@ rtmp { server { listen 127.0.0.1:${port}; application live { live on; record all
     expect(stdout.trim().split('\n').sort()).toEqual(['aac', 'h264']);
     const probe = await run('ffprobe', ['-v', 'error', '-show_entries', 'format=duration', '-of', 'csv=p=0', recorded]);
     expect(Number(probe.stdout)).toBeCloseTo(3, 0);
+  });
+
+  it('copies each tag on write: the caller may reuse its buffer at once', async () => {
+    const url = `rtmp://127.0.0.1:${port}/live/reuse-key`;
+    const player = await RtmpPlayer.connect(url);
+    const received: FlvTag[] = [];
+    const playing = (async () => {
+      for await (const tag of player) received.push(tag);
+    })();
+    const publisher = await RtmpPublisher.connect(url);
+    const scratch = new Uint8Array(Math.max(...source.map((t) => t.data.length)));
+    for (const [i, tag] of source.entries()) {
+      scratch.set(tag.data);
+      publisher.write({ type: tag.type, timestamp: tag.timestamp, data: scratch.subarray(0, tag.data.length) });
+      scratch.fill(0xee);
+      // Several tags per tick, the way the relay sends a file chunk's tags.
+      if (i % 16 === 15) await new Promise((r) => setImmediate(r));
+    }
+    await publisher.end();
+    await playing;
+    await player.closed;
+    // nginx may reorder audio against video, never within a track.
+    for (const type of [8, 9]) {
+      const track = (tags: FlvTag[]): string[] => tags.filter((t) => t.type === type).map((t) => `${t.timestamp} ${Buffer.from(t.data).toString('hex')}`);
+      const got = track(received);
+      const want = track(source);
+      expect(got.length).toBe(want.length);
+      expect(got.findIndex((t, i) => t !== want[i]), `type ${type}`).toBe(-1);
+    }
+  });
+
+  it('hands the messages of one tick to the socket in one writev, at the end of the tick', async () => {
+    const conn = new RtmpConnection('publish', `rtmp://127.0.0.1:${port}/live/batch-key`, {}, () => undefined);
+    await conn.started();
+    const socket = conn.socket as unknown as Record<'_write' | '_writev', (...args: unknown[]) => void>;
+    const calls: string[] = [];
+    for (const name of ['_write', '_writev'] as const) {
+      const real = socket[name].bind(socket);
+      socket[name] = (...args) => {
+        calls.push(name);
+        real(...args);
+      };
+    }
+    const before = conn.core.stats.bytesSent;
+    const tags = source.filter((t) => t.type === 8).slice(0, 50);
+    for (const tag of tags) conn.core.sendTag(tag);
+    expect(calls).toEqual([]);
+    expect(conn.socket.writableLength).toBe(conn.core.stats.bytesSent - before);
+    // Nothing was backed up before: a burst within one tick is not a slow server.
+    expect(conn.queuedBytes).toBe(0);
+    await new Promise((r) => setImmediate(r));
+    expect(calls).toEqual(['_writev']);
+    await conn.end();
   });
 
   it('maps nginx-rtmp refusals to clear errors: unknown app, a second publisher', async () => {

@@ -41,6 +41,8 @@ export type RtmpAddressOptions = Pick<RtmpClientOptions, 'checkAddress' | 'looku
 export const DEFAULT_CONNECT_TIMEOUT_MS = 10_000;
 export const DEFAULT_SEND_STALL_TIMEOUT_MS = 20_000;
 export const DEFAULT_CLOSE_TIMEOUT_MS = 5_000;
+/** Bytes of one tick's messages gathered into one socket write at most. */
+const MAX_BATCH_BYTES = 64 * 1024;
 
 type ErrnoError = Error & { code?: string };
 
@@ -75,6 +77,10 @@ export class RtmpConnection {
   readonly #closeTimeoutMs: number;
   #ending = false;
   #closeError: Error | undefined;
+  #corked = false;
+  #backlogAtCork = 0;
+  #tickBytes = 0;
+  readonly #uncork = (): void => this.flush();
 
   constructor(role: RtmpRole, rawUrl: string, opts: RtmpClientOptions, onEvent: (e: RtmpClientEvent) => void) {
     this.url = parseRtmpUrl(rawUrl);
@@ -101,7 +107,19 @@ export class RtmpConnection {
         send: (bytes) => {
           // After the server's FIN our side is ended too; a write then would only raise
           // "write after end" instead of the close reason the 'end' handler reports.
-          if (!this.#done && this.socket.writable) this.socket.write(bytes);
+          if (this.#done || !this.socket.writable) return;
+          // What is sent in one tick leaves in one writev (per MAX_BATCH_BYTES) instead of one
+          // write(2) per message, and never later than the end of the tick.
+          if (!this.#corked) {
+            this.#corked = true;
+            this.#backlogAtCork = this.socket.writableLength;
+            this.socket.cork();
+            process.nextTick(this.#uncork);
+          }
+          this.#tickBytes += bytes.length;
+          this.socket.write(bytes);
+          // A caller writing in a loop that never yields must still see a slow server back up.
+          if (this.#tickBytes >= MAX_BATCH_BYTES) this.flush();
         },
         event: (e) => this.#event(e),
       },
@@ -167,6 +185,24 @@ export class RtmpConnection {
     }
   }
 
+  /** Hands what this tick sent to the socket now; call before waiting on the socket's buffer. */
+  flush(): void {
+    if (!this.#corked) return;
+    this.#corked = false;
+    this.#tickBytes = 0;
+    this.socket.uncork();
+  }
+
+  /**
+   * Bytes waiting because the network has not taken them. This tick's bytes count only behind
+   * such a backlog: otherwise they leave at the end of the tick, as they would have one write
+   * at a time, and a burst within one tick must not look like a slow server.
+   */
+  get queuedBytes(): number {
+    const queued = this.socket.writableLength;
+    return this.#corked && this.#backlogAtCork === 0 ? queued - this.#tickBytes : queued;
+  }
+
   /** Why the session ended, once it ended with an error. */
   get error(): Error | undefined {
     return this.#closeError;
@@ -211,6 +247,7 @@ export class RtmpConnection {
     if (this.#done || this.#ending) return this.closed;
     this.#ending = true;
     this.core.finish();
+    this.flush();
     this.socket.end(() => {
       this.#stopStallWatch();
       if (this.#done) return;
