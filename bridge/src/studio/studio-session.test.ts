@@ -321,3 +321,21 @@ describe('destination retry schedule', () => {
     expect(delays.slice(0, 5).map((d) => Math.round(d / 10) * 10)).toEqual([100, 200, 400, 400, 400]);
   });
 });
+
+describe('studio session shutdown', () => {
+  it('a bridge shutting down closes the page socket with 1001 (going away)', async () => {
+    const webRoot = mkdtempSync(join(tmpdir(), 'onair-studio-shutdown-'));
+    const server = await OnairServer.listen({ host: '127.0.0.1', port: 0, webRoot, policy: new ServerPolicy({ host: '127.0.0.1' }), studioConfig: { localRtmp: null } });
+    try {
+      const client = new StudioClient(server.port);
+      await client.opened();
+      await waitFor('welcome', () => (client.messages[0]?.type === 'welcome' ? true : undefined));
+      await server.close();
+      await waitFor('closed', () => client.closeCode);
+      expect(client.closeCode).toBe(1001);
+    } finally {
+      await server.close().catch(() => undefined);
+      rmSync(webRoot, { recursive: true, force: true });
+    }
+  });
+});

@@ -27,7 +27,7 @@ const STATUS_DEBOUNCE_MS = 100;
 
 // WebSocket close codes (RFC 6455 §7.4.1).
 const enum CloseCode {
-  Normal = 1000, // normal closure
+  GoingAway = 1001, // going away (server shutting down)
   InvalidData = 1007, // invalid frame payload data
   PolicyViolation = 1008, // policy violation
 }
@@ -174,7 +174,7 @@ export class StudioSession {
 
   /** Ends every destination cleanly and closes the socket. */
   async close(): Promise<void> {
-    this.#ws.close(CloseCode.Normal, 'server shutting down');
+    this.#ws.close(CloseCode.GoingAway, 'server shutting down');
     await this.#shutdown();
   }
 

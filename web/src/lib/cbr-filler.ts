@@ -8,7 +8,7 @@ const MAX_FRAMES_PER_FILL = 3;
  * Keeps an H.264 stream at its constant bitrate when the encoder undershoots (software encoders
  * do on static or simple pictures): appends a filler-data NAL unit to frames below budget, as
  * x264 does with `nal-hrd=cbr`. Decoders discard filler; ingest servers and players see the
- * steady rate CBR promises. Access units are AVCC with 4-byte lengths.
+ * steady rate CBR promises. Access units are AVCC with 4-byte lengths (see `fillerFits`).
  */
 export class CbrFiller {
   readonly #perFrame: number;
@@ -37,4 +37,12 @@ export function writeFiller(out: Uint8Array, at: number, length: number): void {
   out[at + 4] = FILLER_NAL_HEADER;
   out.fill(0xff, at + 5, at + length - 1);
   out[at + length - 1] = 0x80;
+}
+
+/**
+ * Whether filler NAL units (written with 4-byte lengths) fit the stream an avcC record describes:
+ * lengthSizeMinusOne (ISO/IEC 14496-15 §5.3.3.1.2, the low 2 bits of byte 4) must be 3.
+ */
+export function fillerFits(avcC: Uint8Array): boolean {
+  return avcC.length > 4 && (avcC[4]! & 0x03) === 3;
 }

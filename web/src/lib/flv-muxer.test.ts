@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { avcVideoBody, flvTag, parseFlvTag } from '@onair/shared';
-import { CbrFiller } from './cbr-filler.js';
+import { CbrFiller, fillerFits } from './cbr-filler.js';
 import { FlvMuxer } from './flv-muxer.js';
 
 describe('FlvMuxer.video', () => {
@@ -34,5 +34,25 @@ describe('FlvMuxer.video', () => {
     let paid = 0;
     for (let i = 0; i < 3; i++) paid += filler.fillerFor(perFrame / 2);
     expect(paid).toBe(0);
+  });
+
+  it('fills only streams with 4-byte NAL unit lengths (avcC lengthSizeMinusOne = 3)', () => {
+    // configurationVersion 1, profile 66, compatibility 0xc0, level 31, then 0xfc | lengthSizeMinusOne.
+    const avcC = (lengthSizeMinusOne: number): Uint8Array => Uint8Array.of(1, 66, 0xc0, 31, 0xfc | lengthSizeMinusOne, 0xe0, 0);
+    expect(fillerFits(avcC(3))).toBe(true);
+    expect(fillerFits(avcC(1))).toBe(false);
+    expect(fillerFits(avcC(0))).toBe(false);
+    expect(fillerFits(new Uint8Array(4))).toBe(false);
+  });
+
+  it('refuses a decode timestamp that goes backwards (a reordering encoder) instead of clamping it', () => {
+    const m = new FlvMuxer();
+    m.video(new Uint8Array(10), true, 66_000);
+    expect(() => m.video(new Uint8Array(10), false, 33_000)).toThrow(/backwards/);
+  });
+
+  it('refuses timestamps at or past 2^32 ms instead of wrapping', () => {
+    expect(() => new FlvMuxer().video(new Uint8Array(10), true, 2 ** 32 * 1000)).toThrow(RangeError);
+    expect(() => new FlvMuxer().audio(new Uint8Array(10), 2 ** 32 * 1000)).toThrow();
   });
 });

@@ -6,6 +6,8 @@ const AVC_HEADER_SIZE = 5;
 const AVC_KEY = 0x17; // FrameType 1 (key) | CodecID 7 (AVC)
 const AVC_INTER = 0x27; // FrameType 2 (inter) | CodecID 7 (AVC)
 const AVC_NALU = 1; // AVCPacketType 1: NALU
+/** Timestamp plus TimestampExtended: 32 bits of milliseconds, about 49.7 days. */
+export const MAX_TIMESTAMP_MS = 0xffffffff;
 
 export interface StreamMetadata {
   width: number;
@@ -20,7 +22,7 @@ export interface StreamMetadata {
 /**
  * Turns encoder output into FLV tags in file form (one WebSocket binary message each). One clock
  * for both tracks: callers pass microseconds since the session origin; each track's millisecond
- * timestamps never go backwards.
+ * timestamps never go backwards (audio is held at the last one; video that would throws).
  */
 export class FlvMuxer {
   #lastAudioMs = 0;
@@ -65,7 +67,9 @@ export class FlvMuxer {
    * it, or copy it, before muxing the next frame; WebSocket.send copies).
    */
   video(data: Uint8Array, keyframe: boolean, dtsUs: number, ptsUs = dtsUs, fillerBytes = 0): Uint8Array<ArrayBuffer> {
-    const ms = Math.max(this.#lastVideoMs, Math.round(dtsUs / 1000));
+    const ms = Math.round(dtsUs / 1000);
+    if (ms < this.#lastVideoMs) throw new RangeError(`video decode time went backwards (${ms} ms after ${this.#lastVideoMs} ms): the encoder reorders frames`);
+    if (ms > MAX_TIMESTAMP_MS) throw new RangeError(`video timestamp ${ms} ms past FLV's 32 bits`);
     this.#lastVideoMs = ms;
     const cts = Math.round(ptsUs / 1000) - ms;
     if (cts < -0x800000 || cts > 0x7fffff) throw new RangeError(`composition time ${cts} ms outside signed 24 bits`);

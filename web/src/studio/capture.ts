@@ -20,10 +20,11 @@ export interface Feed {
 
 const WORKLET = `
 class OnairPcmTap extends AudioWorkletProcessor {
-  constructor() { super(); this.buf = []; this.n = 0; }
+  constructor() { super(); this.buf = []; this.n = 0; this.start = 0; }
   process(inputs) {
     const input = inputs[0];
     if (input && input.length > 0) {
+      if (this.n === 0) this.start = currentFrame;
       this.buf.push(input.map((c) => c.slice()));
       this.n += input[0].length;
       if (this.n >= 1024) {
@@ -33,7 +34,7 @@ class OnairPcmTap extends AudioWorkletProcessor {
           for (const block of this.buf) { out.set(block[c], at); at += block[c].length; }
           return out;
         });
-        this.port.postMessage({ sampleRate, channels }, channels.map((c) => c.buffer));
+        this.port.postMessage({ sampleRate, timestampUs: (this.start / sampleRate) * 1e6, channels }, channels.map((c) => c.buffer));
         this.buf = []; this.n = 0;
       }
     }

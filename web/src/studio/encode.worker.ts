@@ -1,22 +1,21 @@
 /// <reference lib="webworker" />
 import { AacObjectType, buildAudioSpecificConfig, parseStudioServerMessage } from '@onair/shared';
-import { CbrFiller } from '../lib/cbr-filler.js';
-import type { StreamMetadata } from '../lib/flv-muxer.js';
+import { CbrFiller, fillerFits } from '../lib/cbr-filler.js';
+import { MAX_TIMESTAMP_MS, type StreamMetadata } from '../lib/flv-muxer.js';
 import { PcmConverter } from '../lib/pcm.js';
 import { openAacEncoder, type AacEncoder } from './aac-encoder.js';
+import { AudioClock } from './audio-clock.js';
 import { ConnectionTimeline } from './connection-timeline.js';
 import { openH264Encoder, type H264Chunk, type H264Encoder } from './h264-encoder.js';
 import { reconnectDelayMs } from './reconnect.js';
+import { DEFAULT_VIDEO_FLOW_LIMITS, FramePlan, VideoFlow } from './video-flow.js';
 import type { BridgeLink, EncodeSettings, EncodeStats, FromWorker, PcmBlock, SourceHandles, ToWorker } from './worker-protocol.js';
 
 declare const self: DedicatedWorkerGlobalScope;
 
-/** Above this many bytes queued in the WebSocket, video is dropped until the next keyframe. */
-const WS_HIGH_WATER = 1024 * 1024;
-/** Frames waiting in the encoder beyond which a new frame is dropped instead of queued. */
-const MAX_ENCODE_QUEUE = 3;
-/** How far the audio timeline may trail the clock before the gap is filled with silence. */
-const AUDIO_SLACK_US = 150_000;
+const WS_HIGH_WATER = DEFAULT_VIDEO_FLOW_LIMITS.highWater;
+/** The session ends cleanly a minute before FLV's 32-bit millisecond timestamps would wrap. */
+const MAX_SESSION_MS = MAX_TIMESTAMP_MS - 60_000;
 /** Output frames emitted at once to catch up after the worker was held up. */
 const MAX_CATCH_UP = 2;
 const FIRST_FRAME_WAIT_MS = 2000;
@@ -38,6 +37,8 @@ function post(msg: FromWorker): void {
 class Session {
   readonly #s: EncodeSettings;
   readonly #pcm: PcmConverter;
+  readonly #audioClock: AudioClock;
+  readonly #flow: VideoFlow;
   readonly #meta: StreamMetadata;
   readonly #asc: Uint8Array;
   #wsUrl = '';
@@ -70,15 +71,13 @@ class Session {
   // Output clock: frame n is due at t0 + n / fps.
   #t0 = 0;
   #n = 0;
-  #nextKey = 0;
-  #forceKey = false;
   #tick: ReturnType<typeof setTimeout> | undefined;
   #canvas: OffscreenCanvas | undefined;
   #ctx: OffscreenCanvasRenderingContext2D | undefined;
-  #audioSamples = 0;
+  /** The last video chunk's timestamp: the encoder must not reorder (FLV gets pts = dts). */
+  #lastVideoUs = -1;
 
   // Transport.
-  #waitKey = true;
   #filler: CbrFiller | undefined;
 
   // Stats.
@@ -93,6 +92,8 @@ class Session {
   constructor(settings: EncodeSettings) {
     this.#s = settings;
     this.#pcm = new PcmConverter(settings.sampleRate, settings.channels);
+    this.#audioClock = new AudioClock(settings.sampleRate);
+    this.#flow = new VideoFlow(settings.fps * settings.keyframeIntervalS);
     const s = settings;
     this.#meta = { width: s.width, height: s.height, framerate: s.fps, videoBitrate: s.videoBitrate, audioBitrate: s.audioBitrate, sampleRate: s.sampleRate, channels: s.channels };
     this.#asc = buildAudioSpecificConfig({ objectType: AacObjectType.Lc, sampleRate: s.sampleRate, channels: s.channels });
@@ -112,6 +113,7 @@ class Session {
       audioEncoder: 'none',
       reconnects: 0,
       droppedWhileReconnecting: 0,
+      audioBlocksDropped: 0,
     };
   }
 
@@ -141,7 +143,6 @@ class Session {
     this.#video = video;
     this.#audio = audio;
     this.#stats.codec = video.codec;
-    if (video.constantBitrate) this.#filler = new CbrFiller(s.videoBitrate, s.fps);
     this.#stats.audioEncoder = audio.kind;
     this.#attach(ws);
     // Both tracks start at the first camera frame (or after a short wait, on black).
@@ -188,8 +189,7 @@ class Session {
     }
     const timeline = new ConnectionTimeline();
     this.#timeline = timeline;
-    this.#waitKey = true;
-    this.#forceKey = true;
+    this.#flow.restart();
     this.#attempt = 0;
     ws.onmessage = (e: MessageEvent) => {
       if (typeof e.data !== 'string' || ws !== this.#ws) return;
@@ -251,6 +251,7 @@ class Session {
     this.#audioReader = undefined;
     if (this.#audioPort !== undefined) this.#audioPort.onmessage = null;
     this.#audioPort = undefined;
+    this.#audioClock.resync();
     if (sources.video !== undefined) {
       const reader = sources.video.getReader();
       this.#videoReader = reader;
@@ -263,7 +264,7 @@ class Session {
     }
     if (sources.audioPort !== undefined) {
       this.#audioPort = sources.audioPort;
-      this.#audioPort.onmessage = (e: MessageEvent<PcmBlock>) => this.#pushPcm(e.data.channels, e.data.sampleRate);
+      this.#audioPort.onmessage = (e: MessageEvent<PcmBlock>) => this.#pushPcm(e.data.channels, e.data.sampleRate, e.data.timestampUs);
     }
   }
 
@@ -311,49 +312,55 @@ class Session {
           planes.push(plane);
         }
         const rate = value.sampleRate;
+        const captureUs = value.timestamp;
         value.close();
-        this.#pushPcm(planes, rate);
+        this.#pushPcm(planes, rate, captureUs);
       }
     } catch {
       // The track ended.
     }
   }
 
-  #pushPcm(planes: Float32Array[], rate: number): void {
-    const audio = this.#audio;
-    if (audio === undefined || this.#t0 === 0 || this.#closing) return;
-    const out = this.#pcm.convert(planes, rate);
+  /** A captured block, placed on the session clock by its capture time (`AudioClock`). */
+  #pushPcm(planes: Float32Array[], rate: number, captureUs: number): void {
+    if (this.#audio === undefined || this.#t0 === 0 || this.#closing) return;
+    const place = this.#audioClock.place(captureUs, (performance.now() - this.#t0) * 1000);
+    const out = this.#pcm.convert(planes, rate, place.trim);
+    this.#writeSilence(place.silence);
     const frames = out[0]?.length ?? 0;
-    if (frames === 0) return;
-    const nowUs = (performance.now() - this.#t0) * 1000;
-    const atUs = (this.#audioSamples / this.#s.sampleRate) * 1e6;
-    // The microphone runs on its own clock; keep its samples within reach of the session clock.
-    if (atUs > nowUs + AUDIO_SLACK_US) return;
-    audio.encode(out, atUs);
-    this.#audioSamples += frames;
+    if (frames <= place.skip) return;
+    this.#writeAudio(place.skip > 0 ? out.map((p) => p.subarray(place.skip)) : out);
+  }
+
+  /** Audio to the encoder at the next place on its timeline; a block it turns away leaves a gap the clock fills later. */
+  #writeAudio(planes: Float32Array[]): void {
+    const frames = planes[0]?.length ?? 0;
+    if (this.#audio?.encode(planes, (this.#audioClock.written / this.#s.sampleRate) * 1e6) === true) this.#audioClock.wrote(frames);
+    else this.#stats.audioBlocksDropped++;
+  }
+
+  #writeSilence(samples: number): void {
+    for (let left = samples; left > 0; ) {
+      const n = Math.min(left, 4096);
+      this.#writeAudio(Array.from({ length: this.#s.channels }, () => new Float32Array(n)));
+      left -= n;
+    }
   }
 
   /** Silence up to the clock when there is no microphone, or it stalled. */
   #fillSilence(nowUs: number): void {
-    const audio = this.#audio;
-    if (audio === undefined) return;
-    const rate = this.#s.sampleRate;
-    const behind = nowUs - (this.#audioSamples / rate) * 1e6;
-    const hasLiveSource = this.#audioReader !== undefined || this.#audioPort !== undefined;
-    if (behind <= (hasLiveSource ? AUDIO_SLACK_US : 0)) return;
-    let frames = Math.floor((behind / 1e6) * rate / 1024) * 1024;
-    while (frames > 0) {
-      const n = Math.min(frames, 4096);
-      audio.encode(Array.from({ length: this.#s.channels }, () => new Float32Array(n)), (this.#audioSamples / rate) * 1e6);
-      this.#audioSamples += n;
-      frames -= n;
-    }
+    if (this.#audio === undefined) return;
+    this.#writeSilence(this.#audioClock.fill(nowUs, this.#audioReader !== undefined || this.#audioPort !== undefined));
   }
 
   #onTick(): void {
     if (this.#closing) return;
     const interval = 1000 / this.#s.fps;
     const now = performance.now();
+    if (now - this.#t0 >= MAX_SESSION_MS) {
+      this.fail('the stream reached FLV\'s 49.7-day timestamp limit and was ended; go live again to continue');
+      return;
+    }
     const due = Math.floor((now - this.#t0) / interval);
     if (due - this.#n > MAX_CATCH_UP) {
       this.#stats.framesDropped += due - this.#n - MAX_CATCH_UP;
@@ -370,21 +377,17 @@ class Session {
   #emit(n: number): void {
     const video = this.#video;
     if (video === undefined) return;
-    const s = this.#s;
-    const gop = s.fps * s.keyframeIntervalS;
-    const key = this.#forceKey || n >= this.#nextKey;
-    if (video.queue >= MAX_ENCODE_QUEUE && !key) {
+    const plan = this.#flow.plan(n, video.queue, this.#ws?.bufferedAmount ?? 0);
+    if (plan === FramePlan.Drop) {
       this.#stats.framesDropped++;
       return;
     }
     if (this.#latestFresh) this.#latestFresh = false;
     else if (this.#latest !== undefined) this.#stats.framesRepeated++;
-    const timestamp = Math.round((n * 1e6) / s.fps);
-    const frame = this.#frameFor(timestamp);
+    const frame = this.#frameFor(Math.round((n * 1e6) / this.#s.fps));
     if (frame === undefined) return;
-    this.#forceKey = false;
-    // A forced keyframe (new bridge connection, backpressure) restarts the 2 s cadence.
-    if (key) this.#nextKey = n + gop;
+    const key = plan === FramePlan.Key;
+    this.#flow.encoded(n, key);
     video.encode(frame, key);
     frame.close();
   }
@@ -416,8 +419,15 @@ class Session {
 
   #onVideo(chunk: H264Chunk): void {
     if (this.#stopped) return;
+    if (chunk.timestampUs <= this.#lastVideoUs) {
+      this.fail(`the H.264 encoder (${this.#stats.codec}) reorders frames, which FLV from the studio cannot carry`);
+      return;
+    }
+    this.#lastVideoUs = chunk.timestampUs;
     if (chunk.avcC !== undefined) {
       this.#avcC = chunk.avcC;
+      // Filler NAL units are written with 4-byte lengths.
+      this.#filler = this.#video?.constantBitrate === true && fillerFits(chunk.avcC) ? (this.#filler ?? new CbrFiller(this.#s.videoBitrate, this.#s.fps)) : undefined;
       if (this.#timeline !== undefined) this.#ws?.send(this.#timeline.videoConfig(chunk.avcC));
     }
     const ws = this.#ws;
@@ -428,16 +438,13 @@ class Session {
       return;
     }
     const t = performance.now();
-    if (this.#waitKey || ws.bufferedAmount > WS_HIGH_WATER) {
-      if (!chunk.key || ws.bufferedAmount > WS_HIGH_WATER) {
-        this.#waitKey = true;
-        this.#stats.framesDropped++;
-        this.#forceKey = true;
-        return;
-      }
-      this.#waitKey = false;
+    const buffered = ws.bufferedAmount;
+    if (!this.#flow.admit(chunk.key, buffered)) {
+      this.#stats.framesDropped++;
+      return;
     }
-    const filler = this.#filler?.fillerFor(chunk.data.length) ?? 0;
+    // No padding while the socket is backed up: it would only deepen the backlog.
+    const filler = buffered > WS_HIGH_WATER / 2 ? 0 : (this.#filler?.fillerFor(chunk.data.length) ?? 0);
     const tags = timeline.video(chunk.data, chunk.key, chunk.timestampUs, filler);
     const tag = tags[0];
     if (tag === undefined) {
@@ -464,7 +471,7 @@ class Session {
       return;
     }
     if (timeline.started && ws.bufferedAmount > 2 * WS_HIGH_WATER) return;
-    const tag = timeline.audio(data, Math.max(0, timestampUs));
+    const tag = timeline.audio(data, timestampUs);
     if (tag === undefined) return;
     this.#sentBytes += tag.length;
     this.#stats.audioFramesSent++;
@@ -504,11 +511,9 @@ class Session {
     clearTimeout(this.#retry);
     this.#dialing?.close(1000, 'stopped');
     this.setSources({});
-    try {
-      await Promise.race([this.#video?.flush(), new Promise((r) => setTimeout(r, 1000))]);
-    } catch {
-      // The encoder may already be closed after an error.
-    }
+    // Both encoders give back what they hold (audio: the last partial frame and its delay line).
+    const flushed = [this.#video?.flush(), this.#audio?.flush()].map((p) => p?.catch(() => undefined));
+    await Promise.race([Promise.all(flushed), new Promise((r) => setTimeout(r, 1000))]);
     this.#stopped = true;
     this.#video?.close();
     this.#audio?.close();

@@ -55,6 +55,8 @@ export interface EncodeStats {
   reconnects: number;
   /** Encoded video and audio frames dropped because the bridge was unreachable. */
   droppedWhileReconnecting: number;
+  /** Audio blocks turned away because the AAC encoder was more than a second behind. */
+  audioBlocksDropped: number;
 }
 
 /** The worker's WebSocket to the bridge. */
@@ -66,6 +68,8 @@ export type BridgeLink =
 /** For PCM blocks over `audioPort`: planar Float32 channels at `sampleRate`. */
 export interface PcmBlock {
   sampleRate: number;
+  /** Capture time of the first sample on the AudioContext's clock (its currentFrame), µs. */
+  timestampUs: number;
   channels: Float32Array[];
 }
 
