@@ -76,3 +76,5 @@ export type {
   StudioStopMessage,
   StudioWelcomeMessage,
 } from './wire/studio.js';
+export * from './wire/watch.js';
+export * from './remux/flv-to-fmp4.js';

@@ -1,0 +1,120 @@
+// Shared by the watch benchmarks: the harness (TypeScript, transpiled for node), /proc CPU
+// readings, and docs/bench/watch.md, where each benchmark rewrites only its own section.
+import { spawn } from 'node:child_process';
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { connect, createServer } from 'node:net';
+import { cpus, totalmem } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import ts from 'typescript';
+
+export const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+export const DOC = join(root, 'docs', 'bench', 'watch.md');
+export const CLK_TCK = 100;
+
+/** The test harness, transpiled (no type check) next to its sources' dependencies. */
+export async function loadHarness() {
+  const from = join(root, 'bridge', 'test', 'harness');
+  const to = join(root, 'node_modules', '.cache', 'onair-harness-js-watch');
+  mkdirSync(to, { recursive: true });
+  for (const name of readdirSync(from)) {
+    const source = readFileSync(join(from, name), 'utf8');
+    if (name.endsWith('.ts')) {
+      const { outputText } = ts.transpileModule(source, { compilerOptions: { module: ts.ModuleKind.ESNext, target: ts.ScriptTarget.ES2022 } });
+      writeFileSync(join(to, name.replace(/\.ts$/, '.js')), outputText);
+    } else if (name.endsWith('.mjs')) {
+      writeFileSync(join(to, name), source);
+    }
+  }
+  const load = (name) => import(pathToFileURL(join(to, name)).href);
+  const [fixtures, nginx] = await Promise.all([load('fixtures.js'), load('nginx.js')]);
+  return { benchFlv: fixtures.benchFlv, startNginxRtmp: nginx.startNginxRtmp };
+}
+
+export function freePort() {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address();
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+export async function waitPort(port, ms, what) {
+  const deadline = Date.now() + ms;
+  while (Date.now() < deadline) {
+    const ok = await new Promise((resolve) => {
+      const s = connect(port, '127.0.0.1', () => {
+        s.destroy();
+        resolve(true);
+      });
+      s.once('error', () => resolve(false));
+    });
+    if (ok) return;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`${what} did not answer on port ${port}`);
+}
+
+/** `onair serve` as a child on free ports; `stop()` ends it. */
+export async function startBridge(extra = []) {
+  const port = await freePort();
+  const localRtmpPort = await freePort();
+  const child = spawn(process.execPath, [join(root, 'bridge', 'bin', 'onair.mjs'), 'serve', '--port', String(port), '--local-rtmp-port', String(localRtmpPort), ...extra], {
+    cwd: root,
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  let err = '';
+  child.stderr.on('data', (d) => (err = (err + d).slice(-4000)));
+  try {
+    await waitPort(port, 60_000, 'onair serve');
+  } catch (e) {
+    child.kill('SIGKILL');
+    throw new Error(`${e.message}\n${err}`, { cause: e });
+  }
+  return {
+    url: `http://127.0.0.1:${port}/`,
+    pid: child.pid,
+    localRtmpPort,
+    stop: () =>
+      new Promise((resolve) => {
+        if (child.exitCode !== null) return resolve();
+        child.once('exit', () => resolve());
+        child.kill('SIGTERM');
+        setTimeout(() => child.kill('SIGKILL'), 10_000).unref();
+      }),
+  };
+}
+
+/** CPU ticks (utime + stime) of one process, from /proc/<pid>/stat. */
+export function ticksOf(pid) {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return Number(fields[11]) + Number(fields[12]);
+}
+
+export function machine() {
+  const cpu = cpus();
+  return `${cpu.length} × ${cpu[0]?.model ?? 'unknown CPU'}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, Node ${process.version}, ${new Date().toISOString()}`;
+}
+
+export function percentile(sorted, p) {
+  if (sorted.length === 0) return NaN;
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
+}
+
+/** Replaces the section between `<!-- name:start -->` and `<!-- name:end -->` (adding it if new). */
+export function writeSection(name, body) {
+  const head = `# Watch benchmarks\n\nWritten by \`node bench/latency.bench.mjs\` and \`node bench/fanout.bench.mjs\` (after \`npm run build\`); each run replaces its own section.\n`;
+  let doc = existsSync(DOC) ? readFileSync(DOC, 'utf8') : head;
+  const start = `<!-- ${name}:start -->`;
+  const end = `<!-- ${name}:end -->`;
+  const block = `${start}\n${body.trim()}\n${end}`;
+  const i = doc.indexOf(start);
+  const j = doc.indexOf(end);
+  doc = i >= 0 && j > i ? doc.slice(0, i) + block + doc.slice(j + end.length) : `${doc.trimEnd()}\n\n${block}\n`;
+  mkdirSync(dirname(DOC), { recursive: true });
+  writeFileSync(DOC, doc);
+}

@@ -1,0 +1,311 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Duplex } from 'node:stream';
+import { flvHeader, OnairError } from '@onair/shared';
+import { WebSocketServer, type WebSocket } from 'ws';
+import type { RtmpAddressOptions } from '../rtmp/session.js';
+import { redactKey, redactUrl } from '../rtmp/url.js';
+import { connectRtmpSource } from './rtmp-source.js';
+import { StreamRelay, type ConnectSource, type StreamRelayOptions, type StreamStats, type TagSource, type ViewerSink } from './stream-relay.js';
+import { DEFAULT_VIEWER_LIMITS } from './viewer-gate.js';
+import { WsOpcode, wsFrame } from './ws-frame.js';
+import {
+  MAX_WATCH_TEXT_BYTES,
+  WATCH_PROTOCOL_VERSION,
+  WATCH_WS_PATH,
+  parseWatchTarget,
+  type WatchErrorMessage,
+  type WatchTarget,
+  type WatchWelcomeMessage,
+} from '@onair/shared';
+
+/** The destination policy of the server, applied to watch sources too. */
+export interface SourcePolicy {
+  /** Resolves (or returns) when `url` may be contacted; throws/rejects with the reason otherwise. */
+  isAllowed(url: string): Promise<void> | void;
+  /** Checks of the address actually dialled, so a DNS answer that changes after isAllowed is refused too. */
+  connectOptions(): RtmpAddressOptions;
+}
+
+/** Opens an upstream play session for `url`, dialling only addresses `address` accepts. */
+export type OpenSource = (url: string, address: RtmpAddressOptions) => Promise<TagSource>;
+
+export interface WatchServiceOptions {
+  policy: SourcePolicy;
+  /** The embedded RTMP server, for `/watch/<app>/<stream>` and `/live/<stream>.flv`. */
+  localRtmp?: { port: number };
+  /** Opens an upstream play session; RtmpPlayer by default. */
+  connect?: OpenSource;
+  relay?: Partial<StreamRelayOptions>;
+}
+
+export interface WatchMetrics {
+  /** Upstream RTMP play sessions open right now. */
+  upstreams: number;
+  viewers: { ws: number; flv: number };
+  bytesIn: number;
+  bytesOut: number;
+  streams: StreamStats[];
+}
+
+export const DEFAULT_RELAY_OPTIONS: StreamRelayOptions = {
+  lingerMs: 5000,
+  retryMinMs: 300,
+  retryMaxMs: 2000,
+  silenceMs: 3000,
+  gop: {},
+  viewer: DEFAULT_VIEWER_LIMITS,
+};
+
+/** HTTP routes this service answers (besides the WebSocket path). */
+const FLV_LOCAL = /^\/live\/([^/]+)\.flv$/;
+const FLV_SRC_PATH = '/flv';
+const METRICS_PATH = '/metrics';
+const LOCAL_FLV_APP = 'live';
+// A viewer whose connection died without a FIN (a laptop lid, a NAT timeout) answers no ping;
+// it is dropped at the next round instead of holding a queue until TCP gives up.
+const PING_EVERY_MS = 30_000;
+// A page sends nothing on a watch socket; anything bigger than a close frame is refused.
+const MAX_CLIENT_PAYLOAD = 1024;
+
+const enum CloseCode {
+  Normal = 1000, // Normal Closure
+  GoingAway = 1001, // Going Away
+  Unsupported = 1003, // Unsupported Data
+  PolicyViolation = 1008, // Policy Violation
+}
+
+// Framed once per tag, shared by every WebSocket viewer of it.
+const framed = new WeakMap<Uint8Array, Buffer>();
+
+function wsSink(ws: WebSocket): ViewerSink {
+  // Writes go straight to the socket: ws would frame (and allocate for) every viewer separately.
+  // With permessage-deflate off, ws's own sender writes synchronously too, so order is kept.
+  const socket = (ws as unknown as { _socket: Duplex | null })._socket;
+  const write = (frame: Buffer): void => {
+    if (ws.readyState === ws.OPEN && socket !== null && !socket.destroyed) socket.write(frame);
+  };
+  return {
+    kind: 'ws',
+    bufferedBytes: () => ws.bufferedAmount,
+    sendTag: (bytes) => {
+      let frame = framed.get(bytes);
+      if (frame === undefined) {
+        frame = wsFrame(WsOpcode.Binary, bytes);
+        framed.set(bytes, frame);
+      }
+      write(frame);
+    },
+    sendStatus: (status) => write(wsFrame(WsOpcode.Text, Buffer.from(JSON.stringify(status)))),
+    close: (reason) => ws.close(CloseCode.GoingAway, reason.slice(0, 120)),
+  };
+}
+
+function flvSink(res: ServerResponse): ViewerSink {
+  return {
+    kind: 'flv',
+    bufferedBytes: () => res.writableLength,
+    sendTag: (bytes) => {
+      if (!res.destroyed) res.write(bytes);
+    },
+    sendStatus: () => {},
+    close: () => res.end(),
+  };
+}
+
+/**
+ * The watch side of the bridge: WebSocket play (`/watch-ws?src=…`, `/watch-ws/<app>/<stream>`),
+ * HTTP-FLV (`/live/<stream>.flv`, `/flv?src=…`) and `/metrics`. Every viewer of one source URL
+ * shares one upstream RTMP play session.
+ */
+export class WatchService {
+  readonly #policy: SourcePolicy;
+  readonly #localPort: number | undefined;
+  readonly #connect: OpenSource;
+  readonly #relayOpts: StreamRelayOptions;
+  readonly #relays = new Map<string, StreamRelay>();
+  readonly #wss = new WebSocketServer({ noServer: true, maxPayload: MAX_CLIENT_PAYLOAD, perMessageDeflate: false });
+  readonly #flvResponses = new Set<ServerResponse>();
+  readonly #alive = new WeakSet<WebSocket>();
+  readonly #pinger: ReturnType<typeof setInterval>;
+  #closed = false;
+
+  constructor(opts: WatchServiceOptions) {
+    this.#policy = opts.policy;
+    this.#localPort = opts.localRtmp?.port;
+    this.#connect = opts.connect ?? connectRtmpSource;
+    this.#relayOpts = { ...DEFAULT_RELAY_OPTIONS, ...opts.relay };
+    this.#pinger = setInterval(() => {
+      for (const ws of this.#wss.clients) {
+        if (!this.#alive.has(ws)) {
+          ws.terminate();
+          continue;
+        }
+        this.#alive.delete(ws);
+        ws.ping();
+      }
+    }, PING_EVERY_MS);
+    this.#pinger.unref();
+  }
+
+  /** Handles watch HTTP routes; returns false for any other request. */
+  handleRequest(req: IncomingMessage, res: ServerResponse): boolean {
+    const url = new URL(req.url ?? '/', 'http://x');
+    if (url.pathname === METRICS_PATH) {
+      if (!this.#methodOk(req, res)) return true;
+      res.writeHead(200, { 'content-type': 'application/json', 'cache-control': 'no-store' });
+      res.end(JSON.stringify(this.metrics()));
+      return true;
+    }
+    let target: WatchTarget | undefined;
+    const local = FLV_LOCAL.exec(url.pathname);
+    if (local !== null) {
+      target = parseWatchTarget('', `/${LOCAL_FLV_APP}/${local[1] ?? ''}`, '');
+    } else if (url.pathname === FLV_SRC_PATH) {
+      target = parseWatchTarget(FLV_SRC_PATH, url.pathname, url.search);
+    } else {
+      return false;
+    }
+    if (!this.#methodOk(req, res)) return true;
+    if (target === undefined) {
+      this.#httpError(res, 400, 'expected /live/<stream>.flv or /flv?src=<rtmp URL>');
+      return true;
+    }
+    void this.#serveFlv(target, req, res);
+    return true;
+  }
+
+  /** Handles watch WebSocket upgrades; returns false for any other path. */
+  handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): boolean {
+    const url = new URL(req.url ?? '/', 'http://x');
+    if (url.pathname !== WATCH_WS_PATH && !url.pathname.startsWith(`${WATCH_WS_PATH}/`)) return false;
+    const target = parseWatchTarget(WATCH_WS_PATH, url.pathname, url.search);
+    if (target === undefined || this.#closed) {
+      socket.end(`HTTP/1.1 ${this.#closed ? '503 Service Unavailable' : '400 Bad Request'}\r\nconnection: close\r\ncontent-length: 0\r\n\r\n`);
+      return true;
+    }
+    this.#wss.handleUpgrade(req, socket, head, (ws) => void this.#serveWs(target, ws));
+    return true;
+  }
+
+  metrics(): WatchMetrics {
+    const streams = [...this.#relays.values()].map((r) => r.stats());
+    const sum = (f: (s: StreamStats) => number): number => streams.reduce((n, s) => n + f(s), 0);
+    return {
+      upstreams: sum((s) => (s.upstreamConnected ? 1 : 0)),
+      viewers: { ws: sum((s) => s.viewers.ws), flv: sum((s) => s.viewers.flv) },
+      bytesIn: sum((s) => s.bytesIn),
+      bytesOut: sum((s) => s.bytesOut),
+      streams,
+    };
+  }
+
+  /** Closes every viewer and upstream session. */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    clearInterval(this.#pinger);
+    for (const relay of this.#relays.values()) relay.close('the server is shutting down');
+    this.#relays.clear();
+    for (const res of this.#flvResponses) res.destroy();
+    for (const ws of this.#wss.clients) ws.terminate();
+    await new Promise<void>((resolve) => this.#wss.close(() => resolve()));
+  }
+
+  /**
+   * The RTMP URL of a target after the source policy, with the checks its connections must pass.
+   * The embedded server is on loopback by design and always allowed.
+   */
+  async #resolve(target: WatchTarget): Promise<{ url: string; address: RtmpAddressOptions }> {
+    if (target.kind === 'local') {
+      if (this.#localPort === undefined) throw new OnairError('WATCH_NO_LOCAL_SERVER', 'this bridge runs no local RTMP server');
+      return { url: `rtmp://127.0.0.1:${this.#localPort}/${target.app}/${target.stream}`, address: {} };
+    }
+    await this.#policy.isAllowed(target.url);
+    return { url: target.url, address: this.#policy.connectOptions() };
+  }
+
+  #relayFor(url: string, address: RtmpAddressOptions): StreamRelay {
+    let relay = this.#relays.get(url);
+    if (relay === undefined || relay.closed) {
+      const connect: ConnectSource = (u) => this.#connect(u, address);
+      const created: StreamRelay = new StreamRelay(url, redactUrl(url), connect, this.#relayOpts, () => {
+        created.close();
+        if (this.#relays.get(url) === created) this.#relays.delete(url);
+      });
+      relay = created;
+      this.#relays.set(url, relay);
+    }
+    return relay;
+  }
+
+  #reason(err: unknown, url: string | undefined): { code: string; message: string } {
+    const code = err instanceof OnairError ? err.code : 'WATCH_FAILED';
+    const text = err instanceof Error ? err.message : String(err);
+    return { code, message: url === undefined ? text : redactKey(text, url) };
+  }
+
+  async #serveWs(target: WatchTarget, ws: WebSocket): Promise<void> {
+    ws.on('error', () => ws.terminate());
+    this.#alive.add(ws);
+    ws.on('pong', () => this.#alive.add(ws));
+    ws.on('message', () => ws.close(CloseCode.Unsupported, 'watch sockets take no messages'));
+    let url: string;
+    let address: RtmpAddressOptions;
+    try {
+      ({ url, address } = await this.#resolve(target));
+    } catch (err) {
+      const error: WatchErrorMessage = { type: 'error', ...this.#reason(err, target.kind === 'src' ? target.url : undefined) };
+      if (ws.readyState === ws.OPEN) ws.send(JSON.stringify(error).slice(0, MAX_WATCH_TEXT_BYTES));
+      ws.close(CloseCode.PolicyViolation, error.code);
+      return;
+    }
+    if (ws.readyState !== ws.OPEN || this.#closed) return;
+    const welcome: WatchWelcomeMessage = { type: 'welcome', version: WATCH_PROTOCOL_VERSION, source: redactUrl(url) };
+    ws.send(JSON.stringify(welcome));
+    const sink = wsSink(ws);
+    const relay = this.#relayFor(url, address);
+    ws.on('close', () => relay.remove(sink));
+    relay.add(sink);
+  }
+
+  async #serveFlv(target: WatchTarget, req: IncomingMessage, res: ServerResponse): Promise<void> {
+    let url: string;
+    let address: RtmpAddressOptions;
+    try {
+      ({ url, address } = await this.#resolve(target));
+    } catch (err) {
+      const { code, message } = this.#reason(err, target.kind === 'src' ? target.url : undefined);
+      this.#httpError(res, code === 'WATCH_NO_LOCAL_SERVER' ? 404 : 403, `${message} [${code}]`);
+      return;
+    }
+    if (this.#closed || req.destroyed) return;
+    if (req.method === 'HEAD') {
+      res.writeHead(200, { 'content-type': 'video/x-flv', 'cache-control': 'no-store' });
+      res.end();
+      return;
+    }
+    res.writeHead(200, { 'content-type': 'video/x-flv', 'cache-control': 'no-store' });
+    res.flushHeaders();
+    res.write(flvHeader({ audio: true, video: true }));
+    const sink = flvSink(res);
+    const relay = this.#relayFor(url, address);
+    this.#flvResponses.add(res);
+    res.on('close', () => {
+      this.#flvResponses.delete(res);
+      relay.remove(sink);
+    });
+    relay.add(sink);
+  }
+
+  #methodOk(req: IncomingMessage, res: ServerResponse): boolean {
+    if (req.method === 'GET' || req.method === 'HEAD') return true;
+    res.writeHead(405, { allow: 'GET, HEAD' });
+    res.end();
+    return false;
+  }
+
+  #httpError(res: ServerResponse, status: number, message: string): void {
+    res.writeHead(status, { 'content-type': 'text/plain; charset=utf-8', 'cache-control': 'no-store' });
+    res.end(`${message}\n`);
+  }
+}

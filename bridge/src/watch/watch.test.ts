@@ -1,0 +1,333 @@
+import { execFile } from 'node:child_process';
+import { createServer, type Server } from 'node:http';
+import { createServer as createNetServer, type AddressInfo } from 'node:net';
+import type { LookupFunction } from 'node:net';
+import { promisify } from 'node:util';
+import { parseFlvTag, type FlvTag } from '@onair/shared';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import WebSocket from 'ws';
+import { flvFixture } from '../../test/harness/fixtures.js';
+import { startNginxRtmp, type NginxRtmp } from '../../test/harness/nginx.js';
+import { spawnTracked, waitFor, type Child } from '../../test/harness/proc.js';
+import { parseWatchServerMessage, type WatchServerMessage } from '@onair/shared';
+import { GopCache } from './gop-cache.js';
+import { TagKind, tagKind } from './tag-kind.js';
+import { DEFAULT_VIEWER_LIMITS, ViewerGate } from './viewer-gate.js';
+import { StreamRelay, type ViewerSink } from './stream-relay.js';
+import { WatchService } from './watch-service.js';
+import { ServerPolicy } from '../server/policy.js';
+
+const run = promisify(execFile);
+
+// Tag bodies as an encoder writes them (FLV spec E.4.2/E.4.3), built by hand.
+const meta: FlvTag = { type: 18, timestamp: 0, data: new Uint8Array([2, 0, 10, ...Array.from('onMetaData', (c) => c.charCodeAt(0)), 5]) };
+const avcConfig: FlvTag = { type: 9, timestamp: 0, data: new Uint8Array([0x17, 0, 0, 0, 0, 1, 0x42, 0, 0x1f]) };
+const aacConfig: FlvTag = { type: 8, timestamp: 0, data: new Uint8Array([0xaf, 0, 0x11, 0x90]) };
+const key = (ts: number, size = 10): FlvTag => ({ type: 9, timestamp: ts, data: new Uint8Array([0x17, 1, 0, 0, 0, ...new Uint8Array(size)]) });
+const inter = (ts: number, size = 10): FlvTag => ({ type: 9, timestamp: ts, data: new Uint8Array([0x27, 1, 0, 0, 0, ...new Uint8Array(size)]) });
+const audio = (ts: number): FlvTag => ({ type: 8, timestamp: ts, data: new Uint8Array([0xaf, 1, 0x21, 0x10]) });
+
+describe('GOP cache and viewer gate', () => {
+  it('classifies legacy and Enhanced RTMP tags from their first bytes', () => {
+    expect([meta, avcConfig, aacConfig, key(0), inter(0), audio(0)].map(tagKind)).toEqual([
+      TagKind.Metadata,
+      TagKind.VideoConfig,
+      TagKind.AudioConfig,
+      TagKind.Keyframe,
+      TagKind.Frame,
+      TagKind.Audio,
+    ]);
+    const ex = (b0: number): FlvTag => ({ type: 9, timestamp: 0, data: new Uint8Array([b0, 0x68, 0x76, 0x63, 0x31]) });
+    expect([ex(0x90), ex(0x91), ex(0xa3), ex(0x92)].map(tagKind)).toEqual([TagKind.VideoConfig, TagKind.Keyframe, TagKind.Frame, TagKind.Other]);
+    expect(tagKind({ type: 9, timestamp: 0, data: new Uint8Array([0x57, 0]) })).toBe(TagKind.Other); // command frame
+  });
+
+  it('keeps headers and the frames since the last keyframe, within its limits', () => {
+    const cache = new GopCache({ maxTags: 5 });
+    const push = (t: FlvTag): void => cache.push(t, tagKind(t));
+    [meta, avcConfig, aacConfig, inter(0), key(33), audio(40), inter(66), key(100), audio(101), inter(133)].forEach(push);
+    const snap = cache.snapshot();
+    expect(snap.headers).toEqual([meta, avcConfig, aacConfig]);
+    expect(snap.gop.map((t) => t.timestamp)).toEqual([100, 101, 133]);
+    [inter(166), inter(200), inter(233)].forEach(push);
+    expect(cache.snapshot().gop).toEqual([]); // over maxTags: dropped until the next keyframe
+    push(inter(266));
+    expect(cache.snapshot().gop).toEqual([]);
+    push(key(300));
+    expect(cache.snapshot().gop.map((t) => t.timestamp)).toEqual([300]);
+  });
+
+  it('starts a viewer on a keyframe and skips a slow one to the next keyframe', () => {
+    const gate = new ViewerGate({ maxBufferedBytes: 1000 });
+    const admit = (t: FlvTag, buffered = 0): boolean => gate.admit(tagKind(t), buffered, true);
+    expect([admit(meta), admit(avcConfig), admit(audio(0)), admit(inter(0)), admit(key(33)), admit(audio(34)), admit(inter(66))]).toEqual([
+      true, true, false, false, true, true, true,
+    ]);
+    expect(admit(inter(100), 5000)).toBe(false);
+    expect(admit(audio(101), 10)).toBe(false); // still waiting for a keyframe
+    expect(admit(key(133), 5000)).toBe(false); // the queue is still too long for it
+    expect(admit(key(166), 10)).toBe(true);
+    expect([gate.skips, gate.dropped]).toEqual([1, 5]);
+  });
+});
+
+describe('StreamRelay', () => {
+  it('says waiting when a session stays open without media, and live when media returns', async () => {
+    // A scripted upstream, as node-media-server behaves when its publisher leaves and returns.
+    async function* session(): AsyncGenerator<FlvTag> {
+      yield meta;
+      yield avcConfig;
+      yield aacConfig;
+      yield key(1000);
+      yield audio(1010);
+      await new Promise((resolve) => setTimeout(resolve, 400));
+      yield avcConfig;
+      yield key(0); // the new publisher starts its clock at 0 again
+      yield inter(33);
+      await new Promise((resolve) => setTimeout(resolve, 5000));
+    }
+    const source = session();
+    const relay = new StreamRelay(
+      'rtmp://h/live/key',
+      'rtmp://h/live/***',
+      async () => Object.assign(source, { destroy: () => undefined }),
+      { lingerMs: 100, retryMinMs: 50, retryMaxMs: 100, silenceMs: 200, gop: {}, viewer: DEFAULT_VIEWER_LIMITS },
+      () => relay.close(),
+    );
+    const states: string[] = [];
+    const tags: FlvTag[] = [];
+    const sink: ViewerSink = {
+      kind: 'ws',
+      bufferedBytes: () => 0,
+      sendTag: (bytes) => tags.push(parseFlvTag(bytes)),
+      sendStatus: (s) => states.push(s.state),
+      close: () => undefined,
+    };
+    relay.add(sink);
+    await waitFor('media after the silence', () => (tags.filter((t) => tagKind(t) === TagKind.Frame).length > 0 ? true : undefined), 3000);
+    relay.close();
+    expect(states.filter((s, i) => s !== states[i - 1])).toEqual(['connecting', 'live', 'waiting', 'live']);
+    // One rising timeline: the restarted clock continues after the last relayed tag.
+    const media = tags.filter((t) => tagKind(t) === TagKind.Keyframe || tagKind(t) === TagKind.Frame || tagKind(t) === TagKind.Audio);
+    expect(media.map((t) => t.timestamp)).toEqual([1000, 1010, 1050, 1083]);
+  });
+});
+
+interface Client {
+  ws: WebSocket;
+  messages: WatchServerMessage[];
+  tags: FlvTag[];
+  closed: Promise<void>;
+}
+
+function openClient(url: string): Client {
+  const ws = new WebSocket(url);
+  const client: Client = { ws, messages: [], tags: [], closed: new Promise((resolve) => ws.once('close', () => resolve())) };
+  ws.on('message', (data, isBinary) => {
+    const bytes = data as Buffer;
+    if (isBinary) client.tags.push(parseFlvTag(new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.length)));
+    else client.messages.push(parseWatchServerMessage(bytes.toString('utf8')));
+  });
+  return client;
+}
+
+describe('WatchService against nginx-rtmp', () => {
+  let nginx: NginxRtmp;
+  let server: Server;
+  let service: WatchService;
+  let base: string;
+  let source: string;
+  let publisher: Child | undefined;
+
+  const publish = async (): Promise<Child> => {
+    const file = await flvFixture({ seconds: 4 });
+    return spawnTracked('ffmpeg', ['-hide_banner', '-nostdin', '-loglevel', 'error', '-re', '-stream_loop', '-1', '-i', file, '-c', 'copy', '-f', 'flv', source]);
+  };
+  const metrics = async (): Promise<ReturnType<WatchService['metrics']>> => (await fetch(`${base}/metrics`)).json() as Promise<ReturnType<WatchService['metrics']>>;
+
+  beforeAll(async () => {
+    nginx = await startNginxRtmp({ record: false, stat: true });
+    source = nginx.url('live', 'watchtest');
+    service = new WatchService({ policy: { isAllowed: () => undefined, connectOptions: () => ({}) }, relay: { lingerMs: 500, retryMinMs: 200 } });
+    server = createServer((req, res) => {
+      if (!service.handleRequest(req, res)) {
+        res.writeHead(404);
+        res.end();
+      }
+    });
+    server.on('upgrade', (req, socket, head) => {
+      if (!service.handleUpgrade(req, socket, head)) socket.destroy();
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    publisher = await publish();
+    await waitFor('the publisher on nginx', async () => (/<name>watchtest<\/name>[\s\S]*?<publishing\/>/.test(await nginx.stat()) ? true : undefined), 15_000);
+  });
+
+  afterAll(async () => {
+    await publisher?.stop();
+    await service?.close();
+    await new Promise((resolve) => server?.close(resolve));
+    await nginx?.dispose();
+  });
+
+  it('serves HTTP-FLV that ffprobe reads as H.264 1280x720 + AAC, starting on a keyframe', async () => {
+    const url = `${base}/flv?src=${encodeURIComponent(source)}`;
+    const { stdout } = await run('ffprobe', ['-v', 'error', '-read_intervals', '%+3', '-show_streams', '-show_packets', '-of', 'json', url], { timeout: 20_000 });
+    const probe = JSON.parse(stdout) as { streams: Record<string, unknown>[]; packets: Record<string, string>[] };
+    const streams = probe.streams.map((s) => [s['codec_name'], s['width'] ?? s['sample_rate']]);
+    expect(streams).toEqual(expect.arrayContaining([['h264', 1280], ['aac', '48000']]));
+    const video = probe.packets.filter((p) => p['codec_type'] === 'video');
+    expect(video.length).toBeGreaterThan(10);
+    expect(video[0]?.['flags']).toMatch(/^K/);
+  });
+
+  it('serves /live/<stream>.flv from the embedded server, and 404 without one', async () => {
+    // nginx stands in for the embedded server: same URL shape, rtmp://127.0.0.1:<port>/live/<stream>.
+    const local = new WatchService({ policy: { isAllowed: () => Promise.reject(new Error('the policy is not asked for local streams')), connectOptions: () => ({}) }, localRtmp: { port: nginx.rtmpPort } });
+    const none = new WatchService({ policy: { isAllowed: () => undefined, connectOptions: () => ({}) } });
+    const servers = [local, none].map((w) => createServer((req, res) => w.handleRequest(req, res) || res.writeHead(404).end()));
+    await Promise.all(servers.map((s) => new Promise<void>((resolve) => s.listen(0, '127.0.0.1', resolve))));
+    const [withLocal, without] = servers.map((s) => `http://127.0.0.1:${(s.address() as AddressInfo).port}`);
+    try {
+      const { stdout } = await run('ffprobe', ['-v', 'error', '-read_intervals', '%+1', '-show_streams', '-of', 'json', `${withLocal}/live/watchtest.flv`], { timeout: 20_000 });
+      const codecs = (JSON.parse(stdout) as { streams: { codec_name: string }[] }).streams.map((s) => s.codec_name).sort();
+      expect(codecs).toEqual(['aac', 'h264']);
+      expect((await fetch(`${without}/live/watchtest.flv`)).status).toBe(404);
+      expect((await fetch(`${withLocal}/live/a/b.flv`)).status).toBe(404); // not a watch route
+    } finally {
+      await Promise.all([local.close(), none.close()]);
+      servers.forEach((s) => s.closeAllConnections());
+      await Promise.all(servers.map((s) => new Promise((resolve) => s.close(resolve))));
+    }
+  });
+
+  it('refuses a source the policy refuses, with the reason and no key', async () => {
+    const refusing = new WatchService({ policy: { isAllowed: () => Promise.reject(new Error('nope for rtmp://h/app/SECRETKEY')), connectOptions: () => ({}) } });
+    const s = createServer((req, res) => refusing.handleRequest(req, res));
+    s.on('upgrade', (req, socket, head) => refusing.handleUpgrade(req, socket, head));
+    await new Promise<void>((resolve) => s.listen(0, '127.0.0.1', resolve));
+    const port = (s.address() as AddressInfo).port;
+    const c = openClient(`ws://127.0.0.1:${port}/watch-ws?src=${encodeURIComponent('rtmp://h/app/SECRETKEY')}`);
+    await c.closed;
+    expect(c.messages).toEqual([{ type: 'error', code: 'WATCH_FAILED', message: 'nope for rtmp://h/app/***' }]);
+    const res = await fetch(`http://127.0.0.1:${port}/flv?src=${encodeURIComponent('rtmp://h/app/SECRETKEY')}`);
+    expect(res.status).toBe(403);
+    expect(await res.text()).not.toContain('SECRETKEY');
+    await refusing.close();
+    await new Promise((resolve) => s.close(resolve));
+  });
+
+  it('dials a source only at addresses the policy accepts, even when its DNS answer changes (rebinding)', async () => {
+    // A name that resolves to a public address for the policy's early check and to loopback at
+    // connect time; a counting server on loopback shows whether anything reached it.
+    let lookups = 0;
+    const lookup: LookupFunction = (_hostname, options, callback) => {
+      const address = lookups++ === 0 ? '8.8.8.8' : '127.0.0.1';
+      setImmediate(() => (options.all ? callback(null, [{ address, family: 4 }]) : callback(null, address, 4)));
+    };
+    let reached = 0;
+    const target = createNetServer((socket) => {
+      reached++;
+      socket.destroy();
+    });
+    await new Promise<void>((resolve) => target.listen(0, '127.0.0.1', resolve));
+    const targetPort = (target.address() as AddressInfo).port;
+    const guarded = new WatchService({ policy: new ServerPolicy({ host: '0.0.0.0', token: 't', lookup }) });
+    const s = createServer((req, res) => guarded.handleRequest(req, res));
+    s.on('upgrade', (req, socket, head) => guarded.handleUpgrade(req, socket, head));
+    await new Promise<void>((resolve) => s.listen(0, '127.0.0.1', resolve));
+    try {
+      const src = `rtmp://rebind.onair.test:${targetPort}/live/SECRETKEY`;
+      const c = openClient(`ws://127.0.0.1:${(s.address() as AddressInfo).port}/watch-ws?src=${encodeURIComponent(src)}`);
+      await c.closed;
+      const failed = c.messages.find((m) => m.type === 'status' && m.state === 'failed');
+      expect(failed).toMatchObject({ reason: expect.stringContaining('refused to connect to 127.0.0.1') });
+      expect(JSON.stringify(c.messages)).not.toContain('SECRETKEY');
+      expect(lookups).toBeGreaterThanOrEqual(2);
+      expect(reached).toBe(0);
+    } finally {
+      await guarded.close();
+      await new Promise((resolve) => s.close(resolve));
+      await new Promise((resolve) => target.close(resolve));
+    }
+  });
+
+  it('serves 50 WebSocket viewers from one upstream RTMP connection, each starting on a keyframe', async () => {
+    const clients = Array.from({ length: 50 }, () => openClient(`${base.replace('http', 'ws')}/watch-ws?src=${encodeURIComponent(source)}`));
+    await waitFor('every viewer to get video', () => (clients.every((c) => c.tags.filter((t) => t.type === 9).length > 30) ? true : undefined), 20_000);
+    const m = await metrics();
+    expect(m.upstreams).toBe(1);
+    expect(m.viewers.ws).toBe(50);
+    expect(m.streams).toHaveLength(1);
+    expect(m.streams[0]?.upstreamSessions).toBe(1);
+    // nginx's own count: the publisher and exactly one player.
+    const stat = await nginx.stat();
+    expect(/<name>watchtest<\/name>[\s\S]*?<nclients>(\d+)<\/nclients>/.exec(stat)?.[1]).toBe('2');
+    for (const c of clients) {
+      expect(c.messages[0]).toEqual({ type: 'welcome', version: 1, source: nginx.url('live', '***') });
+      expect(c.messages.some((m) => m.type === 'status' && m.state === 'live')).toBe(true);
+      // Each configuration before its track's first frame (a cold upstream from nginx-rtmp sends
+      // audio first and video from the next keyframe on), and video starts on a keyframe.
+      const kinds = c.tags.map(tagKind);
+      expect(kinds[0]).toBe(TagKind.Metadata);
+      const firstVideo = kinds.findIndex((k) => k === TagKind.Keyframe || k === TagKind.Frame);
+      expect(kinds[firstVideo]).toBe(TagKind.Keyframe);
+      expect(kinds.indexOf(TagKind.VideoConfig)).toBeLessThan(firstVideo);
+      expect(kinds.indexOf(TagKind.AudioConfig)).toBeLessThan(kinds.indexOf(TagKind.Audio));
+      expect(kinds.indexOf(TagKind.AudioConfig)).toBeGreaterThan(0);
+    }
+    for (const c of clients) c.ws.close();
+    await Promise.all(clients.map((c) => c.closed));
+    await waitFor('the upstream to close after the linger', async () => ((await metrics()).upstreams === 0 ? true : undefined), 5_000);
+    expect((await metrics()).streams).toEqual([]);
+  });
+
+  it('keeps one rising timeline across a publisher restart and says so in status messages', async () => {
+    const c = openClient(`${base.replace('http', 'ws')}/watch-ws?src=${encodeURIComponent(source)}`);
+    await waitFor('video', () => (c.tags.some((t) => tagKind(t) === TagKind.Frame) ? true : undefined), 15_000);
+    await publisher?.stop();
+    await waitFor('a waiting status', () => (c.messages.some((m) => m.type === 'status' && m.state === 'waiting') ? true : undefined), 10_000);
+    const before = c.tags.length;
+    publisher = await publish();
+    await waitFor('video again', () => (c.tags.slice(before).filter((t) => tagKind(t) === TagKind.Frame).length > 10 ? true : undefined), 15_000);
+    const states = c.messages.flatMap((m) => (m.type === 'status' ? [m.state] : []));
+    expect(states.lastIndexOf('live')).toBeGreaterThan(states.indexOf('waiting'));
+    const media = c.tags.filter((t) => t.type !== 18 && tagKind(t) !== TagKind.VideoConfig && tagKind(t) !== TagKind.AudioConfig);
+    const video = media.filter((t) => t.type === 9).map((t) => t.timestamp);
+    for (let i = 1; i < video.length; i++) expect(video[i]!).toBeGreaterThanOrEqual(video[i - 1]!);
+    expect(tagKind(c.tags.slice(before).find((t) => t.type === 9 && tagKind(t) !== TagKind.VideoConfig)!)).toBe(TagKind.Keyframe);
+    c.ws.close();
+    await c.closed;
+  });
+
+  it('skips a viewer that stops reading to the next keyframe, its queue bounded', async () => {
+    const slow = openClient(`${base.replace('http', 'ws')}/watch-ws?src=${encodeURIComponent(source)}`);
+    await waitFor('video', () => (slow.tags.some((t) => t.type === 9) ? true : undefined), 15_000);
+    // Stop reading: the kernel buffers fill, then the bridge's send queue grows.
+    const raw = (slow.ws as unknown as { _socket: { pause(): void; resume(): void } })._socket;
+    raw.pause();
+    await waitFor('a skip', async () => ((await metrics()).streams[0]!.skips > 0 ? true : undefined), 30_000);
+    for (let i = 0; i < 15; i++) {
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      // The gate refuses every tag above the limit: the queue never passes it by more than a tag.
+      expect((await metrics()).streams[0]!.maxViewerBufferedBytes).toBeLessThan(DEFAULT_VIEWER_LIMITS.maxBufferedBytes + 512 * 1024);
+    }
+    const dropped = (await metrics()).streams[0]!.droppedTags;
+    expect(dropped).toBeGreaterThan(0);
+    const seen = slow.tags.length;
+    raw.resume();
+    // The socket first delivers what the kernel and the bridge had queued, then the gap.
+    const gapIn = (after: FlvTag[]): number => after.findIndex((t, i) => i > 0 && t.timestamp - after[i - 1]!.timestamp > 500);
+    await waitFor('the gap and video after it', () => {
+      const after = slow.tags.slice(seen);
+      const at = gapIn(after);
+      return at > 0 && after.slice(at).some((t) => t.type === 9) ? true : undefined;
+    }, 30_000);
+    const after = slow.tags.slice(seen);
+    const gapAt = gapIn(after);
+    expect(tagKind(after.slice(gapAt).find((t) => t.type === 9)!)).toBe(TagKind.Keyframe);
+    slow.ws.close();
+    await slow.closed;
+  });
+});

@@ -1,0 +1,220 @@
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createFile, MP4BoxBuffer, type Sample } from 'mp4box';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { FlvReader } from '../flv/flv-reader.js';
+import type { FlvTag } from '../flv/flv-tag.js';
+import { FlvToFmp4, type RemuxEvent, type RemuxTrack } from './flv-to-fmp4.js';
+
+// Judged by ffprobe and mp4box: the FLV ffmpeg wrote is the reference, the fMP4 we write from
+// its tags must carry the same decode/presentation times (video) and a gap-free sample clock
+// (audio). ffprobe honours each fragment's tfdt; mp4box reports each trun sample duration.
+
+interface Packet {
+  pts: number;
+  dts: number;
+  duration: number;
+  size: number;
+}
+
+let dir: string;
+
+function ffmpeg(args: string[]): void {
+  execFileSync('ffmpeg', ['-hide_banner', '-nostdin', '-loglevel', 'error', '-y', ...args]);
+}
+
+function packets(file: string, stream: 'v' | 'a'): Packet[] {
+  const json = execFileSync('ffprobe', ['-v', 'error', '-select_streams', stream, '-show_packets', '-of', 'json', file], { encoding: 'utf8' });
+  const list = (JSON.parse(json) as { packets: Record<string, string>[] }).packets;
+  return list.map((p) => ({ pts: Number(p['pts']), dts: Number(p['dts']), duration: Number(p['duration']), size: Number(p['size']) }));
+}
+
+/** Per-sample trun durations and sync flags, as mp4box reads them. */
+function mp4Samples(file: string): Pick<Sample, 'duration' | 'is_sync' | 'size'>[] {
+  const bytes = readFileSync(file);
+  const mp4 = createFile();
+  const samples: Sample[] = [];
+  mp4.onReady = (info) => {
+    const track = info.tracks[0];
+    if (track === undefined) throw new Error('no track');
+    mp4.setExtractionOptions(track.id, null, { nbSamples: 1_000_000 });
+    mp4.start();
+  };
+  mp4.onSamples = (_id, _user, list) => {
+    samples.push(...list);
+  };
+  mp4.appendBuffer(MP4BoxBuffer.fromArrayBuffer(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.length), 0));
+  mp4.flush();
+  return samples.map((s) => ({ duration: s.duration, is_sync: s.is_sync, size: s.size }));
+}
+
+function tagsOf(file: string): FlvTag[] {
+  return new FlvReader().push(readFileSync(file));
+}
+
+function remux(tags: readonly FlvTag[], r = new FlvToFmp4()): RemuxEvent[] {
+  return tags.flatMap((t) => r.push(t));
+}
+
+function trackFile(events: readonly RemuxEvent[], kind: 'video' | 'audio', name: string): string {
+  const tracks = events.find((e) => e.kind === 'tracks');
+  const track = tracks?.kind === 'tracks' ? tracks.tracks.find((t: RemuxTrack) => t.kind === kind) : undefined;
+  if (track === undefined) throw new Error(`no ${kind} track`);
+  const parts = [track.init, ...events.flatMap((e) => (e.kind === 'media' && e.track === kind ? [e.data] : []))];
+  const file = join(dir, name);
+  writeFileSync(file, Buffer.concat(parts));
+  return file;
+}
+
+beforeAll(() => {
+  dir = mkdtempSync(join(tmpdir(), 'onair-remux-'));
+  const common = ['-c:v', 'libx264', '-preset', 'ultrafast', '-pix_fmt', 'yuv420p', '-g', '30', '-c:a', 'aac', '-b:a', '96k'];
+  // B-frames, 30 fps, 48 kHz: composition offsets and a 48000 audio timescale.
+  ffmpeg(['-f', 'lavfi', '-i', 'testsrc2=size=320x240:rate=30', '-f', 'lavfi', '-i', 'sine=sample_rate=48000', '-t', '3', ...common, '-bf', '2', '-ar', '48000', join(dir, 'bf.flv')]);
+  // 25 fps, 44.1 kHz: FLV's millisecond audio timestamps do not divide 1024-sample frames.
+  ffmpeg(['-f', 'lavfi', '-i', 'testsrc2=size=640x360:rate=25', '-f', 'lavfi', '-i', 'sine=sample_rate=44100', '-t', '3', ...common, '-bf', '0', '-ar', '44100', join(dir, 'a44.flv')]);
+  ffmpeg(['-f', 'lavfi', '-i', 'testsrc2=size=320x240:rate=30', '-t', '1', '-c:v', 'libx264', '-preset', 'ultrafast', '-pix_fmt', 'yuv420p', join(dir, 'video-only.flv')]);
+});
+
+afterAll(() => {
+  rmSync(dir, { recursive: true, force: true });
+});
+
+describe('FlvToFmp4', () => {
+  it('keeps every video decode and presentation time, with the previous interval as duration', () => {
+    const flv = join(dir, 'bf.flv');
+    const events = remux(tagsOf(flv));
+    const tracks = events.find((e) => e.kind === 'tracks');
+    expect(tracks?.kind === 'tracks' && tracks.tracks.map((t) => [t.kind, t.mimeType])).toEqual([
+      ['video', expect.stringMatching(/^video\/mp4; codecs="avc1\.[0-9A-F]{6}"$/)],
+      ['audio', 'audio/mp4; codecs="mp4a.40.2"'],
+    ]);
+    const ref = packets(flv, 'v');
+    const file = trackFile(events, 'video', 'bf-video.mp4');
+    const got = packets(file, 'v');
+    const samples = mp4Samples(file);
+    expect(got.length).toBe(ref.length);
+    expect(samples.length).toBe(ref.length);
+    const origin = Math.min(ref[0]!.dts, packets(flv, 'a')[0]!.dts);
+    expect(ref.some((p) => p.pts !== p.dts)).toBe(true); // the fixture really has B-frames
+    got.forEach((p, i) => {
+      const r = ref[i]!;
+      expect([p.dts, p.pts, p.size]).toEqual([r.dts - origin, r.pts - origin, r.size]);
+      expect(samples[i]!.duration).toBe(i === 0 ? 33 : r.dts - ref[i - 1]!.dts);
+      expect(samples[i]!.is_sync).toBe(i % 30 === 0);
+    });
+  });
+
+  it('gives audio 1024-sample frames on a counter that stays within a millisecond of the FLV clock', () => {
+    for (const [name, rate] of [['bf.flv', 48000], ['a44.flv', 44100]] as const) {
+      const flv = join(dir, name);
+      const events = remux(tagsOf(flv));
+      const ref = packets(flv, 'a');
+      // The output timeline starts at the first media tag, whichever track it belongs to.
+      const origin = Math.min(packets(flv, 'v')[0]!.dts, ref[0]!.dts);
+      const file = trackFile(events, 'audio', `${name}-audio.mp4`);
+      const got = packets(file, 'a');
+      const samples = mp4Samples(file);
+      expect(got.length).toBe(ref.length);
+      got.forEach((p, i) => {
+        expect(samples[i]!.duration).toBe(1024);
+        expect(p.size).toBe(ref[i]!.size);
+        if (i > 0) expect(p.dts).toBe(got[i - 1]!.dts + 1024);
+        expect(Math.abs((p.dts / rate) * 1000 - (ref[i]!.dts - origin))).toBeLessThanOrEqual(1);
+      });
+    }
+  });
+
+  it('fixes the track set at once when metadata says there is no audio', () => {
+    const events = remux(tagsOf(join(dir, 'video-only.flv')));
+    const kinds = events.map((e) => e.kind);
+    expect(kinds[0]).toBe('metadata');
+    expect(kinds[1]).toBe('tracks');
+    const tracks = events[1];
+    expect(tracks?.kind === 'tracks' && tracks.tracks.map((t) => [t.kind, t.width, t.height])).toEqual([['video', 320, 240]]);
+    expect(events.filter((e) => e.kind === 'media').length).toBe(30);
+  });
+
+  it('waits for the second configuration only as long as trackWaitMs of stream time', () => {
+    const tags = tagsOf(join(dir, 'bf.flv')).filter((t) => t.type !== 18 && !(t.type === 8));
+    const r = new FlvToFmp4({ trackWaitMs: 500 });
+    const events = remux(tags, r);
+    const fixed = events.findIndex((e) => e.kind === 'tracks');
+    expect(fixed).toBeGreaterThanOrEqual(0);
+    expect(r.tracks).toEqual(['video']);
+    const media = events.filter((e) => e.kind === 'media');
+    // Held frames are released in order once the set is fixed, starting at the keyframe.
+    expect(media[0]?.kind === 'media' && media[0].keyframe && media[0].start).toBe(0);
+    expect(media.length).toBe(packets(join(dir, 'bf.flv'), 'v').length);
+  });
+
+  it('measures the wait for a missing configuration in media time, not from configuration stamps', () => {
+    // As nginx-rtmp sends a live stream to a new player: configurations stamped 0, media at the
+    // publisher's clock, the AVC header only right before the first video frame.
+    const tags = tagsOf(join(dir, 'bf.flv'));
+    const videoConfig = tags.find((t) => t.type === 9 && t.data[1] === 0)!;
+    const media = tags.filter((t) => t !== videoConfig && t.type !== 18 && !(t.type === 8 && t.data[1] === 0));
+    const shifted = media.map((t) => ({ ...t, timestamp: t.timestamp + 2837 }));
+    const firstVideo = shifted.findIndex((t) => t.type === 9);
+    const firstAudio = shifted.findIndex((t) => t.type === 8);
+    const ordered = [
+      tags.find((t) => t.type === 8 && t.data[1] === 0)!,
+      ...shifted.filter((t) => t.type === 8).slice(0, 3),
+      videoConfig,
+      ...shifted.slice(Math.min(firstVideo, firstAudio)).filter((t, i, all) => !(t.type === 8 && all.filter((x) => x.type === 8).indexOf(t) < 3)),
+    ];
+    const events = remux(ordered);
+    const tracks = events.find((e) => e.kind === 'tracks');
+    expect(tracks?.kind === 'tracks' && tracks.tracks.map((t) => t.kind)).toEqual(['video', 'audio']);
+
+    // nginx-rtmp also holds video back until the next keyframe: up to a GOP of audio alone. The
+    // metadata announces video, so the remuxer waits past its 1 s default.
+    const meta = tags.find((t) => t.type === 18)!;
+    const audioFirst = shifted.filter((t) => t.type === 8).slice(0, 100); // ~2.1 s
+    const late = [meta, ordered[0]!, ...audioFirst, videoConfig, ...shifted.filter((t) => t.type === 9)];
+    const lateTracks = remux(late).find((e) => e.kind === 'tracks');
+    expect(lateTracks?.kind === 'tracks' && lateTracks.tracks.map((t) => t.kind)).toEqual(['video', 'audio']);
+  });
+
+  it('continues the timeline after a discontinuity, restarting video on a keyframe', () => {
+    const tags = tagsOf(join(dir, 'bf.flv'));
+    const r = new FlvToFmp4();
+    const first = remux(tags, r).filter((e) => e.kind === 'media');
+    const lastEnd = Math.max(...first.map((e) => (e.kind === 'media' ? e.start : 0)));
+    r.discontinuity();
+    // A reconnect joins mid-GOP: skip the first keyframe's frames up to a P-frame.
+    const midGop = tags.filter((t) => t.type !== 9 || t.timestamp > 100);
+    const second = remux(midGop, r).filter((e) => e.kind === 'media');
+    const video = second.filter((e) => e.kind === 'media' && e.track === 'video');
+    expect(video[0]?.kind === 'media' && video[0].keyframe).toBe(true);
+    for (const e of second) if (e.kind === 'media') expect(e.start).toBeGreaterThan(lastEnd);
+    const starts = video.map((e) => (e.kind === 'media' ? e.start : 0));
+    expect([...starts].sort((a, b) => a - b)).toEqual(starts);
+  });
+
+  it('treats a large timestamp jump in the input as a new segment', () => {
+    const tags = tagsOf(join(dir, 'a44.flv'));
+    const shifted = tags.map((t) => (t.timestamp > 1500 ? { ...t, timestamp: t.timestamp + 3_600_000 } : t));
+    const media = remux(shifted).filter((e) => e.kind === 'media' && e.track === 'video');
+    const starts = media.map((e) => (e.kind === 'media' ? e.start : 0));
+    expect(Math.max(...starts)).toBeLessThan(3.2);
+    for (let i = 1; i < starts.length; i++) expect(starts[i]!).toBeGreaterThan(starts[i - 1]!);
+  });
+
+  it('emits a new init only when a sequence header really changes', () => {
+    const a = tagsOf(join(dir, 'bf.flv'));
+    const b = tagsOf(join(dir, 'a44.flv'));
+    const r = new FlvToFmp4();
+    remux(a, r);
+    const again = remux(a.slice(0, 3), r);
+    expect(again.filter((e) => e.kind === 'init')).toEqual([]);
+    r.discontinuity();
+    const changed = remux(b, r).filter((e) => e.kind === 'init');
+    expect(changed.map((e) => (e.kind === 'init' ? [e.track.kind, e.track.width ?? e.track.sampleRate] : []))).toEqual([
+      ['video', 640],
+      ['audio', 44100],
+    ]);
+  });
+});

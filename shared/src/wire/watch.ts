@@ -1,0 +1,160 @@
+import { OnairError } from '../errors.js';
+
+/**
+ * The watch WebSocket protocol (docs/ws-protocol.md, "Watch"). Bridge → page only: binary frames
+ * carry exactly one FLV tag in file form (11-byte header, body, 4-byte PreviousTagSize), text
+ * frames the JSON messages below. The page sends nothing; the bridge closes a socket that does.
+ *
+ * Tag timestamps form one timeline per bridge stream: when the upstream publisher restarts, the
+ * bridge shifts the new session's timestamps to continue after the last tag it relayed, so a page
+ * never sees time go backwards on one socket. A new socket may start anywhere on that timeline.
+ */
+
+export const WATCH_WS_PATH = '/watch-ws';
+export const WATCH_PROTOCOL_VERSION = 1;
+/** Largest text frame either side accepts. */
+export const MAX_WATCH_TEXT_BYTES = 16 * 1024;
+/** Largest binary frame: one FLV tag. */
+export const MAX_WATCH_BINARY_BYTES = 16 * 1024 * 1024;
+
+const MAX_URL_LENGTH = 2048;
+const MAX_REASON_LENGTH = 512;
+const MAX_SEGMENT_LENGTH = 128;
+
+/**
+ * `connecting`: the bridge is opening the upstream RTMP play session.
+ * `live`: tags are flowing. `waiting`: the upstream ended or failed; the bridge retries and the
+ * page keeps showing the last frame. `failed`: the source was refused; the bridge gives up.
+ */
+export type WatchState = 'connecting' | 'live' | 'waiting' | 'failed';
+const WATCH_STATES: readonly WatchState[] = ['connecting', 'live', 'waiting', 'failed'];
+
+export interface WatchWelcomeMessage {
+  type: 'welcome';
+  version: number;
+  /** The source RTMP URL with the stream key redacted. */
+  source: string;
+}
+
+export interface WatchStatusMessage {
+  type: 'status';
+  state: WatchState;
+  /** Why the stream is waiting or failed; never contains a stream key. */
+  reason?: string;
+  /** Milliseconds until the next upstream attempt, while waiting. */
+  retryInMs?: number;
+  /** Viewers of this stream on this bridge, this one included. */
+  viewers: number;
+}
+
+export interface WatchErrorMessage {
+  type: 'error';
+  code: string;
+  message: string;
+}
+
+export type WatchServerMessage = WatchWelcomeMessage | WatchStatusMessage | WatchErrorMessage;
+
+/** What a watch URL points at: any RTMP URL, or a stream on the bridge's embedded server. */
+export type WatchTarget = { kind: 'src'; url: string } | { kind: 'local'; app: string; stream: string };
+
+function fail(message: string): never {
+  throw new OnairError('BAD_MESSAGE', message);
+}
+
+function str(obj: Record<string, unknown>, key: string, max: number): string {
+  const v = obj[key];
+  if (typeof v !== 'string') fail(`"${key}" must be a string`);
+  if (v.length > max) fail(`"${key}" longer than ${max} characters`);
+  return v;
+}
+
+function nonNegative(obj: Record<string, unknown>, key: string): number {
+  const v = obj[key];
+  if (typeof v !== 'number' || !Number.isFinite(v) || v < 0) fail(`"${key}" must be a non-negative number`);
+  return v;
+}
+
+/** Parses and validates a bridge → page text frame; throws OnairError BAD_MESSAGE. */
+export function parseWatchServerMessage(text: string): WatchServerMessage {
+  if (text.length > MAX_WATCH_TEXT_BYTES) fail(`message of ${text.length} characters exceeds ${MAX_WATCH_TEXT_BYTES}`);
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    fail('message is not JSON');
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) fail('message is not a JSON object');
+  const obj = value as Record<string, unknown>;
+  switch (obj['type']) {
+    case 'welcome':
+      return { type: 'welcome', version: nonNegative(obj, 'version'), source: str(obj, 'source', MAX_URL_LENGTH) };
+    case 'error':
+      return { type: 'error', code: str(obj, 'code', 64), message: str(obj, 'message', MAX_REASON_LENGTH) };
+    case 'status': {
+      const state = obj['state'];
+      if (!WATCH_STATES.includes(state as WatchState)) fail(`state ${JSON.stringify(state)} unknown`);
+      const msg: WatchStatusMessage = { type: 'status', state: state as WatchState, viewers: nonNegative(obj, 'viewers') };
+      if (obj['reason'] !== undefined) msg.reason = str(obj, 'reason', MAX_REASON_LENGTH);
+      if (obj['retryInMs'] !== undefined) msg.retryInMs = nonNegative(obj, 'retryInMs');
+      return msg;
+    }
+    default:
+      return fail(`unknown message type ${JSON.stringify(obj['type'])}`);
+  }
+}
+
+// App and stream names of the embedded server: one path segment each, no key material beyond
+// what the user typed, nothing that could climb out of the path.
+const SEGMENT = /^[A-Za-z0-9_.~-]+$/;
+
+function segment(s: string | undefined): string | undefined {
+  if (s === undefined || s.length === 0 || s.length > MAX_SEGMENT_LENGTH || !SEGMENT.test(s) || /^\.+$/.test(s)) return undefined;
+  return s;
+}
+
+// URLSearchParams is a WHATWG API outside the ES library shared/ compiles against.
+function queryParam(search: string, name: string): string | undefined {
+  for (const pair of search.replace(/^\?/, '').split('&')) {
+    const eq = pair.indexOf('=');
+    const key = eq < 0 ? pair : pair.slice(0, eq);
+    if (key !== name) continue;
+    try {
+      return decodeURIComponent((eq < 0 ? '' : pair.slice(eq + 1)).replace(/\+/g, ' '));
+    } catch {
+      return undefined;
+    }
+  }
+  return undefined;
+}
+
+/**
+ * Reads a watch target from a path below `prefix` (`/watch` for the page, WATCH_WS_PATH for the
+ * socket): `prefix?src=<rtmp URL>` or `prefix/<app>/<stream>`. Undefined when the path is not one.
+ */
+export function parseWatchTarget(prefix: string, pathname: string, search: string): WatchTarget | undefined {
+  if (pathname === prefix || pathname === `${prefix}/`) {
+    const src = queryParam(search, 'src');
+    if (src === undefined || src.length > MAX_URL_LENGTH || !/^rtmps?:\/\/[^/]/i.test(src)) return undefined;
+    return { kind: 'src', url: src };
+  }
+  if (!pathname.startsWith(`${prefix}/`)) return undefined;
+  const parts = pathname.slice(prefix.length + 1).split('/');
+  if (parts.length !== 2) return undefined;
+  let app: string | undefined;
+  let stream: string | undefined;
+  try {
+    app = segment(decodeURIComponent(parts[0] ?? ''));
+    stream = segment(decodeURIComponent(parts[1] ?? ''));
+  } catch {
+    return undefined;
+  }
+  if (app === undefined || stream === undefined) return undefined;
+  return { kind: 'local', app, stream };
+}
+
+/** The path and query that name `target` below `prefix`; the inverse of parseWatchTarget. */
+export function watchTargetPath(prefix: string, target: WatchTarget): string {
+  if (target.kind === 'src') return `${prefix}?src=${encodeURIComponent(target.url)}`;
+  return `${prefix}/${encodeURIComponent(target.app)}/${encodeURIComponent(target.stream)}`;
+}

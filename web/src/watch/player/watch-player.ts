@@ -1,0 +1,301 @@
+import type { FlvTag } from '@onair/shared';
+import { FlvToFmp4, type RemuxEvent, type RemuxTrack } from '@onair/shared';
+import type { WatchServerMessage } from '@onair/shared';
+import { BufferController, DEFAULT_BUFFER_OPTIONS } from './buffer-controller.js';
+import { GapController } from './gap-controller.js';
+import { LatencyController, type LatencyOptions } from './latency-controller.js';
+import { WatchTransport, type TransportOptions } from './transport.js';
+
+/**
+ * `connecting`: no media yet. `live`: playing. `waiting`: the source stopped (publisher gone or
+ * socket down); the last frame stays up while the player retries. `failed`: given up.
+ */
+export type PlayerState = 'connecting' | 'live' | 'waiting' | 'failed';
+
+export interface PlayerStatus {
+  state: PlayerState;
+  reason?: string;
+  retryInMs?: number;
+}
+
+export interface PlayerStats {
+  /** Buffered end − playhead, seconds: how far behind the live edge the picture is. */
+  latencyS: number | undefined;
+  /** Seconds of media the page holds ahead of the playhead (same as latency for a live stream). */
+  bufferS: number | undefined;
+  bitrateKbps: number;
+  fps: number;
+  decodedFrames: number;
+  droppedFrames: number;
+  width: number | undefined;
+  height: number | undefined;
+  codecs: string[];
+  viewers: number | undefined;
+  jumps: number;
+  stalls: number;
+  reconnects: number;
+  resyncs: number;
+}
+
+export interface PlayerEvents {
+  status: PlayerStatus;
+  stats: PlayerStats;
+}
+
+export interface WatchPlayerOptions {
+  latency?: Partial<LatencyOptions>;
+  transport?: Partial<TransportOptions>;
+  /** How often the latency and gap controllers look at the video element. */
+  tickMs?: number;
+}
+
+const STATS_EVERY_MS = 1000;
+const EVICT_EVERY_MS = 5000;
+
+/**
+ * The watch player: WebSocket FLV tags → remux to fMP4 → MSE, with latency control, stall
+ * recovery and reconnects that keep the same video element and MediaSource.
+ */
+export class WatchPlayer {
+  readonly #video: HTMLVideoElement;
+  readonly #remux = new FlvToFmp4();
+  readonly #buffer: BufferController;
+  readonly #latency: LatencyController;
+  readonly #gap: GapController;
+  readonly #transport: WatchTransport;
+  readonly #listeners: { [K in keyof PlayerEvents]: Set<(e: PlayerEvents[K]) => void> } = { status: new Set(), stats: new Set() };
+  readonly #timer: ReturnType<typeof setInterval>;
+  // Remux output held until the SourceBuffers exist.
+  #backlog: RemuxEvent[] | undefined = [];
+  #tracksRequested = false;
+  #status: PlayerStatus = { state: 'connecting' };
+  #stats: PlayerStats = {
+    latencyS: undefined,
+    bufferS: undefined,
+    bitrateKbps: 0,
+    fps: 0,
+    decodedFrames: 0,
+    droppedFrames: 0,
+    width: undefined,
+    height: undefined,
+    codecs: [],
+    viewers: undefined,
+    jumps: 0,
+    stalls: 0,
+    resyncs: 0,
+    reconnects: 0,
+  };
+  #bytesWindow = 0;
+  #framesAt = 0;
+  #statsAt = performance.now();
+  #evictAt = performance.now();
+  #opens = 0;
+  #positioned = false;
+  #positionTries = 0;
+  #lastEdge: number | undefined;
+  #destroyed = false;
+
+  constructor(video: HTMLVideoElement, wsUrl: string, opts: WatchPlayerOptions = {}) {
+    this.#video = video;
+    this.#buffer = new BufferController(video, {
+      ...DEFAULT_BUFFER_OPTIONS,
+      onResync: () => {
+        this.#stats.resyncs++;
+        this.#remux.discontinuity();
+      },
+      onError: () => {
+        this.#stats.resyncs++;
+        this.#remux.discontinuity();
+      },
+    });
+    this.#latency = new LatencyController(video, opts.latency);
+    this.#gap = new GapController(video);
+    this.#transport = new WatchTransport(
+      wsUrl,
+      {
+        onOpen: () => {
+          if (this.#opens++ > 0) this.#remux.discontinuity();
+        },
+        onTag: (tag, bytes) => this.#onTag(tag, bytes),
+        onMessage: (msg) => this.#onMessage(msg),
+        onClose: (reason, retryInMs) => {
+          if (retryInMs === undefined) this.#setStatus({ state: 'failed', reason });
+          else this.#setStatus({ state: 'waiting', reason: `reconnecting: ${reason}`, retryInMs });
+        },
+      },
+      opts.transport,
+    );
+    this.#timer = setInterval(() => this.#tick(), opts.tickMs ?? 100);
+  }
+
+  get status(): PlayerStatus {
+    return this.#status;
+  }
+
+  get stats(): PlayerStats {
+    return this.#stats;
+  }
+
+  on<K extends keyof PlayerEvents>(event: K, fn: (e: PlayerEvents[K]) => void): () => void {
+    this.#listeners[event].add(fn);
+    return () => this.#listeners[event].delete(fn);
+  }
+
+  destroy(): void {
+    if (this.#destroyed) return;
+    this.#destroyed = true;
+    clearInterval(this.#timer);
+    this.#transport.destroy();
+    this.#latency.destroy();
+    this.#buffer.destroy();
+    this.#listeners.status.clear();
+    this.#listeners.stats.clear();
+  }
+
+  #emit<K extends keyof PlayerEvents>(event: K, value: PlayerEvents[K]): void {
+    for (const fn of this.#listeners[event]) fn(value);
+  }
+
+  #setStatus(status: PlayerStatus): void {
+    const s = this.#status;
+    if (s.state === status.state && s.reason === status.reason && s.retryInMs === status.retryInMs) return;
+    this.#status = status;
+    this.#emit('status', status);
+  }
+
+  #onMessage(msg: WatchServerMessage): void {
+    if (msg.type === 'error') {
+      this.#setStatus({ state: 'failed', reason: `${msg.message} [${msg.code}]` });
+    } else if (msg.type === 'status') {
+      this.#stats.viewers = msg.viewers;
+      if (msg.state === 'waiting') {
+        const status: PlayerStatus = { state: 'waiting', reason: msg.reason ?? 'the stream stopped' };
+        if (msg.retryInMs !== undefined) status.retryInMs = msg.retryInMs;
+        this.#setStatus(status);
+      } else if (msg.state === 'failed') {
+        this.#setStatus({ state: 'failed', reason: msg.reason ?? 'the source failed' });
+      }
+    }
+  }
+
+  #onTag(tag: FlvTag, bytes: number): void {
+    this.#bytesWindow += bytes;
+    let events: RemuxEvent[];
+    try {
+      events = this.#remux.push(tag);
+    } catch (err) {
+      // One malformed tag: skip it and restart video on the next keyframe.
+      console.warn('watch: dropped a tag the remuxer refused', err);
+      this.#stats.resyncs++;
+      this.#remux.discontinuity();
+      return;
+    }
+    for (const e of events) this.#handle(e);
+  }
+
+  #handle(e: RemuxEvent): void {
+    if (e.kind === 'tracks') {
+      void this.#addTracks(e.tracks);
+      return;
+    }
+    if (this.#backlog !== undefined) {
+      this.#backlog.push(e);
+      return;
+    }
+    if (e.kind === 'init') {
+      this.#buffer.reconfigure(e.track);
+      this.#describe(e.track);
+    } else if (e.kind === 'media') {
+      this.#buffer.append(e.track, e.data);
+      if (this.#status.state !== 'live') this.#setStatus({ state: 'live' });
+    }
+  }
+
+  async #addTracks(tracks: RemuxTrack[]): Promise<void> {
+    if (this.#tracksRequested) return;
+    this.#tracksRequested = true;
+    const playable = tracks.filter((t) => BufferController.isSupported(t));
+    if (playable.length < tracks.length) console.warn(`watch: the browser cannot play ${tracks.filter((t) => !playable.includes(t)).map((t) => t.mimeType).join(', ')}`);
+    if (playable.length === 0) {
+      this.#setStatus({ state: 'failed', reason: `this browser cannot play ${tracks.map((t) => t.codec).join(', ')}` });
+      return;
+    }
+    for (const t of playable) this.#describe(t);
+    await this.#buffer.addTracks(playable);
+    if (this.#destroyed) return;
+    const backlog = this.#backlog ?? [];
+    this.#backlog = undefined;
+    for (const e of backlog) this.#handle(e);
+  }
+
+  #describe(track: RemuxTrack): void {
+    const others = this.#stats.codecs.filter((c) => !c.startsWith(track.codec.slice(0, 4)));
+    this.#stats.codecs = [...others, track.codec];
+    if (track.kind === 'video') {
+      this.#stats.width = track.width;
+      this.#stats.height = track.height;
+    }
+  }
+
+  /**
+   * The first position: the target distance behind the edge, chosen before anything plays. A
+   * joining viewer receives the GOP since the last keyframe (up to a keyframe interval old);
+   * starting at its keyframe and jumping later would make the decoder run through those frames
+   * again while playing, which Chromium counts as dropped.
+   */
+  #position(edge: number | undefined): boolean {
+    const v = this.#video;
+    if (edge === undefined) return false;
+    // Wait, a second at most, until the cached GOP is in: nothing queued, and the edge moving at
+    // the live pace (a tick's worth) rather than by the burst.
+    const settled = this.#buffer.queuedBytes === 0 && this.#lastEdge !== undefined && edge - this.#lastEdge < 0.2;
+    this.#lastEdge = edge;
+    if (!settled && this.#positionTries++ < 10) return false;
+    const b = v.buffered;
+    const start = Math.max(b.length > 0 ? b.start(b.length - 1) : 0, edge - this.#latency.targetS);
+    if (Math.abs(v.currentTime - start) > 0.01) v.currentTime = start;
+    return true;
+  }
+
+  #tick(): void {
+    const now = performance.now();
+    const v = this.#video;
+    const edge = this.#buffer.bufferedEnd;
+    if (!this.#positioned) {
+      this.#positioned = this.#position(edge);
+      if (!this.#positioned) return;
+    }
+    this.#gap.tick(now);
+    const latency = this.#latency.tick(edge);
+    if (v.paused && edge !== undefined && !v.ended) {
+      v.play().catch(() => {
+        // Autoplay with sound was refused: start muted, the viewer can unmute.
+        if (!v.muted) {
+          v.muted = true;
+          void v.play().catch(() => undefined);
+        }
+      });
+    }
+    this.#stats.latencyS = latency ?? (edge === undefined ? undefined : edge - v.currentTime);
+    this.#stats.bufferS = this.#stats.latencyS;
+    if (now - this.#evictAt >= EVICT_EVERY_MS) {
+      this.#evictAt = now;
+      this.#buffer.evict();
+    }
+    if (now - this.#statsAt >= STATS_EVERY_MS) {
+      const seconds = (now - this.#statsAt) / 1000;
+      const q = v.getVideoPlaybackQuality();
+      this.#stats.bitrateKbps = Math.round((this.#bytesWindow * 8) / seconds / 1000);
+      this.#stats.fps = Math.round(((q.totalVideoFrames - this.#framesAt) / seconds) * 10) / 10;
+      this.#stats.decodedFrames = q.totalVideoFrames;
+      this.#stats.droppedFrames = q.droppedVideoFrames;
+      this.#stats.jumps = this.#latency.jumps;
+      this.#stats.stalls = this.#gap.stalls;
+      this.#stats.reconnects = this.#transport.reconnects;
+      this.#framesAt = q.totalVideoFrames;
+      this.#bytesWindow = 0;
+      this.#statsAt = now;
+      this.#emit('stats', { ...this.#stats });
+    }
+  }
+}
