@@ -7,6 +7,8 @@ import { OnairError } from './errors.js';
 import { parseAudioBody, parseScriptBody, parseVideoBody } from './flv/flv-media.js';
 import { FlvReader, parseFlvTag, type FlvReaderOptions } from './flv/flv-reader.js';
 import { FLV_HEADER_SIZE, FLV_PREVIOUS_TAG_SIZE, FLV_TAG_HEADER_SIZE, FlvTagType, type FlvTag } from './flv/flv-tag.js';
+import { hexOf } from './testing/bytes.js';
+import { Rng, mutate } from './testing/fuzz.js';
 
 // Seeded mutation fuzzing of every parser that reads untrusted bytes. Properties: a parser
 // returns or throws OnairError (never TypeError, RangeError…), finishes quickly, allocates in
@@ -16,100 +18,6 @@ import { FLV_HEADER_SIZE, FLV_PREVIOUS_TAG_SIZE, FLV_TAG_HEADER_SIZE, FlvTagType
 // ONAIR_FUZZ_CASES and ONAIR_FUZZ_SEED widen a run by hand; the defaults keep the file under 15 s.
 const CASES = Number(process.env['ONAIR_FUZZ_CASES'] ?? 2500);
 const SEED_SALT = Number(process.env['ONAIR_FUZZ_SEED'] ?? 0);
-
-/** xorshift32 (Marsaglia 2003): deterministic, so every failure replays from its seed. */
-class Rng {
-  #s: number;
-  constructor(seed: number) {
-    this.#s = (seed ^ Math.imul(SEED_SALT, 0x9e3779b9)) >>> 0 || 1;
-  }
-  next(): number {
-    let x = this.#s;
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    this.#s = x >>> 0;
-    return this.#s;
-  }
-  int(n: number): number {
-    return n <= 0 ? 0 : this.next() % n;
-  }
-  pick<T>(items: readonly T[]): T {
-    return items[this.int(items.length)]!;
-  }
-}
-
-const BOUNDARY = [0x00, 0x7f, 0x80, 0xff] as const;
-const HUGE = [
-  [0xff, 0xff, 0xff, 0xff],
-  [0x7f, 0xff, 0xff, 0xff],
-  [0x80, 0x00, 0x00, 0x00],
-  [0x00, 0xff, 0xff, 0xff],
-  [0x00, 0x7f, 0xff, 0xff],
-] as const;
-
-function cat(...parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
-}
-
-/**
- * One to four mutations of `seed`: bit flip, boundary or random byte, truncation, insertion,
- * deletion, a 1–4 byte field set huge (at a known length field when `hints` names some), or a
- * splice with another input.
- */
-function mutate(rng: Rng, seed: Uint8Array, others: readonly Uint8Array[], hints: readonly number[] = []): Uint8Array {
-  let b: Uint8Array = seed.slice();
-  const rounds = 1 + rng.int(4);
-  for (let r = 0; r < rounds; r++) {
-    const i = rng.int(b.length);
-    switch (rng.int(8)) {
-      case 0:
-        if (b.length) b[i]! ^= 1 << rng.int(8);
-        break;
-      case 1:
-        if (b.length) b[i] = rng.pick(BOUNDARY);
-        break;
-      case 2:
-        if (b.length) b[i] = rng.int(256);
-        break;
-      case 3:
-        b = b.slice(0, rng.int(b.length + 1));
-        break;
-      case 4: {
-        const ins = Uint8Array.from({ length: 1 + rng.int(16) }, () => (rng.int(2) ? rng.pick(BOUNDARY) : rng.int(256)));
-        b = cat(b.subarray(0, i), ins, b.subarray(i));
-        break;
-      }
-      case 5:
-        b = cat(b.subarray(0, i), b.subarray(i + 1 + rng.int(16)));
-        break;
-      case 6: {
-        const at = hints.length && rng.int(2) ? rng.pick(hints) : i;
-        const value = rng.pick(HUGE);
-        const width = 1 + rng.int(4);
-        for (let k = 0; k < width && at + k < b.length; k++) b[at + k] = value[4 - width + k]!;
-        break;
-      }
-      case 7: {
-        const other = rng.pick(others);
-        b = cat(b.subarray(0, i), other.subarray(rng.int(other.length + 1)));
-        break;
-      }
-    }
-  }
-  return b;
-}
-
-function hexOf(b: Uint8Array): string {
-  const shown = b.length > 4096 ? b.subarray(0, 4096) : b;
-  return Array.from(shown, (x) => x.toString(16).padStart(2, '0')).join(' ') + (shown === b ? '' : ` … (${b.length} bytes)`);
-}
 
 /** Slowest a single parse may be: a loop bound gone wrong shows up as seconds, not this. */
 const MAX_CASE_MS = 1000;
@@ -247,7 +155,7 @@ describe('fuzz: AMF0', () => {
   it('decodeAmf0 returns or throws OnairError, bounded by its input, and re-encodes stably', () => {
     const inputs = seeds();
     for (const s of inputs) expect(decodeAmf0(s).length).toBeGreaterThan(0);
-    const rng = new Rng(0xa3f0);
+    const rng = new Rng(0xa3f0, SEED_SALT);
     let decoded = 0;
     for (let c = 0; c < CASES; c++) {
       const input = mutate(rng, rng.pick(inputs), inputs);
@@ -266,7 +174,7 @@ describe('fuzz: AMF0', () => {
 
   it('parseScriptBody returns a name or throws OnairError', () => {
     const inputs = seeds();
-    const rng = new Rng(0x5c12);
+    const rng = new Rng(0x5c12, SEED_SALT);
     for (let c = 0; c < CASES; c++) {
       const input = mutate(rng, rng.pick(inputs), inputs);
       const out = attempt('parseScriptBody', input, () => parseScriptBody(input));
@@ -322,7 +230,7 @@ describe('fuzz: FLV', () => {
       expect(clean.error).toBeUndefined();
       expect(clean.tags.length).toBe(tags.length);
 
-      const rng = new Rng(headerless ? 0xf1b2 : 0xf1b1);
+      const rng = new Rng(headerless ? 0xf1b2 : 0xf1b1, SEED_SALT);
       const cases = CASES / 5;
       for (let c = 0; c < cases; c++) {
         const input = mutate(rng, seed, [seed, flv], hints);
@@ -364,7 +272,7 @@ describe('fuzz: FLV', () => {
       return b;
     });
     for (const s of seeds) expect(parseFlvTag(s).data.length).toBe(s.length - 15);
-    const rng = new Rng(0x7a90);
+    const rng = new Rng(0x7a90, SEED_SALT);
     for (let c = 0; c < CASES; c++) {
       const seed = rng.pick(seeds);
       const input = mutate(rng, seed, seeds, [1, seed.length - 4]);
@@ -388,7 +296,7 @@ describe('fuzz: FLV', () => {
     video.push(Uint8Array.of(0x91, 0x68, 0x76, 0x63, 0x31, 0xff, 0xff, 0xfe, 0, 0, 0, 1, 0x26), Uint8Array.of(0x90, 0x61, 0x76, 0x30, 0x31, 0x81, 0x08));
     audio.push(Uint8Array.of(0x90, 0x4f, 0x70, 0x75, 0x73, 0x4f, 0x70, 0x75, 0x73));
     const all = [...video, ...audio];
-    const rng = new Rng(0xb0d1);
+    const rng = new Rng(0xb0d1, SEED_SALT);
     for (let c = 0; c < CASES; c++) {
       const input = mutate(rng, rng.pick(all), all);
       for (const [what, parse] of [['parseVideoBody', parseVideoBody], ['parseAudioBody', parseAudioBody]] as const) {
@@ -405,7 +313,7 @@ describe('fuzz: FLV', () => {
 
 describe('fuzz: codec configuration', () => {
   it('parseAvcC: OnairError only, NAL units inside the record, parseSps on what it returns', () => {
-    const rng = new Rng(0xacc0);
+    const rng = new Rng(0xacc0, SEED_SALT);
     for (let c = 0; c < CASES; c++) {
       const input = mutate(rng, rng.pick(avcCs), avcCs, [5, 6, 7]);
       const cfg = attempt('parseAvcC', input, () => parseAvcC(input));
@@ -418,7 +326,7 @@ describe('fuzz: codec configuration', () => {
   });
 
   it('parseSps: OnairError only, sizes that fit an avc1 sample entry', () => {
-    const rng = new Rng(0x5b5);
+    const rng = new Rng(0x5b5, SEED_SALT);
     let parsed = 0;
     for (let c = 0; c < CASES; c++) {
       const input = mutate(rng, rng.pick(spss), spss);
@@ -437,7 +345,7 @@ describe('fuzz: codec configuration', () => {
   });
 
   it('parseAudioSpecificConfig: OnairError only, a usable rate and channel count', () => {
-    const rng = new Rng(0xa5c);
+    const rng = new Rng(0xa5c, SEED_SALT);
     for (let c = 0; c < CASES; c++) {
       const input = mutate(rng, rng.pick(ascs), ascs);
       const asc = attempt('parseAudioSpecificConfig', input, () => parseAudioSpecificConfig(input));

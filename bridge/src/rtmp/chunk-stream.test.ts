@@ -2,18 +2,10 @@ import { describe, expect, it } from 'vitest';
 import { ChunkReader } from './chunk-reader.js';
 import { ChunkWriter } from './chunk-writer.js';
 import { setChunkSizeMessage, type RtmpMessage } from './messages.js';
+import { cat as concat } from '../../../shared/src/testing/bytes.js';
 
 const hex = (s: string): Uint8Array => Uint8Array.from(s.trim().split(/\s+/).filter(Boolean), (b) => parseInt(b, 16));
 const text = (s: string): Uint8Array => new TextEncoder().encode(s);
-const concat = (...parts: Uint8Array[]): Uint8Array => {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
-};
 const msg = (csid: number, type: number, timestamp: number, streamId: number, payload: Uint8Array): RtmpMessage => ({
   csid, type, timestamp, streamId, payload,
 });

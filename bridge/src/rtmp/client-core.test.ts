@@ -4,9 +4,9 @@ import { ChunkReader } from './chunk-reader.js';
 import { RtmpClientCore, type RtmpClientEvent, type RtmpRole } from './client-core.js';
 import type { RtmpMessage } from './messages.js';
 import { parseRtmpUrl } from './url.js';
+import { cat as concat } from '../../../shared/src/testing/bytes.js';
 
 const hex = (s: string): Uint8Array => Uint8Array.from(s.trim().split(/\s+/).filter(Boolean), (b) => parseInt(b, 16));
-const concat = (...parts: Uint8Array[]): Uint8Array => Uint8Array.from(parts.flatMap((p) => [...p]));
 
 /**
  * Server-side chunking written out here, independent of ChunkWriter: fmt0 header, then fmt3

@@ -1,16 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { OnairError } from '../errors.js';
 import { Amf0EcmaArray, amf0Props, decodeAmf0, encodeAmf0, type Amf0Value } from './amf0.js';
-
-/** Bytes from hex text; whitespace ignored, `'text'` spans are ASCII. */
-function h(text: string): Uint8Array {
-  const out: number[] = [];
-  for (const part of text.split(/('[^']*')/)) {
-    if (part.startsWith("'")) for (const c of part.slice(1, -1)) out.push(c.charCodeAt(0));
-    else for (const b of part.trim().split(/\s+/).filter(Boolean)) out.push(parseInt(b, 16));
-  }
-  return Uint8Array.from(out);
-}
+import { h } from '../testing/bytes.js';
 
 function codeOf(fn: () => unknown): string | undefined {
   try {

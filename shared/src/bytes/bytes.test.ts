@@ -1,17 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import { OnairError } from '../errors.js';
 import { BitReader, BitWriter } from './bitstream.js';
 import { ByteReader } from './byte-reader.js';
 import { ByteWriter } from './byte-writer.js';
-
-function code(fn: () => unknown): string | undefined {
-  try {
-    fn();
-  } catch (err) {
-    return err instanceof OnairError ? err.code : String(err);
-  }
-  return undefined;
-}
+import { errorCode as code } from '../testing/bytes.js';
 
 describe('ByteWriter / ByteReader', () => {
   it('writes big-endian fields as the spec bytes', () => {

@@ -1,22 +1,13 @@
 import { execFileSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
-import { OnairError } from '../errors.js';
 import { parseAudioBody } from '../flv/flv-media.js';
 import { FlvReader } from '../flv/flv-reader.js';
 import { aacCodecString, buildAudioSpecificConfig, parseAudioSpecificConfig } from './aac.js';
+import { errorCode as code } from '../testing/bytes.js';
 
 function bitsToBytes(bits: string): Uint8Array {
   const padded = bits.padEnd(Math.ceil(bits.length / 8) * 8, '0');
   return Uint8Array.from({ length: padded.length / 8 }, (_, i) => parseInt(padded.slice(i * 8, i * 8 + 8), 2));
-}
-
-function code(fn: () => unknown): string | undefined {
-  try {
-    fn();
-  } catch (err) {
-    return err instanceof OnairError ? err.code : String(err);
-  }
-  return undefined;
 }
 
 /** The AudioSpecificConfig ffmpeg's AAC encoder puts in the FLV sequence header, and ffprobe's view. */

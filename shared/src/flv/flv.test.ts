@@ -5,39 +5,11 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Amf0EcmaArray, amf0Props } from '../amf/amf0.js';
 import { ByteWriter } from '../bytes/byte-writer.js';
-import { OnairError } from '../errors.js';
 import { aacAudioBody, avcVideoBody, onMetaDataBody, parseAudioBody, parseScriptBody, parseVideoBody } from './flv-media.js';
 import { FlvReader, parseFlvTag } from './flv-reader.js';
 import { FlvTagType, type FlvTag } from './flv-tag.js';
 import { flvHeader, flvTag, writeFlvTagInto } from './flv-writer.js';
-
-function h(text: string): Uint8Array {
-  const out: number[] = [];
-  for (const part of text.split(/('[^']*')/)) {
-    if (part.startsWith("'")) for (const c of part.slice(1, -1)) out.push(c.charCodeAt(0));
-    else for (const b of part.trim().split(/\s+/).filter(Boolean)) out.push(parseInt(b, 16));
-  }
-  return Uint8Array.from(out);
-}
-
-function cat(...parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
-}
-
-function code(fn: () => unknown): string | undefined {
-  try {
-    fn();
-  } catch (err) {
-    return err instanceof OnairError ? err.code : String(err);
-  }
-  return undefined;
-}
+import { cat, errorCode as code, h } from '../testing/bytes.js';
 
 /** Plain copies, so tags compare by value whatever buffer they view. */
 function plain(tags: FlvTag[]): Array<{ type: number; timestamp: number; data: number[] }> {

@@ -11,25 +11,7 @@ import { parseAudioBody, parseVideoBody } from '../flv/flv-media.js';
 import { FlvReader } from '../flv/flv-reader.js';
 import { FlvTagType } from '../flv/flv-tag.js';
 import { fragment, initSegment, type Fmp4Sample, type Fmp4Track } from './fmp4-writer.js';
-
-function h(text: string): Uint8Array {
-  const out: number[] = [];
-  for (const part of text.split(/('[^']*')/)) {
-    if (part.startsWith("'")) for (const c of part.slice(1, -1)) out.push(c.charCodeAt(0));
-    else for (const b of part.trim().split(/\s+/).filter(Boolean)) out.push(parseInt(b, 16));
-  }
-  return Uint8Array.from(out);
-}
-
-function cat(parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
-}
+import { cat as catAll, h } from '../testing/bytes.js';
 
 interface Parsed {
   file: ISOFile;
@@ -195,7 +177,7 @@ describe('fMP4 writer judged by mp4box and ffmpeg, fed with ffmpeg-made H.264 an
   });
 
   it('init + fragments: mp4box reports every sample with the right times, sizes, sync flags and bytes', () => {
-    const { samples, file } = mp4box(cat([init, ...fragments]));
+    const { samples, file } = mp4box(catAll(init, ...fragments));
     expect(file.moofs.length).toBe(fragments.length);
     const v = samples.get(1)!;
     expect(v.length).toBe(video.length);
@@ -216,7 +198,7 @@ describe('fMP4 writer judged by mp4box and ffmpeg, fed with ffmpeg-made H.264 an
 
   it('negative composition offsets come out as pts before dts', () => {
     const { samples } = mp4box(
-      cat([
+      catAll(
         init,
         fragment({
           trackId: 1,
@@ -224,14 +206,14 @@ describe('fMP4 writer judged by mp4box and ffmpeg, fed with ffmpeg-made H.264 an
           baseDecodeTime: 1000,
           samples: video.slice(0, 3).map((f, i) => ({ duration: 40, keyframe: f.key, cts: [0, 80, -40][i]!, data: f.data })),
         }),
-      ]),
+      ),
     );
     expect(samples.get(1)!.map((s) => [s.dts, s.cts])).toEqual([[1000, 1000], [1040, 1120], [1080, 1040]]);
   });
 
   it('ffprobe accepts the file and ffmpeg decodes the same video frames as from the FLV', () => {
     const mp4 = join(dir, 'out.mp4');
-    writeFileSync(mp4, cat([init, ...fragments]));
+    writeFileSync(mp4, catAll(init, ...fragments));
     const probe = JSON.parse(
       execFileSync('ffprobe', ['-v', 'error', '-count_packets', '-show_entries', 'stream=codec_name,profile,width,height,sample_rate,channels,nb_read_packets', '-of', 'json', mp4], { encoding: 'utf8' }),
     ) as { streams: Array<Record<string, string | number>> };
