@@ -1,4 +1,4 @@
-import { OnairError } from '../errors.js';
+import { fail, nonNegative, parseJsonObject, record, str } from './validate.js';
 
 /**
  * The studio WebSocket protocol (docs/ws-protocol.md). Binary frames carry exactly one FLV tag in
@@ -77,43 +77,9 @@ export interface StudioErrorMessage {
 
 export type StudioServerMessage = StudioWelcomeMessage | StudioStatusMessage | StudioErrorMessage;
 
-function fail(message: string): never {
-  throw new OnairError('BAD_MESSAGE', message);
-}
-
-function parseJsonObject(text: string): Record<string, unknown> {
-  if (text.length > MAX_STUDIO_TEXT_BYTES) fail(`message of ${text.length} characters exceeds ${MAX_STUDIO_TEXT_BYTES}`);
-  let value: unknown;
-  try {
-    value = JSON.parse(text);
-  } catch {
-    fail('message is not JSON');
-  }
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) fail('message is not a JSON object');
-  return value as Record<string, unknown>;
-}
-
-function str(obj: Record<string, unknown>, key: string, max: number): string {
-  const v = obj[key];
-  if (typeof v !== 'string') fail(`"${key}" must be a string`);
-  if (v.length > max) fail(`"${key}" longer than ${max} characters`);
-  return v;
-}
-
-function nonNegative(obj: Record<string, unknown>, key: string): number {
-  const v = obj[key];
-  if (typeof v !== 'number' || !Number.isFinite(v) || v < 0) fail(`"${key}" must be a non-negative number`);
-  return v;
-}
-
-function record(v: unknown, what: string): Record<string, unknown> {
-  if (typeof v !== 'object' || v === null || Array.isArray(v)) fail(`${what} must be an object`);
-  return v as Record<string, unknown>;
-}
-
 /** Parses and validates a page → bridge text frame; throws OnairError BAD_MESSAGE. */
 export function parseStudioClientMessage(text: string): StudioClientMessage {
-  const obj = parseJsonObject(text);
+  const obj = parseJsonObject(text, MAX_STUDIO_TEXT_BYTES);
   switch (obj['type']) {
     case 'stop':
       return { type: 'stop' };
@@ -142,7 +108,7 @@ export function parseStudioClientMessage(text: string): StudioClientMessage {
 
 /** Parses and validates a bridge → page text frame; throws OnairError BAD_MESSAGE. */
 export function parseStudioServerMessage(text: string): StudioServerMessage {
-  const obj = parseJsonObject(text);
+  const obj = parseJsonObject(text, MAX_STUDIO_TEXT_BYTES);
   switch (obj['type']) {
     case 'welcome':
       return { type: 'welcome', version: nonNegative(obj, 'version'), maxBinaryBytes: nonNegative(obj, 'maxBinaryBytes') };

@@ -1,4 +1,4 @@
-import { OnairError } from '../errors.js';
+import { fail, nonNegative, parseJsonObject, str } from './validate.js';
 
 /**
  * The watch WebSocket protocol (docs/ws-protocol.md, "Watch"). Bridge → page only: binary frames
@@ -58,34 +58,9 @@ export type WatchServerMessage = WatchWelcomeMessage | WatchStatusMessage | Watc
 /** What a watch URL points at: any RTMP URL, or a stream on the bridge's embedded server. */
 export type WatchTarget = { kind: 'src'; url: string } | { kind: 'local'; app: string; stream: string };
 
-function fail(message: string): never {
-  throw new OnairError('BAD_MESSAGE', message);
-}
-
-function str(obj: Record<string, unknown>, key: string, max: number): string {
-  const v = obj[key];
-  if (typeof v !== 'string') fail(`"${key}" must be a string`);
-  if (v.length > max) fail(`"${key}" longer than ${max} characters`);
-  return v;
-}
-
-function nonNegative(obj: Record<string, unknown>, key: string): number {
-  const v = obj[key];
-  if (typeof v !== 'number' || !Number.isFinite(v) || v < 0) fail(`"${key}" must be a non-negative number`);
-  return v;
-}
-
 /** Parses and validates a bridge → page text frame; throws OnairError BAD_MESSAGE. */
 export function parseWatchServerMessage(text: string): WatchServerMessage {
-  if (text.length > MAX_WATCH_TEXT_BYTES) fail(`message of ${text.length} characters exceeds ${MAX_WATCH_TEXT_BYTES}`);
-  let value: unknown;
-  try {
-    value = JSON.parse(text);
-  } catch {
-    fail('message is not JSON');
-  }
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) fail('message is not a JSON object');
-  const obj = value as Record<string, unknown>;
+  const obj = parseJsonObject(text, MAX_WATCH_TEXT_BYTES);
   switch (obj['type']) {
     case 'welcome':
       return { type: 'welcome', version: nonNegative(obj, 'version'), source: str(obj, 'source', MAX_URL_LENGTH) };
