@@ -1,3 +1,4 @@
+import type { ProbeStream as Stream } from '../../bridge/test/harness/judge.js';
 import { runChecked, spawnTracked } from '../../bridge/test/harness/proc.js';
 
 interface Packet {
@@ -6,17 +7,6 @@ interface Packet {
   dts_time?: string;
   size: string;
   flags: string;
-}
-
-interface Stream {
-  index: number;
-  codec_type: string;
-  codec_name: string;
-  profile?: string;
-  width?: number;
-  height?: number;
-  sample_rate?: string;
-  channels?: number;
 }
 
 /** What ffprobe sees in a recording, reduced to the numbers the studio promises. */
