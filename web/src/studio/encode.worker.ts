@@ -2,9 +2,11 @@
 import { AacObjectType, buildAudioSpecificConfig, parseStudioServerMessage } from '@onair/shared';
 import { CbrFiller, fillerFits } from '../lib/cbr-filler.js';
 import { MAX_TIMESTAMP_MS, type StreamMetadata } from '../lib/flv-muxer.js';
+import { clockNow } from '../lib/latency-clock.js';
 import { PcmConverter } from '../lib/pcm.js';
 import { openAacEncoder, type AacEncoder } from './aac-encoder.js';
 import { AudioClock } from './audio-clock.js';
+import { composeFrame } from './compose.js';
 import { ConnectionTimeline } from './connection-timeline.js';
 import { openH264Encoder, type H264Chunk, type H264Encoder } from './h264-encoder.js';
 import { reconnectDelayMs } from './reconnect.js';
@@ -74,6 +76,8 @@ class Session {
   #tick: ReturnType<typeof setTimeout> | undefined;
   #canvas: OffscreenCanvas | undefined;
   #ctx: OffscreenCanvasRenderingContext2D | undefined;
+  /** "Measure latency": every output frame carries the latency clock. */
+  #latencyClock = false;
   /** The last video chunk's timestamp: the encoder must not reorder (FLV gets pts = dts). */
   #lastVideoUs = -1;
 
@@ -392,12 +396,19 @@ class Session {
     frame.close();
   }
 
-  /** The newest camera frame at the output size (letterboxed), stamped on the output clock. */
+  setLatencyClock(on: boolean): void {
+    this.#latencyClock = on;
+  }
+
+  /**
+   * The newest camera frame at the output size (letterboxed), with the latency clock when it is
+   * on, stamped on the output clock.
+   */
   #frameFor(timestamp: number): VideoFrame | undefined {
     const { width, height, fps } = this.#s;
     const src = this.#latest;
     const duration = Math.round(1e6 / fps);
-    if (src !== undefined && src.displayWidth === width && src.displayHeight === height) {
+    if (!this.#latencyClock && src !== undefined && src.displayWidth === width && src.displayHeight === height) {
       return new VideoFrame(src, { timestamp, duration });
     }
     if (this.#canvas === undefined) {
@@ -406,14 +417,7 @@ class Session {
     }
     const ctx = this.#ctx;
     if (ctx === undefined) return undefined;
-    ctx.fillStyle = '#000';
-    ctx.fillRect(0, 0, width, height);
-    if (src !== undefined) {
-      const scale = Math.min(width / src.displayWidth, height / src.displayHeight);
-      const w = Math.round(src.displayWidth * scale);
-      const h = Math.round(src.displayHeight * scale);
-      ctx.drawImage(src, Math.round((width - w) / 2), Math.round((height - h) / 2), w, h);
-    }
+    composeFrame<VideoFrame>(ctx, width, height, src, this.#latencyClock ? clockNow() : undefined);
     return new VideoFrame(this.#canvas, { timestamp, duration });
   }
 
@@ -541,11 +545,15 @@ self.onmessage = (e: MessageEvent<ToWorker>) => {
       void session?.stop();
       const s = new Session(msg.settings);
       session = s;
+      s.setLatencyClock(msg.latencyClock);
       s.start(msg.wsUrl, msg.destinations, msg.sources).catch((err: unknown) => s.fail(err instanceof Error ? err.message : String(err)));
       break;
     }
     case 'sources':
       session?.setSources(msg.sources);
+      break;
+    case 'latencyClock':
+      session?.setLatencyClock(msg.on);
       break;
     case 'frame':
       if (session === undefined) msg.frame.close();

@@ -38,6 +38,11 @@ export class Studio {
   /** The encode worker's WebSocket to the bridge. */
   link = $state.raw<BridgeLink>({ state: 'connecting' });
   localRtmp = $state.raw<ServerConfig['localRtmp']>(null);
+  /**
+   * "Measure latency": the encode worker draws the latency clock into the video. Not remembered,
+   * so a reload never puts the code on a broadcast unasked.
+   */
+  measureLatency = $state(false);
   readonly destinations = new Destinations();
 
   preset = $derived(presetById(this.presetId));
@@ -171,6 +176,11 @@ export class Studio {
     for (const t of this.#mic?.getAudioTracks() ?? []) t.enabled = !muted;
   }
 
+  setMeasureLatency(on: boolean): void {
+    this.measureLatency = on;
+    this.#post({ type: 'latencyClock', on });
+  }
+
   #videoTrack(): MediaStreamTrack | undefined {
     const screen = this.#screen?.getVideoTracks()[0];
     return this.source === 'screen' && screen !== undefined ? screen : this.#camera?.getVideoTracks()[0];
@@ -233,7 +243,7 @@ export class Studio {
     const feed = await createFeed(this.#videoTrack(), this.#mix.mix(this.#audioTracks()), worker);
     this.#feed = feed;
     const scheme = location.protocol === 'https:' ? 'wss:' : 'ws:';
-    this.#post({ type: 'start', wsUrl: `${scheme}//${location.host}${STUDIO_WS_PATH}`, destinations, settings, sources: feed.handles }, feed.transfer);
+    this.#post({ type: 'start', wsUrl: `${scheme}//${location.host}${STUDIO_WS_PATH}`, destinations, settings, sources: feed.handles, latencyClock: this.measureLatency }, feed.transfer);
   }
 
   endStream(): void {

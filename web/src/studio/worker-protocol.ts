@@ -26,8 +26,10 @@ export interface SourceHandles {
 }
 
 export type ToWorker =
-  | { type: 'start'; wsUrl: string; destinations: StudioDestination[]; settings: EncodeSettings; sources: SourceHandles }
+  | { type: 'start'; wsUrl: string; destinations: StudioDestination[]; settings: EncodeSettings; sources: SourceHandles; latencyClock: boolean }
   | { type: 'sources'; sources: SourceHandles }
+  /** "Measure latency": draw the latency clock (web/src/lib/latency-clock.ts) into every output frame. */
+  | { type: 'latencyClock'; on: boolean }
   | { type: 'frame'; frame: VideoFrame }
   | { type: 'stop' };
 
