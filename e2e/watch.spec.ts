@@ -37,7 +37,7 @@ async function streamIsLive(name: string): Promise<void> {
 interface Metrics {
   upstreams: number;
   viewers: { ws: number; flv: number };
-  streams: { upstreamSessions: number; viewers: { ws: number; flv: number } }[];
+  streams: { warm: boolean; tagsIn: number; upstreamSessions: number; viewers: { ws: number; flv: number } }[];
 }
 
 async function metrics(): Promise<Metrics> {
@@ -188,6 +188,8 @@ test('plays within a second, every frame, within half a second of the live edge'
   expect(pic.mean).toBeGreaterThan(40);
   expect(pic.spread).toBeGreaterThan(30); // testsrc2's colour bars, not a flat frame
   await expect(viewer.getByRole('status')).toContainText('LIVE');
+  // testsrc2 carries no clock code: no glass-to-glass row.
+  await expect(viewer.locator('[data-stat="glass-to-glass"]')).toHaveCount(0);
 });
 
 test('resumes within 3 s of the publisher coming back, without a reload', async ({ page }) => {
@@ -245,17 +247,57 @@ test('50 WebSocket viewers and a page share one upstream RTMP connection', async
   }
 });
 
-test('plays a stream of the embedded server at /watch/<app>/<stream>', async ({ page }) => {
+test('plays a stream of the embedded server at /watch/<app>/<stream>; its first viewer starts within a second', async ({ page }) => {
   const local = publish(`rtmp://127.0.0.1:${bridge.localRtmpPort}/live/e2e-local`);
   try {
+    // The bridge opened the stream's upstream when the publish began (warm start): a keyframe
+    // is in its GOP cache before anyone watches. 200 tags are over 2 s, past the second keyframe.
+    const warm = await waitFor('a warm upstream', async () => (await metrics()).streams.find((s) => s.warm && s.tagsIn > 200), 15_000);
+    expect(warm.viewers).toEqual({ ws: 0, flv: 0 });
     await watchFirstFrame(page);
     await page.goto(new URL('/watch/live/e2e-local', bridge.url).toString());
-    await firstFrameMs(page);
+    const first = await firstFrameMs(page);
+    console.log(`first viewer of an embedded-server stream: first frame ${first.toFixed(0)} ms after navigation start`);
+    expect(first).toBeLessThan(1000);
+    const joined = (await metrics()).streams.find((s) => s.warm);
+    expect(joined).toMatchObject({ upstreamSessions: 1, viewers: { ws: 1, flv: 0 } });
     const run = await sample(page, 3);
     expect(run.decoded).toBeGreaterThan(60);
     expect((await picture(page)).width).toBe(1280);
   } finally {
     await local.stop();
+  }
+});
+
+test('the studio with Measure latency checked: the watch page shows glass-to-glass latency', async ({ page, context }) => {
+  page.on('pageerror', (err) => console.log(`studio page error: ${err.message}`));
+  await page.goto(bridge.url);
+  // The default destination: the embedded server, with its key filled in.
+  await expect(page.getByLabel('Server URL', { exact: true }).first()).toHaveValue(/^rtmp:\/\/127\.0\.0\.1:\d+\/live$/);
+  await page.getByLabel('Measure latency').check({ timeout: 30_000 });
+  await page.getByRole('button', { name: 'Go live' }).click();
+  await expect(page.locator('.status[data-state="live"]')).toHaveCount(1, { timeout: 20_000 });
+  const href = await page.getByRole('link', { name: /^\/watch\// }).first().getAttribute('href');
+  const watch = await context.newPage();
+  watch.on('pageerror', (err) => console.log(`watch page error: ${err.message}`));
+  try {
+    await watch.goto(new URL(href!, bridge.url).toString());
+    const opened = Date.now();
+    const meter = watch.locator('[data-stat="glass-to-glass"]');
+    await expect(meter).toBeVisible({ timeout: 10_000 });
+    console.log(`glass-to-glass shown ${Date.now() - opened} ms after the watch page opened`);
+    const run = await sample(watch, 5, false);
+    const p50 = Number(await meter.getAttribute('data-p50'));
+    const last = Number(await meter.getAttribute('data-last'));
+    console.log(`glass-to-glass p50 ${p50} ms, last ${last} ms; watch page decoded ${run.decoded}, dropped ${run.dropped}; ${await watch.locator('.stats').textContent()}`);
+    for (const ms of [p50, last]) {
+      expect(ms).toBeGreaterThanOrEqual(20);
+      expect(ms).toBeLessThanOrEqual(2000);
+    }
+  } finally {
+    await watch.close();
+    await page.getByRole('button', { name: 'End stream' }).click();
+    await expect(page.getByRole('button', { name: 'Go live' })).toBeVisible({ timeout: 15_000 });
   }
 });
 

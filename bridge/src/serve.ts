@@ -99,6 +99,20 @@ interface NodeMediaServerInstance {
   stop(): Promise<void>;
 }
 
+/** What node-media-server's publish events carry (src/session/base_session.js). */
+interface NmsSession {
+  streamApp: string;
+  streamName: string;
+  streamPath: string;
+}
+
+type NmsListener = (session: NmsSession) => void;
+
+interface NmsEvents {
+  on(event: 'postPublish' | 'donePublish', fn: NmsListener): void;
+  off(event: 'postPublish' | 'donePublish', fn: NmsListener): void;
+}
+
 async function checkPortFree(host: string, port: number): Promise<void> {
   await new Promise<void>((resolve, reject) => {
     const probe = createServer();
@@ -129,12 +143,34 @@ async function waitListening(host: string, port: number, timeoutMs: number): Pro
 class LocalRtmp {
   readonly port: number;
   readonly #nms: NodeMediaServerInstance;
+  readonly #events: NmsEvents;
   readonly #store: string;
+  readonly #warm = new Map<string, () => void>();
+  readonly #listeners: [event: 'postPublish' | 'donePublish', fn: NmsListener][] = [];
 
-  private constructor(port: number, nms: NodeMediaServerInstance, store: string) {
+  private constructor(port: number, nms: NodeMediaServerInstance, events: NmsEvents, store: string) {
     this.port = port;
     this.#nms = nms;
+    this.#events = events;
     this.#store = store;
+  }
+
+  /**
+   * Calls `warm(app, stream)` for every stream published here and its release when the publish
+   * ends. node-media-server emits postPublish again when a publisher resumes within its grace
+   * window, and for a second publisher it then refuses: one warm hold per stream path.
+   */
+  warmPublished(warm: (app: string, stream: string) => () => void): void {
+    const started: NmsListener = (s) => {
+      if (!this.#warm.has(s.streamPath)) this.#warm.set(s.streamPath, warm(s.streamApp, s.streamName));
+    };
+    const ended: NmsListener = (s) => {
+      this.#warm.get(s.streamPath)?.();
+      this.#warm.delete(s.streamPath);
+    };
+    this.#listeners.push(['postPublish', started], ['donePublish', ended]);
+    this.#events.on('postPublish', started);
+    this.#events.on('donePublish', ended);
   }
 
   static async start(port: number, verbose: boolean): Promise<LocalRtmp> {
@@ -146,10 +182,12 @@ class LocalRtmp {
       logger.log = () => {};
     }
     const NodeMediaServer = require('node-media-server') as new (config: object) => NodeMediaServerInstance;
+    // The emitter behind NodeMediaServer.on, which has no off: listeners must go with the server.
+    const { eventEmitter } = require('node-media-server/src/core/context.js') as { eventEmitter: NmsEvents };
     const store = await mkdtemp(join(tmpdir(), 'onair-nms-'));
     const nms = new NodeMediaServer({ bind: '127.0.0.1', rtmp: { port }, store: { path: store } });
     await nms.run();
-    const local = new LocalRtmp(port, nms, store);
+    const local = new LocalRtmp(port, nms, eventEmitter, store);
     try {
       await waitListening('127.0.0.1', port, 5000);
     } catch (err) {
@@ -160,6 +198,9 @@ class LocalRtmp {
   }
 
   async close(): Promise<void> {
+    for (const [event, fn] of this.#listeners.splice(0)) this.#events.off(event, fn);
+    for (const release of this.#warm.values()) release();
+    this.#warm.clear();
     await this.#nms.stop();
     await rm(this.#store, { recursive: true, force: true });
   }
@@ -178,6 +219,8 @@ export async function startServe(opts: ServeOptions, log: (line: string) => void
   const key = randomBytes(6).toString('hex');
   const localRtmp = local === undefined ? undefined : { port: local.port, url: `rtmp://127.0.0.1:${local.port}/live`, key };
   const watch = new WatchService({ policy, ...(local !== undefined ? { localRtmp: { port: local.port } } : {}) });
+  // The first viewer of a local stream then starts from the GOP cache, not the next keyframe.
+  local?.warmPublished((app, stream) => watch.warmLocal(app, stream));
   let server: OnairServer;
   try {
     server = await OnairServer.listen({

@@ -43,6 +43,8 @@ export interface StreamStats {
   /** Upstream play sessions opened so far. */
   upstreamSessions: number;
   viewers: { ws: number; flv: number };
+  /** Held open without viewers (an embedded-server stream being published), its GOP cache filling. */
+  warm: boolean;
   /** The longest send queue among the viewers right now, in bytes. */
   maxViewerBufferedBytes: number;
   bytesIn: number;
@@ -82,6 +84,7 @@ export class StreamRelay {
   readonly #onIdle: () => void;
   readonly #cache: GopCache<RelayedTag>;
   readonly #viewers = new Set<Attached>();
+  #holds = 0;
   #state: WatchState = 'connecting';
   #reason: string | undefined;
   #retryInMs: number | undefined;
@@ -116,8 +119,7 @@ export class StreamRelay {
 
   add(sink: ViewerSink): void {
     if (this.#closed) throw new OnairError('WATCH_CLOSED', 'the stream relay is closed');
-    if (this.#linger !== undefined) clearTimeout(this.#linger);
-    this.#linger = undefined;
+    this.#cancelLinger();
     const viewer: Attached = { sink, gate: new ViewerGate(this.#opts.viewer) };
     this.#viewers.add(viewer);
     this.#broadcastStatus();
@@ -130,13 +132,43 @@ export class StreamRelay {
     for (const v of this.#viewers) if (v.sink === sink) this.#viewers.delete(v);
     if (this.#closed) return;
     this.#broadcastStatus();
-    if (this.#viewers.size === 0 && this.#linger === undefined) {
-      this.#linger = setTimeout(() => {
-        this.#linger = undefined;
-        if (this.#viewers.size === 0) this.#onIdle();
-      }, this.#opts.lingerMs);
-      this.#linger.unref?.();
-    }
+    this.#lingerIfUnwanted();
+  }
+
+  /**
+   * Keeps the upstream open with nobody watching, so the GOP cache is full when the first viewer
+   * arrives. Returns the release; the relay then lingers and closes like after its last viewer.
+   */
+  hold(): () => void {
+    if (this.#closed) throw new OnairError('WATCH_CLOSED', 'the stream relay is closed');
+    this.#holds++;
+    this.#cancelLinger();
+    if (!this.#running) void this.#run();
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      this.#holds--;
+      if (!this.#closed) this.#lingerIfUnwanted();
+    };
+  }
+
+  get #wanted(): boolean {
+    return this.#viewers.size > 0 || this.#holds > 0;
+  }
+
+  #cancelLinger(): void {
+    if (this.#linger !== undefined) clearTimeout(this.#linger);
+    this.#linger = undefined;
+  }
+
+  #lingerIfUnwanted(): void {
+    if (this.#wanted || this.#linger !== undefined) return;
+    this.#linger = setTimeout(() => {
+      this.#linger = undefined;
+      if (!this.#wanted) this.#onIdle();
+    }, this.#opts.lingerMs);
+    this.#linger.unref?.();
   }
 
   stats(): StreamStats {
@@ -153,6 +185,7 @@ export class StreamRelay {
       state: this.#state,
       upstreamConnected: this.#upstream !== undefined,
       viewers: { ws, flv },
+      warm: this.#holds > 0,
       maxViewerBufferedBytes,
       ...this.#stats,
     };
@@ -174,7 +207,7 @@ export class StreamRelay {
   async #run(): Promise<void> {
     this.#running = true;
     let attempt = 0;
-    while (!this.#closed && this.#viewers.size > 0) {
+    while (!this.#closed && this.#wanted) {
       this.#setState('connecting');
       let reason = 'the publisher ended the stream';
       let gotMedia = false;
@@ -208,7 +241,7 @@ export class StreamRelay {
         this.#upstream?.destroy();
         this.#upstream = undefined;
       }
-      if (this.#closed || this.#viewers.size === 0) break;
+      if (this.#closed || !this.#wanted) break;
       const delay = Math.round(
         Math.min(this.#opts.retryMaxMs, this.#opts.retryMinMs * 1.5 ** attempt) * (0.9 + Math.random() * 0.2),
       );

@@ -13,6 +13,7 @@ import {
   WATCH_PROTOCOL_VERSION,
   WATCH_WS_PATH,
   parseWatchTarget,
+  watchTargetPath,
   type WatchErrorMessage,
   type WatchTarget,
   type WatchWelcomeMessage,
@@ -199,6 +200,18 @@ export class WatchService {
     };
   }
 
+  /**
+   * Opens the upstream of a stream on the embedded server before anyone watches it, so its first
+   * viewer starts from the GOP cache instead of waiting for the publisher's next keyframe. Returns
+   * the release (idempotent); nothing happens without an embedded server or for a name no watch
+   * path can ask for.
+   */
+  warmLocal(app: string, stream: string): () => void {
+    const target = parseWatchTarget('', watchTargetPath('', { kind: 'local', app, stream }), '');
+    if (this.#closed || this.#localPort === undefined || target?.kind !== 'local' || target.app !== app || target.stream !== stream) return () => {};
+    return this.#relayFor(this.#localUrl(app, stream), {}).hold();
+  }
+
   /** Closes every viewer and upstream session. */
   async close(): Promise<void> {
     if (this.#closed) return;
@@ -218,10 +231,14 @@ export class WatchService {
   async #resolve(target: WatchTarget): Promise<{ url: string; address: RtmpAddressOptions }> {
     if (target.kind === 'local') {
       if (this.#localPort === undefined) throw new OnairError('WATCH_NO_LOCAL_SERVER', 'this bridge runs no local RTMP server');
-      return { url: `rtmp://127.0.0.1:${this.#localPort}/${target.app}/${target.stream}`, address: {} };
+      return { url: this.#localUrl(target.app, target.stream), address: {} };
     }
     await this.#policy.isAllowed(target.url);
     return { url: target.url, address: this.#policy.connectOptions() };
+  }
+
+  #localUrl(app: string, stream: string): string {
+    return `rtmp://127.0.0.1:${this.#localPort ?? 0}/${app}/${stream}`;
   }
 
   #relayFor(url: string, address: RtmpAddressOptions): StreamRelay {

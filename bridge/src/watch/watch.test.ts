@@ -13,8 +13,10 @@ import { parseWatchServerMessage, type WatchServerMessage } from '@onair/shared'
 import { GopCache } from './gop-cache.js';
 import { TagKind, tagKind } from './tag-kind.js';
 import { DEFAULT_VIEWER_LIMITS, ViewerGate } from './viewer-gate.js';
-import { StreamRelay, type ViewerSink } from './stream-relay.js';
-import { WatchService } from './watch-service.js';
+import { StreamRelay, type StreamStats, type ViewerSink } from './stream-relay.js';
+import { WatchService, type WatchMetrics } from './watch-service.js';
+import { startServe } from '../serve.js';
+import { freePort } from '../../test/harness/ports.js';
 import { ServerPolicy } from '../server/policy.js';
 
 const run = promisify(execFile);
@@ -329,5 +331,90 @@ describe('WatchService against nginx-rtmp', () => {
     expect(tagKind(after.slice(gapAt).find((t) => t.type === 9)!)).toBe(TagKind.Keyframe);
     slow.ws.close();
     await slow.closed;
+  });
+});
+
+describe('warm start', () => {
+  it('holds an upstream open with no viewer, serves a joiner from its cache, and lets go after the release', async () => {
+    let connects = 0;
+    let destroyed = 0;
+    async function* session(): AsyncGenerator<FlvTag> {
+      yield meta;
+      yield avcConfig;
+      yield aacConfig;
+      yield key(0);
+      yield inter(33);
+      yield audio(40);
+      await new Promise((resolve) => setTimeout(resolve, 10_000));
+    }
+    let idle = 0;
+    const relay: StreamRelay = new StreamRelay(
+      'rtmp://h/live/key',
+      'rtmp://h/live/***',
+      async () => {
+        connects++;
+        return Object.assign(session(), { destroy: () => void destroyed++ });
+      },
+      { lingerMs: 100, retryMinMs: 50, retryMaxMs: 100, silenceMs: 5000, gop: {}, viewer: DEFAULT_VIEWER_LIMITS },
+      () => {
+        idle++;
+        relay.close();
+      },
+    );
+    const release = relay.hold();
+    await waitFor('the cached GOP', () => (relay.stats().tagsIn === 6 ? true : undefined), 2000);
+    expect(relay.stats()).toMatchObject({ warm: true, upstreamConnected: true, viewers: { ws: 0, flv: 0 } });
+    // A viewer arriving now gets headers and the GOP synchronously, from the same upstream.
+    const tags: FlvTag[] = [];
+    const sink: ViewerSink = { kind: 'ws', bufferedBytes: () => 0, sendTag: (b) => tags.push(parseFlvTag(b)), sendStatus: () => undefined, close: () => undefined };
+    relay.add(sink);
+    expect(tags.map(tagKind)).toEqual([TagKind.Metadata, TagKind.VideoConfig, TagKind.AudioConfig, TagKind.Keyframe, TagKind.Frame, TagKind.Audio]);
+    relay.remove(sink);
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    expect([relay.closed, idle]).toEqual([false, 0]); // still held
+    release();
+    release(); // idempotent
+    await waitFor('the relay to close after the linger', () => (relay.closed ? true : undefined), 2000);
+    expect([connects, destroyed, idle]).toEqual([1, 1, 1]);
+  });
+
+  it('onair serve warms every stream published to the embedded server: the first viewer starts at once', async () => {
+    const rtmpPort = await freePort();
+    const serve = await startServe(
+      { host: '127.0.0.1', port: 0, token: undefined, allowPrivate: undefined, allowOrigins: [], localRtmpPort: rtmpPort, webRoot: '/nonexistent', verbose: false },
+      () => undefined,
+    );
+    // The same embedded server, watched through a service that does not warm: the cold path.
+    const cold = new WatchService({ policy: { isAllowed: () => undefined, connectOptions: () => ({}) }, localRtmp: { port: rtmpPort } });
+    const coldServer = createServer((req, res) => cold.handleRequest(req, res) || res.writeHead(404).end());
+    coldServer.on('upgrade', (req, socket, head) => cold.handleUpgrade(req, socket, head) || socket.destroy());
+    await new Promise<void>((resolve) => coldServer.listen(0, '127.0.0.1', resolve));
+    const file = await flvFixture({ seconds: 4 });
+    const publisher = spawnTracked('ffmpeg', ['-hide_banner', '-nostdin', '-loglevel', 'error', '-re', '-stream_loop', '-1', '-i', file, '-c', 'copy', '-f', 'flv', `rtmp://127.0.0.1:${rtmpPort}/live/warmtest`]);
+    const firstKeyframeMs = async (wsBase: string): Promise<number> => {
+      const started = performance.now();
+      const c = openClient(`${wsBase}/watch-ws/live/warmtest`);
+      await waitFor('a keyframe', () => (c.tags.some((t) => tagKind(t) === TagKind.Keyframe) ? true : undefined), 10_000, 5);
+      const ms = performance.now() - started;
+      c.ws.close();
+      await c.closed;
+      return ms;
+    };
+    try {
+      const warm = async (): Promise<StreamStats | undefined> => ((await (await fetch(new URL('/metrics', serve.server.url()))).json()) as WatchMetrics).streams[0];
+      await waitFor('a warm upstream with a keyframe cached', async () => (((await warm())?.tagsIn ?? 0) > 100 ? true : undefined), 15_000);
+      expect(await warm()).toMatchObject({ warm: true, upstreamConnected: true, upstreamSessions: 1, viewers: { ws: 0, flv: 0 } });
+      const coldMs = await firstKeyframeMs(`ws://127.0.0.1:${(coldServer.address() as AddressInfo).port}`);
+      const warmMs = await firstKeyframeMs(serve.server.url().replace(/^http/, 'ws').replace(/\/$/, ''));
+      console.log(`first keyframe on a watch socket: cold upstream ${coldMs.toFixed(0)} ms, warm ${warmMs.toFixed(0)} ms`);
+      expect(warmMs).toBeLessThan(150);
+      expect(await warm()).toMatchObject({ upstreamSessions: 1 }); // the viewer joined the warm upstream
+    } finally {
+      await publisher.stop();
+      await cold.close();
+      coldServer.closeAllConnections();
+      await new Promise((resolve) => coldServer.close(resolve));
+      await serve.close();
+    }
   });
 });

@@ -3,9 +3,11 @@ export interface GapOptions {
   stallMs: number;
   /** A hole in the buffer smaller than this is jumped over. */
   maxGapS: number;
+  /** A seek still pending after this long, with a later range buffered, goes to that range. */
+  seekStallMs: number;
 }
 
-export const DEFAULT_GAP_OPTIONS: GapOptions = { stallMs: 400, maxGapS: 3 };
+export const DEFAULT_GAP_OPTIONS: GapOptions = { stallMs: 400, maxGapS: 3, seekStallMs: 1000 };
 
 /**
  * Unsticks a playhead that stopped with media ahead: outside every buffered range (the stream
@@ -17,6 +19,7 @@ export class GapController {
   readonly #opts: GapOptions;
   #lastTime = -1;
   #stillSince: number | undefined;
+  #seekingSince: number | undefined;
   stalls = 0;
 
   constructor(video: HTMLVideoElement, opts: Partial<GapOptions> = {}) {
@@ -27,7 +30,12 @@ export class GapController {
   tick(now: number): void {
     const v = this.#video;
     const b = v.buffered;
-    if (b.length === 0 || v.seeking) return;
+    if (!v.seeking) this.#seekingSince = undefined;
+    if (b.length === 0) return;
+    if (v.seeking) {
+      this.#unstickSeek(now, b);
+      return;
+    }
     const t = v.currentTime;
     // Not inside any range: jump to the next one at once (the very first frame waits on this).
     let inside = false;
@@ -52,6 +60,27 @@ export class GapController {
       this.stalls++;
       v.currentTime = t + 0.05;
       this.#reset();
+    }
+  }
+
+  /**
+   * Seen in headless Chromium when the socket dropped a tenth of a second into playback: the
+   * playhead sat in that short first range, the media after the reconnect began 40 ms past its
+   * end, and the seek never completed (readyState stayed HAVE_METADATA). The next range plays.
+   */
+  #unstickSeek(now: number, b: TimeRanges): void {
+    this.#seekingSince ??= now;
+    if (now - this.#seekingSince < this.#opts.seekStallMs) return;
+    const t = this.#video.currentTime;
+    for (let i = 0; i < b.length; i++) {
+      const start = b.start(i);
+      if (start > t && start - t <= this.#opts.maxGapS) {
+        this.stalls++;
+        this.#video.currentTime = start + 0.001;
+        this.#seekingSince = undefined;
+        this.#reset();
+        return;
+      }
     }
   }
 

@@ -3,6 +3,7 @@ import { FlvToFmp4, type RemuxEvent, type RemuxTrack } from '@onair/shared';
 import type { WatchServerMessage } from '@onair/shared';
 import { BufferController, DEFAULT_BUFFER_OPTIONS } from './buffer-controller.js';
 import { GapController } from './gap-controller.js';
+import { GlassMeter, type GlassMeterOptions } from './glass-meter.js';
 import { LatencyController, type LatencyOptions } from './latency-controller.js';
 import { WatchTransport, type TransportOptions } from './transport.js';
 
@@ -35,6 +36,12 @@ export interface PlayerStats {
   stalls: number;
   reconnects: number;
   resyncs: number;
+  /**
+   * Glass-to-glass latency from the clock code the studio draws with Measure latency, median over
+   * the last ~5 s and the latest reading, in ms; undefined while frames carry no code.
+   */
+  glassP50Ms: number | undefined;
+  glassLastMs: number | undefined;
 }
 
 export interface PlayerEvents {
@@ -45,6 +52,8 @@ export interface PlayerEvents {
 export interface WatchPlayerOptions {
   latency?: Partial<LatencyOptions>;
   transport?: Partial<TransportOptions>;
+  /** `false`: do not look for a clock code in frames. */
+  glass?: Partial<GlassMeterOptions> | false;
   /** How often the latency and gap controllers look at the video element. */
   tickMs?: number;
 }
@@ -63,6 +72,7 @@ export class WatchPlayer {
   readonly #latency: LatencyController;
   readonly #gap: GapController;
   readonly #transport: WatchTransport;
+  readonly #glass: GlassMeter | undefined;
   readonly #listeners: { [K in keyof PlayerEvents]: Set<(e: PlayerEvents[K]) => void> } = { status: new Set(), stats: new Set() };
   readonly #timer: ReturnType<typeof setInterval>;
   // Remux output held until the SourceBuffers exist.
@@ -84,6 +94,8 @@ export class WatchPlayer {
     stalls: 0,
     resyncs: 0,
     reconnects: 0,
+    glassP50Ms: undefined,
+    glassLastMs: undefined,
   };
   #bytesWindow = 0;
   #framesAt = 0;
@@ -110,6 +122,7 @@ export class WatchPlayer {
     });
     this.#latency = new LatencyController(video, opts.latency);
     this.#gap = new GapController(video);
+    this.#glass = opts.glass !== false && GlassMeter.supported ? new GlassMeter(video, opts.glass) : undefined;
     this.#transport = new WatchTransport(
       wsUrl,
       {
@@ -147,6 +160,7 @@ export class WatchPlayer {
     clearInterval(this.#timer);
     this.#transport.destroy();
     this.#latency.destroy();
+    this.#glass?.destroy();
     this.#buffer.destroy();
     this.#listeners.status.clear();
     this.#listeners.stats.clear();
@@ -292,6 +306,9 @@ export class WatchPlayer {
       this.#stats.jumps = this.#latency.jumps;
       this.#stats.stalls = this.#gap.stalls;
       this.#stats.reconnects = this.#transport.reconnects;
+      const glass = this.#glass?.value(now);
+      this.#stats.glassP50Ms = glass?.p50Ms;
+      this.#stats.glassLastMs = glass?.lastMs;
       this.#framesAt = q.totalVideoFrames;
       this.#bytesWindow = 0;
       this.#statsAt = now;
