@@ -10,7 +10,7 @@ import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { spawn } from 'node:child_process';
 import WebSocket from 'ws';
-import { CLK_TCK, loadHarness, machine, root, startBridge, ticksOf, writeSection } from './watch-bench-support.mjs';
+import { CLK_TCK, loadHarness, machine, root, startBridge, ticksOf, writeSection } from './support.mjs';
 
 const { values } = parseArgs({ options: { seconds: { type: 'string', default: '6' }, viewers: { type: 'string', default: '1,50,200' } } });
 const SECONDS = Number(values.seconds);

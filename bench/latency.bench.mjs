@@ -14,7 +14,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { chromium } from 'playwright-core';
 import ts from 'typescript';
-import { loadHarness, machine, percentile, root, startBridge, writeSection } from './watch-bench-support.mjs';
+import { loadHarness, machine, percentile, root, startBridge, writeSection } from './support.mjs';
 
 const { values } = parseArgs({ options: { seconds: { type: 'string', default: '60' }, target: { type: 'string' } } });
 const SECONDS = Number(values.seconds);

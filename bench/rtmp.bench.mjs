@@ -12,9 +12,9 @@ import { cpus, tmpdir } from 'node:os';
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import ts from 'typescript';
 import { ChunkReader } from '../bridge/dist/rtmp/chunk-reader.js';
 import { ChunkWriter } from '../bridge/dist/rtmp/chunk-writer.js';
+import { loadHarness } from './support.mjs';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const RUNS = 7;
@@ -116,26 +116,6 @@ function throughput(msgs) {
     readMBps.push(payloadBytes / 1e6 / (readNs / 1e9));
   }
   return { payloadBytes, wireBytes, messages: msgs.length, write: median(writeMBps), read: median(readMBps) };
-}
-
-// The harness is TypeScript and node 20 runs no TypeScript: transpile it (no type check) into
-// node_modules/.cache, inside the repository so that its imports resolve.
-async function loadHarness() {
-  const from = join(root, 'bridge', 'test', 'harness');
-  const to = join(root, 'node_modules', '.cache', 'onair-harness-js');
-  mkdirSync(to, { recursive: true });
-  for (const name of readdirSync(from)) {
-    const source = readFileSync(join(from, name), 'utf8');
-    if (name.endsWith('.ts')) {
-      const { outputText } = ts.transpileModule(source, { compilerOptions: { module: ts.ModuleKind.ESNext, target: ts.ScriptTarget.ES2022 } });
-      writeFileSync(join(to, name.replace(/\.ts$/, '.js')), outputText);
-    } else if (name.endsWith('.mjs')) {
-      writeFileSync(join(to, name), source);
-    }
-  }
-  const load = (name) => import(pathToFileURL(join(to, name)).href);
-  const [fixtures, nginx] = await Promise.all([load('fixtures.js'), load('nginx.js')]);
-  return { benchFlv: fixtures.benchFlv, benchLongFlv: fixtures.benchLongFlv, startNginxRtmp: nginx.startNginxRtmp };
 }
 
 const onairBin = join(root, 'bridge', 'bin', 'onair.mjs');

@@ -4,46 +4,19 @@
 // Writes docs/bench/studio.md.
 import { spawn } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { connect, createServer } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { cpus, tmpdir, totalmem } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { chromium } from 'playwright-core';
+import { freePort, waitPort } from './support.mjs';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const { values } = parseArgs({ options: { seconds: { type: 'string', default: '20' } } });
 const SECONDS = Number(values.seconds);
 const WARMUP_S = 3;
 const CLK_TCK = 100;
-
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address();
-      s.close(() => resolve(port));
-    });
-  });
-}
-
-async function waitPort(port, ms) {
-  const deadline = Date.now() + ms;
-  while (Date.now() < deadline) {
-    const ok = await new Promise((resolve) => {
-      const s = connect(port, '127.0.0.1', () => {
-        s.destroy();
-        resolve(true);
-      });
-      s.once('error', () => resolve(false));
-    });
-    if (ok) return;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error(`onair serve did not answer on ${port}`);
-}
 
 /** pid → { ppid, ticks } for every process, from /proc/<pid>/stat (utime + stime). */
 function processTable() {
@@ -148,7 +121,7 @@ const rtmpPort = await freePort();
 const onair = spawn(process.execPath, [join(root, 'bridge', 'bin', 'onair.mjs'), 'serve', '--port', String(port), '--local-rtmp-port', String(rtmpPort)], { cwd: root, stdio: ['ignore', 'ignore', 'inherit'] });
 const results = [];
 try {
-  await waitPort(port, 60_000);
+  await waitPort(port, 60_000, 'onair serve');
   for (const preset of ['720p30 · 2.5 Mbps', '1080p30 · 4.5 Mbps']) {
     const r = await scenario(preset, port, onair.pid);
     console.log(JSON.stringify(r));

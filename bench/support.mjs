@@ -1,5 +1,6 @@
-// Shared by the watch benchmarks: the harness (TypeScript, transpiled for node), /proc CPU
-// readings, and docs/bench/watch.md, where each benchmark rewrites only its own section.
+// Shared by the benchmarks: the test harness (TypeScript, transpiled for node), ports, the bridge
+// as a child, /proc CPU readings, and docs/bench/watch.md, where each watch benchmark rewrites
+// only its own section.
 import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { connect, createServer } from 'node:net';
@@ -15,7 +16,7 @@ export const CLK_TCK = 100;
 /** The test harness, transpiled (no type check) next to its sources' dependencies. */
 export async function loadHarness() {
   const from = join(root, 'bridge', 'test', 'harness');
-  const to = join(root, 'node_modules', '.cache', 'onair-harness-js-watch');
+  const to = join(root, 'node_modules', '.cache', 'onair-harness-js');
   mkdirSync(to, { recursive: true });
   for (const name of readdirSync(from)) {
     const source = readFileSync(join(from, name), 'utf8');
@@ -28,7 +29,7 @@ export async function loadHarness() {
   }
   const load = (name) => import(pathToFileURL(join(to, name)).href);
   const [fixtures, nginx] = await Promise.all([load('fixtures.js'), load('nginx.js')]);
-  return { benchFlv: fixtures.benchFlv, startNginxRtmp: nginx.startNginxRtmp };
+  return { benchFlv: fixtures.benchFlv, benchLongFlv: fixtures.benchLongFlv, startNginxRtmp: nginx.startNginxRtmp };
 }
 
 export function freePort() {
