@@ -3,7 +3,6 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { OnairError } from '../errors.js';
 import { parseVideoBody } from '../flv/flv-media.js';
 import { FlvReader } from '../flv/flv-reader.js';
 import {
@@ -16,6 +15,7 @@ import {
   splitAnnexB,
   splitAvcc,
 } from './avc.js';
+import { errorCode as code } from '../testing/bytes.js';
 
 let dir = '';
 beforeAll(() => {
@@ -194,14 +194,6 @@ describe('SPS fields outside their H.264 ranges (found by fuzz.test.ts)', () => 
     expect(run.stderr).toContain('Sequence Parameter Set');
     return /(\S+) out of range/.exec(run.stderr)?.[1];
   };
-  const code = (fn: () => unknown): string | undefined => {
-    try {
-      fn();
-    } catch (err) {
-      return err instanceof OnairError ? err.code : String(err);
-    }
-    return undefined;
-  };
 
   it('refuses what ffmpeg refuses and accepts its limits', () => {
     const widest = sps({ widthMbs1: 1055, heightUnits1: 0 });
@@ -265,14 +257,6 @@ describe('avcC', () => {
   });
 
   it('refuses malformed records with AVC_MALFORMED', () => {
-    const code = (fn: () => unknown): string | undefined => {
-      try {
-        fn();
-      } catch (err) {
-        return err instanceof OnairError ? err.code : String(err);
-      }
-      return undefined;
-    };
     for (let i = 0; i < avcC.length; i++) {
       const cut = avcC.subarray(0, i);
       const got = code(() => parseAvcC(cut));

@@ -6,12 +6,11 @@ import { createFile, MP4BoxBuffer, type ISOFile, type Movie, type Sample } from 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { aacCodecString, parseAudioSpecificConfig } from '../codec/aac.js';
 import { avcCodecString } from '../codec/avc.js';
-import { OnairError } from '../errors.js';
 import { parseAudioBody, parseVideoBody } from '../flv/flv-media.js';
 import { FlvReader } from '../flv/flv-reader.js';
 import { FlvTagType } from '../flv/flv-tag.js';
 import { fragment, initSegment, type Fmp4Sample, type Fmp4Track } from './fmp4-writer.js';
-import { cat as catAll, h } from '../testing/bytes.js';
+import { cat as catAll, errorCode as code, h } from '../testing/bytes.js';
 
 interface Parsed {
   file: ISOFile;
@@ -72,14 +71,6 @@ describe('fMP4 writer: golden bytes (ISO/IEC 14496-12)', () => {
   });
 
   it('refuses inconsistent input', () => {
-    const code = (fn: () => unknown): string | undefined => {
-      try {
-        fn();
-      } catch (err) {
-        return err instanceof OnairError ? err.code : String(err);
-      }
-      return undefined;
-    };
     const s: Fmp4Sample = { duration: 1, keyframe: true, cts: 0, data: h('01 02') };
     expect(code(() => fragment({ trackId: 1, sequence: 1, baseDecodeTime: 0, samples: [] }))).toBe('MP4_BAD_INPUT');
     expect(code(() => fragment({ trackId: 1, sequence: 1, baseDecodeTime: 0, samples: [{ ...s, size: 3 }] }))).toBe('MP4_BAD_INPUT');
