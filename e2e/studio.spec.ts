@@ -52,7 +52,7 @@ async function setDestination(page: Page, index: number, server: string, key: st
  * Goes live, checks every destination says live within GO_LIVE_MS, stays on air, then ends the
  * stream.
  */
-async function broadcast(page: Page, destinations: number, onLive?: () => void): Promise<void> {
+async function broadcast(page: Page, destinations: number, onLive?: () => void, seconds = LIVE_SECONDS): Promise<void> {
   const pressed = Date.now();
   await page.getByRole('button', { name: 'Go live' }).click();
   await expect(page.getByRole('button', { name: 'End stream' })).toBeVisible();
@@ -61,7 +61,7 @@ async function broadcast(page: Page, destinations: number, onLive?: () => void):
   console.log(`live on ${destinations} destination(s) ${toLive} ms after Go live`);
   expect(toLive).toBeLessThanOrEqual(GO_LIVE_MS);
   onLive?.();
-  await page.waitForTimeout(LIVE_SECONDS * 1000);
+  await page.waitForTimeout(seconds * 1000);
   const dropped = await page.locator('[data-stat="frames-dropped"]').textContent();
   console.log(`frames dropped on the page: ${dropped}; stats: ${await page.locator('.stats').textContent()}`);
   await page.getByRole('button', { name: 'End stream' }).click();
@@ -146,6 +146,24 @@ test('without MediaStreamTrackProcessor (the Firefox path): requestVideoFrameCal
   const file = await nginx.recordingDone('four', 15_000);
   judge(await probeRecording(file), 0.95);
   expect(await meanVolumeDb(file)).toBeGreaterThan(-50);
+});
+
+test('goes live while sharing the screen with its audio: H.264 at the preset size + AAC', async ({ page }) => {
+  const seconds = 8;
+  await openStudio(page);
+  await setDestination(page, 0, serverOf(nginx.url('live', 'x')), 'screen');
+  // Chromium's fake UI answers getDisplayMedia with a fake screen and audio (drawn by the same
+  // generator as its fake camera, so the picture cannot tell the two apart; the button does).
+  await page.getByRole('button', { name: 'Share screen' }).click();
+  await expect(page.getByRole('button', { name: 'Stop sharing screen' })).toBeVisible();
+  await broadcast(page, 1, undefined, seconds);
+  const r = await probeRecording(await nginx.recordingDone('screen', 15_000));
+  expect(r.video.codec).toBe('h264');
+  expect([r.video.width, r.video.height]).toEqual([1280, 720]);
+  expect(r.audio.codec).toBe('aac');
+  expect(r.audio.sampleRate).toBe(48_000);
+  expect(r.video.frames).toBeGreaterThanOrEqual(Math.floor(0.9 * seconds * FPS));
+  expect(Math.abs(r.audio.firstS - r.video.firstS)).toBeLessThanOrEqual(0.1);
 });
 
 test('rides out a bridge restart: reconnects by itself and publishes again from a keyframe', async ({ page }) => {
