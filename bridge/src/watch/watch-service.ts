@@ -7,6 +7,7 @@ import { redactKey, redactUrl } from '../rtmp/url.js';
 import { connectRtmpSource } from './rtmp-source.js';
 import { StreamRelay, type ConnectSource, type StreamRelayOptions, type StreamStats, type TagSource, type ViewerSink } from './stream-relay.js';
 import { DEFAULT_VIEWER_LIMITS } from './viewer-gate.js';
+import { TickCorker } from './tick-corker.js';
 import { WsOpcode, wsFrame } from './ws-frame.js';
 import {
   MAX_WATCH_TEXT_BYTES,
@@ -78,12 +79,12 @@ const enum CloseCode {
 // Framed once per tag, shared by every WebSocket viewer of it.
 const framed = new WeakMap<Uint8Array, Buffer>();
 
-function wsSink(ws: WebSocket): ViewerSink {
+function wsSink(ws: WebSocket, corker: TickCorker): ViewerSink {
   // Writes go straight to the socket: ws would frame (and allocate for) every viewer separately.
   // With permessage-deflate off, ws's own sender writes synchronously too, so order is kept.
   const socket = (ws as unknown as { _socket: Duplex | null })._socket;
   const write = (frame: Buffer): void => {
-    if (ws.readyState === ws.OPEN && socket !== null && !socket.destroyed) socket.write(frame);
+    if (ws.readyState === ws.OPEN && socket !== null && !socket.destroyed) corker.write(socket, frame);
   };
   return {
     kind: 'ws',
@@ -128,6 +129,7 @@ export class WatchService {
   readonly #flvResponses = new Set<ServerResponse>();
   readonly #alive = new WeakSet<WebSocket>();
   readonly #pinger: ReturnType<typeof setInterval>;
+  readonly #corker = new TickCorker();
   #closed = false;
 
   constructor(opts: WatchServiceOptions) {
@@ -217,6 +219,7 @@ export class WatchService {
     if (this.#closed) return;
     this.#closed = true;
     clearInterval(this.#pinger);
+    this.#corker.close();
     for (const relay of this.#relays.values()) relay.close('the server is shutting down');
     this.#relays.clear();
     for (const res of this.#flvResponses) res.destroy();
@@ -279,7 +282,7 @@ export class WatchService {
     if (ws.readyState !== ws.OPEN || this.#closed) return;
     const welcome: WatchWelcomeMessage = { type: 'welcome', version: WATCH_PROTOCOL_VERSION, source: redactUrl(url) };
     ws.send(JSON.stringify(welcome));
-    const sink = wsSink(ws);
+    const sink = wsSink(ws, this.#corker);
     const relay = this.#relayFor(url, address);
     ws.on('close', () => relay.remove(sink));
     relay.add(sink);

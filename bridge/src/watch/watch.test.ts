@@ -1,6 +1,6 @@
 import { execFile } from 'node:child_process';
 import { createServer, type Server } from 'node:http';
-import { createServer as createNetServer, type AddressInfo } from 'node:net';
+import { connect as connectNet, createServer as createNetServer, type AddressInfo, type Socket } from 'node:net';
 import type { LookupFunction } from 'node:net';
 import { promisify } from 'node:util';
 import { parseFlvTag, type FlvTag } from '@onair/shared';
@@ -12,6 +12,7 @@ import { spawnTracked, waitFor, type Child } from '../../test/harness/proc.js';
 import { parseWatchServerMessage, type WatchServerMessage } from '@onair/shared';
 import { GopCache } from './gop-cache.js';
 import { TagKind, tagKind } from './tag-kind.js';
+import { TickCorker } from './tick-corker.js';
 import { DEFAULT_VIEWER_LIMITS, ViewerGate } from './viewer-gate.js';
 import { StreamRelay, type StreamStats, type ViewerSink } from './stream-relay.js';
 import { WatchService, type WatchMetrics } from './watch-service.js';
@@ -70,6 +71,41 @@ describe('GOP cache and viewer gate', () => {
     expect(admit(key(133), 5000)).toBe(false); // the queue is still too long for it
     expect(admit(key(166), 10)).toBe(true);
     expect([gate.skips, gate.dropped]).toEqual([1, 5]);
+  });
+});
+
+describe('TickCorker', () => {
+  it("holds one tick's writes to a socket for one writev, in order, and sends them when the tick ends", async () => {
+    const received: Buffer[] = [];
+    let peer: Socket | undefined;
+    const server = createNetServer((s) => {
+      peer = s;
+      s.on('data', (d: Buffer) => received.push(d));
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const socket = connectNet((server.address() as AddressInfo).port, '127.0.0.1');
+    await new Promise<void>((resolve) => socket.once('connect', resolve));
+    const corker = new TickCorker();
+    try {
+      corker.write(socket, Buffer.from('one,'));
+      corker.write(socket, Buffer.from('two,'));
+      // Nothing leaves before the tick ends: all of it waits, corked once.
+      expect(socket.writableCorked).toBe(1);
+      expect(socket.writableLength).toBe(8);
+      await new Promise<void>((resolve) => process.nextTick(resolve));
+      expect(socket.writableCorked).toBe(0);
+      corker.write(socket, Buffer.from('three'));
+      expect(socket.writableCorked).toBe(1);
+      await waitFor('the peer to receive every write', () => (Buffer.concat(received).toString() === 'one,two,three' ? true : undefined), 5000);
+      expect(socket.writableCorked).toBe(0);
+      corker.write(socket, Buffer.from('!'));
+      corker.close();
+      expect(socket.writableCorked).toBe(0);
+    } finally {
+      socket.destroy();
+      peer?.destroy();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    }
   });
 });
 
