@@ -1,4 +1,5 @@
 import { closeSync, copyFileSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
+import { createConnection, createServer, type AddressInfo, type Socket } from 'node:net';
 import { join } from 'node:path';
 import ts from 'typescript';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -6,6 +7,7 @@ import { lateTimestampFlv, REPO_ROOT, shortFlv } from './harness/fixtures.js';
 import { comparePackets, framemd5 } from './harness/judge.js';
 import { startNginxRtmp, type NginxRtmp } from './harness/nginx.js';
 import { startNodeMediaServer, type NodeMediaServerHandle } from './harness/nms.js';
+import { startChaosProxy, type ChaosProxy } from './harness/proxy.js';
 import { ffmpegPublish } from './harness/ffmpeg.js';
 import { KEEP_TEMP_ENV, makeTempDir, removeTempDir, spawnTracked, waitFor } from './harness/proc.js';
 import { makeTestCertificates, type TestCertificates } from './harness/tls.js';
@@ -167,5 +169,90 @@ describe('harness cleanup when the test process ends', () => {
       await nginx.dispose();
     }
     expect(existsSync(nginx.prefix)).toBe(false);
+  });
+});
+
+describe('chaos proxy', () => {
+  /** An echo server, and a client through the proxy that collects what comes back. */
+  async function echoThroughProxy(): Promise<{ proxy: ChaosProxy; client: Socket; got: () => string; close: () => Promise<void> }> {
+    const echo = createServer((s) => {
+      s.on('error', () => undefined);
+      s.pipe(s);
+    });
+    await new Promise<void>((r) => echo.listen(0, '127.0.0.1', () => r()));
+    const proxy = await startChaosProxy((echo.address() as AddressInfo).port);
+    const client = createConnection({ host: '127.0.0.1', port: proxy.port });
+    client.on('error', () => undefined);
+    let text = '';
+    client.on('data', (d: Buffer) => (text += d.toString()));
+    await new Promise((r) => client.once('connect', r));
+    return {
+      proxy,
+      client,
+      got: () => text,
+      close: async () => {
+        client.destroy();
+        await proxy.close();
+        await new Promise((r) => echo.close(r));
+      },
+    };
+  }
+
+  it('passes bytes, holds them through a blackhole and delivers them after it, in order', async () => {
+    const t = await echoThroughProxy();
+    try {
+      t.client.write('a');
+      await waitFor('echo', () => (t.got() === 'a' ? true : undefined));
+      const hole = t.proxy.blackhole(400);
+      await new Promise((r) => setTimeout(r, 50));
+      t.client.write('b');
+      await new Promise((r) => setTimeout(r, 200));
+      expect(t.got()).toBe('a');
+      await hole;
+      await waitFor('the held byte', () => (t.got() === 'ab' ? true : undefined));
+    } finally {
+      await t.close();
+    }
+  });
+
+  it('releases the target’s bytes in bursts', async () => {
+    const t = await echoThroughProxy();
+    try {
+      t.proxy.burst(300);
+      const sentAt = Date.now();
+      t.client.write('x');
+      await waitFor('the burst', () => (t.got() === 'x' ? true : undefined));
+      expect(Date.now() - sentAt).toBeGreaterThanOrEqual(100);
+      t.proxy.burst(0);
+    } finally {
+      await t.close();
+    }
+  });
+
+  it('resets open connections and refuses new ones for a while', async () => {
+    const t = await echoThroughProxy();
+    try {
+      const closed = new Promise<string>((resolve) => {
+        t.client.once('error', (e: NodeJS.ErrnoException) => resolve(e.code ?? 'error'));
+        t.client.once('close', () => resolve('close'));
+      });
+      const refusal = t.proxy.reset(500);
+      expect(await closed).toBe('ECONNRESET');
+      const during = createConnection({ host: '127.0.0.1', port: t.proxy.port });
+      const duringEnd = await new Promise<string>((resolve) => {
+        during.once('error', (e: NodeJS.ErrnoException) => resolve(e.code ?? 'error'));
+        during.once('close', () => resolve('close'));
+      });
+      expect(duringEnd).toBe('ECONNRESET');
+      await refusal;
+      expect(t.proxy.accepted).toBe(1);
+      const after = createConnection({ host: '127.0.0.1', port: t.proxy.port });
+      after.on('error', () => undefined);
+      await new Promise((r) => after.once('connect', r));
+      await waitFor('accepted again', () => (t.proxy.accepted === 2 ? true : undefined));
+      after.destroy();
+    } finally {
+      await t.close();
+    }
   });
 });

@@ -1,11 +1,80 @@
 /**
+ * Every stable error code, in one place: callers branch on these, the page shows them next to the
+ * message, and the docs list them (docs/rtmp-client.md, docs/ws-protocol.md).
+ */
+export type ErrorCode =
+  // Bytes and formats
+  | 'SHORT_INPUT'
+  | 'BITSTREAM_MALFORMED'
+  | 'AMF0_MALFORMED'
+  | 'AMF0_TOO_LONG'
+  | 'FLV_MALFORMED'
+  | 'FLV_TOO_LARGE'
+  | 'FLV_BAD_TIMESTAMP'
+  | 'FLV_SCRIPT_REFUSED'
+  | 'AVC_MALFORMED'
+  | 'AAC_MALFORMED'
+  | 'MP4_BAD_INPUT'
+  | 'REMUX_BAD_CONFIG'
+  // RTMP client
+  | 'RTMP_BAD_URL'
+  | 'RTMP_PROTOCOL'
+  | 'RTMP_BAD_CHUNK_SIZE'
+  | 'RTMP_MESSAGE_TOO_LARGE'
+  | 'RTMP_TOO_MANY_CHUNK_STREAMS'
+  | 'RTMP_CONNECT_REFUSED'
+  | 'RTMP_CONNECT_FAILED'
+  | 'RTMP_CONNECT_TIMEOUT'
+  | 'RTMP_CONNECT_REJECTED'
+  | 'RTMP_DNS_TIMEOUT'
+  | 'HANDSHAKE_FAILED'
+  | 'RTMP_PUBLISH_BADNAME'
+  | 'RTMP_PUBLISH_FAILED'
+  | 'RTMP_PLAY_FAILED'
+  | 'RTMP_CONNECTION_CLOSED'
+  | 'RTMP_CONNECTION_LOST'
+  | 'RTMP_SEND_STALLED'
+  | 'RTMP_ACK_STALLED'
+  | 'RTMP_CLOSE_TIMEOUT'
+  | 'RTMP_CLOSED'
+  | 'RTMP_ERROR'
+  | 'RTMP_PLAYER_ITERATED'
+  | 'TLS_HANDSHAKE_FAILED'
+  | `TLS_${string}`
+  // Sessions, relays and the server
+  | 'ABORTED'
+  | 'INTERRUPTED'
+  | 'CONNECTION_CLOSED'
+  | 'DESTINATION_REFUSED'
+  | 'BAD_MESSAGE'
+  | 'ALREADY_LIVE'
+  | 'SESSION_UNKNOWN'
+  | 'SESSION_LIMIT'
+  | 'VIEWER_LIMIT'
+  | 'RELAY_LIMIT'
+  | 'INTERNAL'
+  | 'WATCH_CLOSED'
+  | 'WATCH_FAILED'
+  | 'WATCH_NO_LOCAL_SERVER'
+  // The CLI
+  | 'USAGE'
+  | 'TOKEN_REQUIRED'
+  | 'PORT_IN_USE'
+  | 'LISTEN_FAILED'
+  | 'LOCAL_RTMP_FAILED'
+  | 'INPUT_NOT_FILE'
+  | 'INPUT_UNREADABLE'
+  | 'OUTPUT_UNWRITABLE'
+  | 'OUTPUT_CLOSED';
+
+/**
  * An error with a stable `code`, for protocol and input faults. Callers branch on `code`;
  * the message names the bad value for the human reading it.
  */
 export class OnairError extends Error {
-  readonly code: string;
+  readonly code: ErrorCode;
 
-  constructor(code: string, message: string, options?: { cause?: unknown }) {
+  constructor(code: ErrorCode, message: string, options?: { cause?: unknown }) {
     super(message, options);
     this.name = 'OnairError';
     this.code = code;

@@ -1,4 +1,7 @@
 export { OnairError, ShortInputError, assert } from './errors.js';
+export type { ErrorCode } from './errors.js';
+export { backoffMs } from './retry/backoff.js';
+export type { Backoff } from './retry/backoff.js';
 export { ByteReader } from './bytes/byte-reader.js';
 export { ByteWriter } from './bytes/byte-writer.js';
 export {
@@ -77,4 +80,6 @@ export type {
   StudioWelcomeMessage,
 } from './wire/studio.js';
 export * from './wire/watch.js';
+export * from './wire/close.js';
+export * from './wire/config.js';
 export * from './remux/flv-to-fmp4.js';

@@ -1,6 +1,7 @@
 import {
   DEFAULT_AMF0_LIMITS,
   OnairError,
+  type ErrorCode,
   assert,
   encodeAmf0,
   type Amf0Object,
@@ -234,7 +235,7 @@ export class RtmpClientCore {
     }
   }
 
-  #error(code: string, message: string): OnairError {
+  #error(code: ErrorCode, message: string): OnairError {
     return new OnairError(code, redactKey(message, this.url));
   }
 

@@ -1,7 +1,7 @@
 import { lookup as dnsLookup } from 'node:dns';
 import { isIP, connect as netConnect, type LookupFunction, type Socket } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
-import { OnairError } from '@onair/shared';
+import { OnairError, type ErrorCode } from '@onair/shared';
 import { RtmpClientCore, type RtmpClientEvent, type RtmpLimits, type RtmpRole } from './client-core.js';
 import { parseRtmpUrl, redactKey, type RtmpUrl } from './url.js';
 
@@ -46,7 +46,7 @@ const MAX_BATCH_BYTES = 64 * 1024;
 
 type ErrnoError = Error & { code?: string };
 
-function tlsCode(code: string): string | undefined {
+function tlsCode(code: string): ErrorCode | undefined {
   if (code.startsWith('ERR_TLS_')) return `TLS_${code.slice('ERR_TLS_'.length)}`;
   if (/CERT|SIGNATURE|ISSUER|CHAIN/.test(code) && !code.startsWith('ERR_')) return `TLS_${code}`;
   if (code.startsWith('ERR_SSL_') || code === 'EPROTO') return 'TLS_HANDSHAKE_FAILED';

@@ -1,10 +1,11 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
-import { MAX_STUDIO_BINARY_BYTES, STUDIO_WS_PATH } from '@onair/shared';
+import { CONFIG_PATH, MAX_STUDIO_BINARY_BYTES, STUDIO_WS_PATH, type StudioConfig } from '@onair/shared';
 import { WebSocketServer } from 'ws';
 import { StudioSession, type StudioSessionOptions } from '../studio/studio-session.js';
 import { TOKEN_COOKIE, type ServerPolicy } from './policy.js';
+import { refuseUpgrade } from './refuse.js';
 import { StaticFiles } from './static-files.js';
 
 /** What the watch side offers the server (bridge/src/watch). */
@@ -14,10 +15,6 @@ export interface WatchRoutes {
   close(): Promise<void> | void;
 }
 
-/** Served at /api/config so the studio can offer the embedded server as a destination. */
-export interface StudioConfig {
-  localRtmp: { url: string; key: string } | null;
-}
 
 export interface OnairServerOptions {
   host: string;
@@ -29,8 +26,6 @@ export interface OnairServerOptions {
   studio?: Omit<StudioSessionOptions, 'policy'>;
   log?: (line: string) => void;
 }
-
-export const CONFIG_PATH = '/api/config';
 
 /**
  * The HTTP server of `onair serve`: the built web app (SPA fallback), the studio WebSocket, and
@@ -102,7 +97,7 @@ export class OnairServer {
   #onUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
     const verdict = this.#opts.policy.checkUpgrade(req);
     if (!verdict.ok) {
-      socket.end(`HTTP/1.1 ${verdict.status} ${verdict.status === 401 ? 'Unauthorized' : 'Forbidden'}\r\nconnection: close\r\ncontent-length: 0\r\n\r\n`);
+      refuseUpgrade(socket, verdict.status, verdict.reason);
       return;
     }
     const path = new URL(req.url ?? '/', 'http://x').pathname;
@@ -115,7 +110,7 @@ export class OnairServer {
       return;
     }
     if (this.#opts.watch?.handleUpgrade(req, socket, head)) return;
-    socket.end('HTTP/1.1 404 Not Found\r\nconnection: close\r\ncontent-length: 0\r\n\r\n');
+    refuseUpgrade(socket, 404, 'no WebSocket endpoint here');
   }
 
   /** Ends every studio session (destinations unpublish), then stops listening. */

@@ -1,4 +1,4 @@
-import { OnairError, type DestinationState, type DestinationStatus, type FlvTag } from '@onair/shared';
+import { OnairError, backoffMs, type Backoff, type DestinationState, type DestinationStatus, type FlvTag } from '@onair/shared';
 import { RtmpPublisher } from '../rtmp/publisher.js';
 import type { RtmpAddressOptions } from '../rtmp/session.js';
 import { redactUrl } from '../rtmp/url.js';
@@ -13,15 +13,8 @@ export interface StreamStart {
   gop: readonly { tag: FlvTag; role: TagRole }[];
 }
 
-export interface RetryPolicy {
-  firstMs: number;
-  factor: number;
-  maxMs: number;
-  /** Up to this fraction is added at random so many clients do not retry in step. */
-  jitter: number;
-}
-
-export const DEFAULT_RETRY: RetryPolicy = { firstMs: 2000, factor: 1.5, maxMs: 30_000, jitter: 0.2 };
+/** OBS's schedule: 2 s, then ×1.5 up to 30 s, plus up to 20 %. */
+export const DEFAULT_RETRY: Backoff = { baseMs: 2000, factor: 1.5, maxMs: 30_000, jitter: 0.2 };
 
 /** Where destinations may point (ServerPolicy): checked by URL first, then on the address dialled. */
 export interface DestinationPolicy {
@@ -37,7 +30,7 @@ export interface DestinationRelayOptions {
   onChange: () => void;
   /** RTMP send queue above which video is dropped until the next keyframe. */
   maxBufferedBytes?: number;
-  retry?: RetryPolicy;
+  retry?: Backoff;
   log?: (line: string) => void;
 }
 
@@ -63,7 +56,7 @@ export class DestinationRelay {
   readonly #key: string;
   readonly #opts: DestinationRelayOptions;
   readonly #maxBuffered: number;
-  readonly #retry: RetryPolicy;
+  readonly #retry: Backoff;
 
   #state: DestinationState = 'connecting';
   #reason: string | undefined;
@@ -221,8 +214,7 @@ export class DestinationRelay {
   }
 
   #scheduleRetry(err: unknown): void {
-    const r = this.#retry;
-    const delay = Math.min(r.maxMs, r.firstMs * r.factor ** this.#attempt) * (1 + Math.random() * r.jitter);
+    const delay = backoffMs(this.#attempt, this.#retry);
     this.#attempt++;
     this.#retryAt = performance.now() + delay;
     this.#setState('retrying', this.#describe(err));

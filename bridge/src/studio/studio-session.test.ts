@@ -148,7 +148,7 @@ async function videoPackets(file: string): Promise<ProbePacket[]> {
   return (JSON.parse(out.toString()) as { packets: ProbePacket[] }).packets;
 }
 
-const FAST_RETRY = { firstMs: 200, factor: 1.5, maxMs: 1000, jitter: 0.1 };
+const FAST_RETRY = { baseMs: 200, factor: 1.5, maxMs: 1000, jitter: 0.1 };
 
 describe('studio session: WebSocket FLV tags relayed to RTMP servers', () => {
   let nginx: NginxRtmp;
@@ -312,7 +312,7 @@ describe('destination retry schedule', () => {
         const s = box.relay?.status();
         if (s?.state === 'retrying') delays.push(s.retryInMs ?? -1);
       },
-      retry: { firstMs: 100, factor: 2, maxMs: 400, jitter: 0 },
+      retry: { baseMs: 100, factor: 2, maxMs: 400, jitter: 0 },
     });
     box.relay = relay;
     await waitFor('five attempts', () => (delays.length >= 5 ? true : undefined), 10_000);

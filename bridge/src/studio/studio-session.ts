@@ -1,4 +1,5 @@
 import {
+  CloseCode,
   MAX_STUDIO_BINARY_BYTES,
   OnairError,
   STUDIO_PROTOCOL_VERSION,
@@ -24,13 +25,6 @@ export interface StudioSessionOptions {
 /** The current GOP is kept for a destination's first connection; bounded whatever the page sends. */
 const MAX_GOP_BYTES = 8 * 1024 * 1024;
 const STATUS_DEBOUNCE_MS = 100;
-
-// WebSocket close codes (RFC 6455 §7.4.1).
-const enum CloseCode {
-  GoingAway = 1001, // going away (server shutting down)
-  InvalidData = 1007, // invalid frame payload data
-  PolicyViolation = 1008, // policy violation
-}
 
 /**
  * One studio WebSocket: FLV tags in from the page, relayed to every destination of the current

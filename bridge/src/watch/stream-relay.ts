@@ -1,4 +1,4 @@
-import { flvTag, OnairError, type FlvTag } from '@onair/shared';
+import { backoffMs, flvTag, OnairError, type Backoff, type FlvTag } from '@onair/shared';
 import { redactKey } from '../rtmp/url.js';
 import type { WatchState, WatchStatusMessage } from '@onair/shared';
 import { GopCache, type GopCacheLimits } from './gop-cache.js';
@@ -27,9 +27,8 @@ export interface ViewerSink {
 export interface StreamRelayOptions {
   /** How long the upstream stays open after the last viewer left. */
   lingerMs: number;
-  /** First retry delay after the upstream ended; grows ×1.5 up to retryMaxMs. */
-  retryMinMs: number;
-  retryMaxMs: number;
+  /** Retry schedule after the upstream ended or failed; restarts once media flowed. */
+  retry: Backoff;
   /** Media silence after which viewers are told `waiting` while the session stays open. */
   silenceMs: number;
   gop: Partial<GopCacheLimits>;
@@ -242,9 +241,7 @@ export class StreamRelay {
         this.#upstream = undefined;
       }
       if (this.#closed || !this.#wanted) break;
-      const delay = Math.round(
-        Math.min(this.#opts.retryMaxMs, this.#opts.retryMinMs * 1.5 ** attempt) * (0.9 + Math.random() * 0.2),
-      );
+      const delay = backoffMs(attempt, this.#opts.retry);
       attempt++;
       this.#setState('waiting', reason, delay);
       await new Promise<void>((resolve) => {

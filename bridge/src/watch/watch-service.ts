@@ -1,9 +1,10 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
-import { flvHeader, OnairError } from '@onair/shared';
+import { CloseCode, closeReason, flvHeader, OnairError } from '@onair/shared';
 import { WebSocketServer, type WebSocket } from 'ws';
 import type { RtmpAddressOptions } from '../rtmp/session.js';
 import { redactKey, redactUrl } from '../rtmp/url.js';
+import { refuseUpgrade } from '../server/refuse.js';
 import { connectRtmpSource } from './rtmp-source.js';
 import { StreamRelay, type ConnectSource, type StreamRelayOptions, type StreamStats, type TagSource, type ViewerSink } from './stream-relay.js';
 import { DEFAULT_VIEWER_LIMITS } from './viewer-gate.js';
@@ -51,8 +52,7 @@ export interface WatchMetrics {
 
 export const DEFAULT_RELAY_OPTIONS: StreamRelayOptions = {
   lingerMs: 5000,
-  retryMinMs: 300,
-  retryMaxMs: 2000,
+  retry: { baseMs: 300, factor: 1.5, maxMs: 2000, jitter: 0.2 },
   silenceMs: 3000,
   gop: {},
   viewer: DEFAULT_VIEWER_LIMITS,
@@ -68,13 +68,6 @@ const LOCAL_FLV_APP = 'live';
 const PING_EVERY_MS = 30_000;
 // A page sends nothing on a watch socket; anything bigger than a close frame is refused.
 const MAX_CLIENT_PAYLOAD = 1024;
-
-const enum CloseCode {
-  Normal = 1000, // Normal Closure
-  GoingAway = 1001, // Going Away
-  Unsupported = 1003, // Unsupported Data
-  PolicyViolation = 1008, // Policy Violation
-}
 
 // Framed once per tag, shared by every WebSocket viewer of it.
 const framed = new WeakMap<Uint8Array, Buffer>();
@@ -98,7 +91,7 @@ function wsSink(ws: WebSocket, corker: TickCorker): ViewerSink {
       write(frame);
     },
     sendStatus: (status) => write(wsFrame(WsOpcode.Text, Buffer.from(JSON.stringify(status)))),
-    close: (reason) => ws.close(CloseCode.GoingAway, reason.slice(0, 120)),
+    close: (reason) => ws.close(CloseCode.GoingAway, closeReason(reason)),
   };
 }
 
@@ -183,7 +176,8 @@ export class WatchService {
     if (url.pathname !== WATCH_WS_PATH && !url.pathname.startsWith(`${WATCH_WS_PATH}/`)) return false;
     const target = parseWatchTarget(WATCH_WS_PATH, url.pathname, url.search);
     if (target === undefined || this.#closed) {
-      socket.end(`HTTP/1.1 ${this.#closed ? '503 Service Unavailable' : '400 Bad Request'}\r\nconnection: close\r\ncontent-length: 0\r\n\r\n`);
+      if (this.#closed) refuseUpgrade(socket, 503, 'the server is shutting down');
+      else refuseUpgrade(socket, 400, 'expected /watch-ws/<app>/<stream> or /watch-ws?src=<rtmp URL>');
       return true;
     }
     this.#wss.handleUpgrade(req, socket, head, (ws) => void this.#serveWs(target, ws));
@@ -276,7 +270,7 @@ export class WatchService {
     } catch (err) {
       const error: WatchErrorMessage = { type: 'error', ...this.#reason(err, target.kind === 'src' ? target.url : undefined) };
       if (ws.readyState === ws.OPEN) ws.send(JSON.stringify(error).slice(0, MAX_WATCH_TEXT_BYTES));
-      ws.close(CloseCode.PolicyViolation, error.code);
+      ws.close(CloseCode.PolicyViolation, closeReason(error.code));
       return;
     }
     if (ws.readyState !== ws.OPEN || this.#closed) return;

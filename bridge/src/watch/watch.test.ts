@@ -129,7 +129,7 @@ describe('StreamRelay', () => {
       'rtmp://h/live/key',
       'rtmp://h/live/***',
       async () => Object.assign(source, { destroy: () => undefined }),
-      { lingerMs: 100, retryMinMs: 50, retryMaxMs: 100, silenceMs: 200, gop: {}, viewer: DEFAULT_VIEWER_LIMITS },
+      { lingerMs: 100, retry: { baseMs: 50, factor: 1.5, maxMs: 100, jitter: 0.2 }, silenceMs: 200, gop: {}, viewer: DEFAULT_VIEWER_LIMITS },
       () => relay.close(),
     );
     const states: string[] = [];
@@ -186,7 +186,7 @@ describe('WatchService against nginx-rtmp', () => {
   beforeAll(async () => {
     nginx = await startNginxRtmp({ record: false, stat: true });
     source = nginx.url('live', 'watchtest');
-    service = new WatchService({ policy: { isAllowed: () => undefined, connectOptions: () => ({}) }, relay: { lingerMs: 500, retryMinMs: 200 } });
+    service = new WatchService({ policy: { isAllowed: () => undefined, connectOptions: () => ({}) }, relay: { lingerMs: 500, retry: { baseMs: 200, factor: 1.5, maxMs: 2000, jitter: 0.2 } } });
     server = createServer((req, res) => {
       if (!service.handleRequest(req, res)) {
         res.writeHead(404);
@@ -391,7 +391,7 @@ describe('warm start', () => {
         connects++;
         return Object.assign(session(), { destroy: () => void destroyed++ });
       },
-      { lingerMs: 100, retryMinMs: 50, retryMaxMs: 100, silenceMs: 5000, gop: {}, viewer: DEFAULT_VIEWER_LIMITS },
+      { lingerMs: 100, retry: { baseMs: 50, factor: 1.5, maxMs: 100, jitter: 0.2 }, silenceMs: 5000, gop: {}, viewer: DEFAULT_VIEWER_LIMITS },
       () => {
         idle++;
         relay.close();

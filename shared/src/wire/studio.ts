@@ -1,3 +1,4 @@
+import { MAX_REASON_LENGTH } from './close.js';
 import { fail, nonNegative, parseJsonObject, record, str } from './validate.js';
 
 /**
@@ -16,7 +17,6 @@ export const MAX_STUDIO_TEXT_BYTES = 64 * 1024;
 export const MAX_DESTINATIONS = 8;
 const MAX_URL_LENGTH = 2048;
 const MAX_ID_LENGTH = 64;
-const MAX_REASON_LENGTH = 512;
 
 export interface StudioDestination {
   /** Chosen by the page; echoed in status messages. */

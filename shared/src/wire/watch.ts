@@ -1,3 +1,4 @@
+import { MAX_REASON_LENGTH } from './close.js';
 import { fail, nonNegative, parseJsonObject, str } from './validate.js';
 
 /**
@@ -18,7 +19,6 @@ export const MAX_WATCH_TEXT_BYTES = 16 * 1024;
 export const MAX_WATCH_BINARY_BYTES = 16 * 1024 * 1024;
 
 const MAX_URL_LENGTH = 2048;
-const MAX_REASON_LENGTH = 512;
 const MAX_SEGMENT_LENGTH = 128;
 
 /**

@@ -1,7 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { parseFlvTag } from '@onair/shared';
 import { ConnectionTimeline } from './connection-timeline.js';
-import { DEFAULT_RECONNECT, reconnectDelayMs } from './reconnect.js';
 
 const META = { width: 1280, height: 720, framerate: 30, videoBitrate: 2_500_000, audioBitrate: 128_000, sampleRate: 48_000, channels: 2 };
 const ASC = Uint8Array.of(0x11, 0x90); // AAC-LC, 48 kHz, stereo
@@ -54,15 +53,5 @@ describe('ConnectionTimeline', () => {
     const t = new ConnectionTimeline();
     expect(t.audio(FRAME, 0)).toBeUndefined();
     expect(summary(t.video(FRAME, true, 0))).toEqual([[9, 0, 0x17], [8, 0, 0xaf]]);
-  });
-});
-
-describe('reconnectDelayMs', () => {
-  it('retries quickly once, then 2 s ×1.5 up to 30 s, with up to 20 % jitter on top', () => {
-    const none = (): number => 0;
-    expect([0, 1, 2, 3, 4, 7, 8, 50].map((a) => reconnectDelayMs(a, DEFAULT_RECONNECT, none))).toEqual([500, 2000, 3000, 4500, 6750, 22_781, 30_000, 30_000]);
-    const most = (): number => 0.999_999;
-    expect(reconnectDelayMs(1, DEFAULT_RECONNECT, most)).toBe(2400);
-    expect(reconnectDelayMs(50, DEFAULT_RECONNECT, most)).toBe(36_000);
   });
 });

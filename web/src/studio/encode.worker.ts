@@ -1,5 +1,5 @@
 /// <reference lib="webworker" />
-import { AacObjectType, buildAudioSpecificConfig, parseStudioServerMessage } from '@onair/shared';
+import { AacObjectType, FINAL_CLOSE_CODES, backoffMs, buildAudioSpecificConfig, parseStudioServerMessage } from '@onair/shared';
 import { CbrFiller, fillerFits } from '../lib/cbr-filler.js';
 import { MAX_TIMESTAMP_MS, type StreamMetadata } from '../lib/flv-muxer.js';
 import { clockNow } from '../lib/latency-clock.js';
@@ -9,7 +9,7 @@ import { AudioClock } from './audio-clock.js';
 import { composeFrame } from './compose.js';
 import { ConnectionTimeline } from './connection-timeline.js';
 import { openH264Encoder, type H264Chunk, type H264Encoder } from './h264-encoder.js';
-import { reconnectDelayMs } from './reconnect.js';
+import { BRIDGE_RECONNECT } from './reconnect.js';
 import { DEFAULT_VIDEO_FLOW_LIMITS, FramePlan, VideoFlow } from './video-flow.js';
 import type { BridgeLink, EncodeSettings, EncodeStats, FromWorker, PcmBlock, SourceHandles, ToWorker } from './worker-protocol.js';
 
@@ -23,13 +23,6 @@ const MAX_CATCH_UP = 2;
 const FIRST_FRAME_WAIT_MS = 2000;
 const STATS_INTERVAL_MS = 1000;
 const COST_SAMPLES = 600;
-/**
- * Close codes after which reconnecting cannot help: the bridge refused what the page sent
- * (RFC 6455 §7.4.1: 1003 unsupported data, 1007 invalid data, 1008 policy, 1009 too big,
- * 1010 missing extension). Anything else (1006 from a killed bridge, 1001 or 1000 from one
- * shutting down, 1011) is worth another try.
- */
-const FATAL_CLOSE_CODES: ReadonlySet<number> = new Set([1003, 1007, 1008, 1009, 1010]);
 const BRIDGE_UNREACHABLE = 'cannot connect to the onair bridge';
 
 function post(msg: FromWorker): void {
@@ -215,13 +208,13 @@ class Session {
     this.#ws = undefined;
     this.#timeline = undefined;
     const why = `connection to the bridge closed (${code}${reason ? `: ${reason}` : ''})`;
-    if (FATAL_CLOSE_CODES.has(code)) this.fail(why);
+    if (FINAL_CLOSE_CODES.has(code)) this.fail(why);
     else this.#scheduleReconnect(why);
   }
 
   /** Encoding goes on while the bridge is away; its output is dropped and counted. */
   #scheduleReconnect(reason: string): void {
-    const delay = reconnectDelayMs(this.#attempt);
+    const delay = backoffMs(this.#attempt, BRIDGE_RECONNECT);
     this.#retryAt = performance.now() + delay;
     this.#attempt++;
     this.#setLink({ state: 'reconnecting', reason, attempt: this.#attempt, retryInMs: delay });

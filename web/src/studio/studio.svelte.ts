@@ -1,4 +1,4 @@
-import { STUDIO_WS_PATH, type DestinationStatus } from '@onair/shared';
+import { CONFIG_PATH, STUDIO_WS_PATH, type DestinationStatus, type StudioConfig } from '@onair/shared';
 import { AudioMix, createFeed, type Feed } from './capture.js';
 import { Destinations } from './destinations.svelte.js';
 import { AUDIO, DEFAULT_PRESET_ID, KEYFRAME_INTERVAL_S, presetById } from './presets.js';
@@ -8,9 +8,6 @@ import EncodeWorker from './encode.worker.ts?worker';
 export type Phase = 'idle' | 'starting' | 'live' | 'stopping';
 export type VideoSource = 'camera' | 'screen';
 
-interface ServerConfig {
-  localRtmp: { url: string; key: string } | null;
-}
 
 const PRESET_STORAGE_KEY = 'onair.preset.v1';
 /** Shown on every destination while the page's WebSocket to the bridge is down. */
@@ -37,7 +34,7 @@ export class Studio {
   received = $state.raw<{ bytes: number; tags: number } | null>(null);
   /** The encode worker's WebSocket to the bridge. */
   link = $state.raw<BridgeLink>({ state: 'connecting' });
-  localRtmp = $state.raw<ServerConfig['localRtmp']>(null);
+  localRtmp = $state.raw<StudioConfig['localRtmp']>(null);
   /**
    * "Measure latency": the encode worker draws the latency clock into the video. Not remembered,
    * so a reload never puts the code on a broadcast unasked.
@@ -69,8 +66,8 @@ export class Studio {
       // Ignore a corrupt saved preset.
     }
     try {
-      const res = await fetch('/api/config');
-      const config = (await res.json()) as ServerConfig;
+      const res = await fetch(CONFIG_PATH);
+      const config = (await res.json()) as StudioConfig;
       this.localRtmp = config.localRtmp;
     } catch {
       this.localRtmp = null;

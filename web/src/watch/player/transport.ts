@@ -1,13 +1,12 @@
-import { parseFlvTag, type FlvTag } from '@onair/shared';
+import { CloseCode, backoffMs, parseFlvTag, type Backoff, type FlvTag } from '@onair/shared';
 import { parseWatchServerMessage, type WatchServerMessage } from '@onair/shared';
 
 export interface TransportOptions {
-  /** First reconnect delay; grows ×1.5 per failed attempt up to maxRetryMs, with jitter. */
-  minRetryMs: number;
-  maxRetryMs: number;
+  /** Reconnect schedule; restarts once media flows again. */
+  retry: Backoff;
 }
 
-export const DEFAULT_TRANSPORT_OPTIONS: TransportOptions = { minRetryMs: 300, maxRetryMs: 5000 };
+export const DEFAULT_TRANSPORT_OPTIONS: TransportOptions = { retry: { baseMs: 300, factor: 1.5, maxMs: 5000, jitter: 0.2 } };
 
 export interface TransportHandlers {
   /** A new socket is open: the tags that follow may start anywhere on the stream's timeline. */
@@ -16,10 +15,6 @@ export interface TransportHandlers {
   onMessage(msg: WatchServerMessage): void;
   /** The socket closed; `retryInMs` is undefined when the transport gave up. */
   onClose(reason: string, retryInMs: number | undefined): void;
-}
-
-const enum CloseCode {
-  PolicyViolation = 1008, // Policy Violation: the bridge refused the source
 }
 
 /**
@@ -86,7 +81,7 @@ export class WatchTransport {
         this.#handlers.onClose(reason, undefined);
         return;
       }
-      const delay = Math.round(Math.min(this.#opts.maxRetryMs, this.#opts.minRetryMs * 1.5 ** this.#attempt) * (0.8 + Math.random() * 0.4));
+      const delay = backoffMs(this.#attempt, this.#opts.retry);
       this.#attempt++;
       this.#handlers.onClose(reason, delay);
       this.#timer = setTimeout(() => {
