@@ -32,6 +32,16 @@ Options (environment variable in brackets):
   --local-rtmp-port N           port of the embedded RTMP server (default 1935)   [ONAIR_LOCAL_RTMP_PORT]
   --no-local-rtmp               do not start the embedded RTMP server             [ONAIR_NO_LOCAL_RTMP=1]
   --web-root DIR                serve the web app from DIR (default web/dist)     [ONAIR_WEB_ROOT]
+
+Reliability (docs/studio.md, "What survives what"):
+  --resume-grace SECONDS        how long a studio whose connection dropped keeps
+                                its destinations live, waiting for the page to
+                                resume (default 30)                              [ONAIR_RESUME_GRACE]
+  --resend-buffer SECONDS       media the page keeps to resend after a drop
+                                (default 15; at least 10 is advised)              [ONAIR_RESEND_BUFFER]
+  --max-sessions N              studio sessions at once (default 16)              [ONAIR_MAX_SESSIONS]
+  --max-sessions-per-client N   studio sessions per client address; loopback
+                                clients are exempt (default 4)                    [ONAIR_MAX_SESSIONS_PER_CLIENT]
   --verbose                     log sessions and the embedded server's messages   [ONAIR_VERBOSE=1]
   -h, --help                    show this help
 
@@ -48,6 +58,10 @@ export interface ServeOptions {
   localRtmpPort: number | undefined;
   webRoot: string;
   verbose: boolean;
+  resumeGraceMs: number;
+  resendBufferMs: number;
+  maxSessions: number;
+  maxSessionsPerClient: number;
 }
 
 const DEFAULT_WEB_ROOT = fileURLToPath(new URL('../../web/dist/', import.meta.url));
@@ -55,6 +69,18 @@ const DEFAULT_WEB_ROOT = fileURLToPath(new URL('../../web/dist/', import.meta.ur
 function portNumber(value: string, what: string): number {
   const n = Number(value);
   if (!Number.isInteger(n) || n < 0 || n > 65535) throw new OnairError('USAGE', `${what} "${value}" is not a port number (0-65535)`);
+  return n;
+}
+
+function seconds(value: string, what: string): number {
+  const n = Number(value);
+  if (!Number.isFinite(n) || n < 0 || n > 86_400) throw new OnairError('USAGE', `${what} "${value}" is not a number of seconds (0-86400)`);
+  return Math.round(n * 1000);
+}
+
+function count(value: string, what: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1 || n > 1_000_000) throw new OnairError('USAGE', `${what} "${value}" is not a whole number from 1`);
   return n;
 }
 
@@ -76,6 +102,10 @@ export function parseServeArgs(argv: string[], env: NodeJS.ProcessEnv): ServeOpt
       'no-local-rtmp': { type: 'boolean' },
       'web-root': { type: 'string' },
       verbose: { type: 'boolean' },
+      'resume-grace': { type: 'string' },
+      'resend-buffer': { type: 'string' },
+      'max-sessions': { type: 'string' },
+      'max-sessions-per-client': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
     allowPositionals: false,
@@ -91,6 +121,10 @@ export function parseServeArgs(argv: string[], env: NodeJS.ProcessEnv): ServeOpt
     localRtmpPort: noLocal ? undefined : portNumber(values['local-rtmp-port'] ?? env['ONAIR_LOCAL_RTMP_PORT'] ?? '1935', 'local RTMP port'),
     webRoot: values['web-root'] ?? env['ONAIR_WEB_ROOT'] ?? DEFAULT_WEB_ROOT,
     verbose: values.verbose ?? flag(env['ONAIR_VERBOSE']),
+    resumeGraceMs: seconds(values['resume-grace'] ?? env['ONAIR_RESUME_GRACE'] ?? '30', 'resume grace'),
+    resendBufferMs: seconds(values['resend-buffer'] ?? env['ONAIR_RESEND_BUFFER'] ?? '15', 'resend buffer'),
+    maxSessions: count(values['max-sessions'] ?? env['ONAIR_MAX_SESSIONS'] ?? '16', 'max sessions'),
+    maxSessionsPerClient: count(values['max-sessions-per-client'] ?? env['ONAIR_MAX_SESSIONS_PER_CLIENT'] ?? '4', 'max sessions per client'),
   };
 }
 
@@ -230,6 +264,11 @@ export async function startServe(opts: ServeOptions, log: (line: string) => void
       policy,
       watch,
       studioConfig: { localRtmp: localRtmp === undefined ? null : { url: localRtmp.url, key } },
+      studio: {
+        graceMs: opts.resumeGraceMs,
+        resendBufferMs: opts.resendBufferMs,
+        limits: { maxSessions: opts.maxSessions, maxSessionsPerClient: opts.maxSessionsPerClient },
+      },
       ...(opts.verbose ? { log } : {}),
     });
   } catch (err) {

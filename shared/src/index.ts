@@ -23,6 +23,8 @@ export {
   FlvTagType,
 } from './flv/flv-tag.js';
 export type { FlvTag } from './flv/flv-tag.js';
+export { TagKind, tagKind } from './flv/tag-kind.js';
+export { sanitizeMetadata } from './flv/metadata.js';
 export { flvHeader, flvTag, writeFlvTagInto } from './flv/flv-writer.js';
 export { DEFAULT_FLV_MAX_TAG_SIZE, FlvReader, parseFlvTag } from './flv/flv-reader.js';
 export type { FlvReaderOptions } from './flv/flv-reader.js';
@@ -70,10 +72,16 @@ export {
 export type {
   DestinationState,
   DestinationStatus,
+  StudioAckMessage,
   StudioClientMessage,
   StudioDestination,
   StudioErrorMessage,
+  StudioGapMessage,
+  StudioGaps,
+  StudioResumeMessage,
+  StudioResumedMessage,
   StudioServerMessage,
+  StudioSessionMessage,
   StudioStartMessage,
   StudioStatusMessage,
   StudioStopMessage,

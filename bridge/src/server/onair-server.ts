@@ -1,9 +1,11 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
-import { CONFIG_PATH, MAX_STUDIO_BINARY_BYTES, STUDIO_WS_PATH, type StudioConfig } from '@onair/shared';
+import { CloseCode, CONFIG_PATH, MAX_STUDIO_BINARY_BYTES, STUDIO_WS_PATH, type StudioConfig } from '@onair/shared';
 import { WebSocketServer } from 'ws';
-import { StudioSession, type StudioSessionOptions } from '../studio/studio-session.js';
+import type { StudioSessionOptions } from '../studio/studio-session.js';
+import { StudioSessions, type StudioLimits } from '../studio/studio-sessions.js';
+import { DEFAULT_PING_INTERVAL_MS, serveStudioSocket } from '../studio/studio-socket.js';
 import { TOKEN_COOKIE, type ServerPolicy } from './policy.js';
 import { refuseUpgrade } from './refuse.js';
 import { StaticFiles } from './static-files.js';
@@ -23,9 +25,20 @@ export interface OnairServerOptions {
   policy: ServerPolicy;
   studioConfig: StudioConfig;
   watch?: WatchRoutes | undefined;
-  studio?: Omit<StudioSessionOptions, 'policy'>;
+  studio?: StudioServerOptions;
   log?: (line: string) => void;
 }
+
+/** How studio sessions behave; every field has a default (docs/studio.md, "What survives what"). */
+export interface StudioServerOptions extends Partial<Omit<StudioSessionOptions, 'policy' | 'log'>> {
+  limits?: Partial<StudioLimits>;
+  /** Media the page keeps for resending after its socket drops, ms. */
+  resendBufferMs?: number;
+  pingIntervalMs?: number;
+}
+
+export const DEFAULT_GRACE_MS = 30_000;
+export const DEFAULT_RESEND_BUFFER_MS = 15_000;
 
 /**
  * The HTTP server of `onair serve`: the built web app (SPA fallback), the studio WebSocket, and
@@ -36,11 +49,25 @@ export class OnairServer {
   readonly #wss: WebSocketServer;
   readonly #opts: OnairServerOptions;
   readonly #static: StaticFiles;
-  readonly #sessions = new Set<StudioSession>();
+  readonly #sessions: StudioSessions;
 
   private constructor(opts: OnairServerOptions) {
     this.#opts = opts;
     this.#static = new StaticFiles(opts.webRoot);
+    const studio = opts.studio ?? {};
+    this.#sessions = new StudioSessions(
+      {
+        graceMs: studio.graceMs ?? DEFAULT_GRACE_MS,
+        policy: opts.policy,
+        ...(studio.statusIntervalMs !== undefined ? { statusIntervalMs: studio.statusIntervalMs } : {}),
+        ...(studio.ackIntervalMs !== undefined ? { ackIntervalMs: studio.ackIntervalMs } : {}),
+        ...(studio.maxBufferedBytes !== undefined ? { maxBufferedBytes: studio.maxBufferedBytes } : {}),
+        ...(studio.retry !== undefined ? { retry: studio.retry } : {}),
+        ...(studio.gop !== undefined ? { gop: studio.gop } : {}),
+        ...(opts.log ? { log: opts.log } : {}),
+      },
+      studio.limits,
+    );
     this.#wss = new WebSocketServer({ noServer: true, maxPayload: MAX_STUDIO_BINARY_BYTES, perMessageDeflate: false });
     this.#http = createServer((req, res) => this.#onRequest(req, res));
     this.#http.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => this.#onUpgrade(req, socket, head));
@@ -102,20 +129,29 @@ export class OnairServer {
     }
     const path = new URL(req.url ?? '/', 'http://x').pathname;
     if (path === STUDIO_WS_PATH) {
-      this.#wss.handleUpgrade(req, socket, head, (ws) => {
-        const session = new StudioSession(ws, { ...this.#opts.studio, policy: this.#opts.policy, ...(this.#opts.log ? { log: this.#opts.log } : {}) });
-        this.#sessions.add(session);
-        void session.done.then(() => this.#sessions.delete(session));
-      });
+      const client = req.socket.remoteAddress ?? '';
+      this.#wss.handleUpgrade(req, socket, head, (ws) =>
+        serveStudioSocket(ws, client, this.#sessions, {
+          resendBufferMs: this.#opts.studio?.resendBufferMs ?? DEFAULT_RESEND_BUFFER_MS,
+          pingIntervalMs: this.#opts.studio?.pingIntervalMs ?? DEFAULT_PING_INTERVAL_MS,
+          ...(this.#opts.log ? { log: this.#opts.log } : {}),
+        }),
+      );
       return;
     }
     if (this.#opts.watch?.handleUpgrade(req, socket, head)) return;
     refuseUpgrade(socket, 404, 'no WebSocket endpoint here');
   }
 
+  /** The studio sessions, attached or in their grace period. */
+  get sessions(): StudioSessions {
+    return this.#sessions;
+  }
+
   /** Ends every studio session (destinations unpublish), then stops listening. */
   async close(): Promise<void> {
-    await Promise.all([...this.#sessions].map((s) => s.close()));
+    for (const ws of this.#wss.clients) ws.close(CloseCode.GoingAway, 'server shutting down');
+    await this.#sessions.closeAll();
     await this.#opts.watch?.close();
     this.#wss.close();
     await new Promise<void>((resolve) => {

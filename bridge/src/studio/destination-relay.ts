@@ -1,16 +1,29 @@
-import { OnairError, backoffMs, type Backoff, type DestinationState, type DestinationStatus, type FlvTag } from '@onair/shared';
+import {
+  OnairError,
+  TagKind,
+  backoffMs,
+  capReason,
+  type Backoff,
+  type DestinationState,
+  type DestinationStatus,
+  type ErrorCode,
+  type FlvTag,
+} from '@onair/shared';
 import { RtmpPublisher } from '../rtmp/publisher.js';
 import type { RtmpAddressOptions } from '../rtmp/session.js';
 import { redactUrl } from '../rtmp/url.js';
-import { TagRole } from './tags.js';
 
-/** What every new connection needs before media: metadata and the two sequence headers. */
+/** A tag on the session's timeline with its class (tagKind). */
+export interface KindedTag extends FlvTag {
+  readonly kind: TagKind;
+}
+
+/** What every new connection needs before media. */
 export interface StreamStart {
-  metadata: FlvTag | undefined;
-  audioConfig: FlvTag | undefined;
-  videoConfig: FlvTag | undefined;
+  /** Metadata and the sequence headers. */
+  headers: readonly KindedTag[];
   /** Tags since the last video keyframe (keyframe first), replayed on the first connection. */
-  gop: readonly { tag: FlvTag; role: TagRole }[];
+  gop: readonly KindedTag[];
 }
 
 /** OBS's schedule: 2 s, then ×1.5 up to 30 s, plus up to 20 %. */
@@ -38,9 +51,20 @@ export const DEFAULT_MAX_BUFFERED_BYTES = 3 * 1024 * 1024;
 const END_TIMEOUT_MS = 3000;
 
 /** Error codes after which retrying cannot help. */
-const PERMANENT = new Set(['DESTINATION_REFUSED', 'RTMP_BAD_URL']);
+const PERMANENT: ReadonlySet<ErrorCode> = new Set(['DESTINATION_REFUSED', 'RTMP_BAD_URL']);
+/**
+ * The server answered, and said no: a wrong key or application. Retried a few times (a publisher
+ * that just left may still hold the stream for a moment), then given up with advice.
+ */
+const REFUSALS: ReadonlyMap<ErrorCode, string> = new Map<ErrorCode, string>([
+  ['RTMP_PUBLISH_BADNAME', "the server refused the stream key: check it in the platform's dashboard, and that no other encoder is publishing with it"],
+  ['RTMP_PUBLISH_FAILED', "the server refused to publish: check the stream key in the platform's dashboard"],
+  ['RTMP_CONNECT_REJECTED', 'the server rejected the connection: check the server URL and its application name'],
+]);
+/** Consecutive refusals before a destination is marked failed. */
+export const MAX_REFUSALS = 4;
 
-function errorCode(err: unknown): string | undefined {
+function errorCode(err: unknown): ErrorCode | undefined {
   return err instanceof OnairError ? err.code : undefined;
 }
 
@@ -51,7 +75,8 @@ function errorCode(err: unknown): string | undefined {
  */
 export class DestinationRelay {
   readonly id: string;
-  readonly #url: string;
+  /** The destination URL, stream key included: never log or show it (status() has the redacted one). */
+  readonly url: string;
   readonly #redacted: string;
   readonly #key: string;
   readonly #opts: DestinationRelayOptions;
@@ -74,16 +99,19 @@ export class DestinationRelay {
   #waitKeyframe = true;
   #lastOut = [-1, -1];
   #wasLive = false;
+  #refusals = 0;
+  /** The newest header of each kind that could not go out while the connection was backed up. */
+  readonly #pendingHeaders = new Map<TagKind, KindedTag>();
 
   constructor(opts: DestinationRelayOptions) {
     this.id = opts.id;
-    this.#url = opts.url;
+    this.url = opts.url;
     this.#redacted = redactUrl(opts.url);
     this.#key = opts.url.slice(opts.url.lastIndexOf('/') + 1);
     this.#opts = opts;
     this.#maxBuffered = opts.maxBufferedBytes ?? DEFAULT_MAX_BUFFERED_BYTES;
     this.#retry = opts.retry ?? DEFAULT_RETRY;
-    void this.#connect();
+    this.#dial();
   }
 
   get state(): DestinationState {
@@ -104,19 +132,26 @@ export class DestinationRelay {
     return s;
   }
 
-  /** Forwards one tag from the page (source timestamps). */
-  push(tag: FlvTag, role: TagRole): void {
+  /**
+   * Forwards one tag on the session's timeline. Headers count against the same budget as media:
+   * past twice the limit the newest of each kind waits and goes out just before the next keyframe.
+   */
+  push(tag: KindedTag): void {
     const publisher = this.#publisher;
     if (this.#state !== 'live' || publisher === undefined) return;
     const buffered = publisher.bufferedBytes;
-    switch (role) {
-      case TagRole.Metadata:
-      case TagRole.AudioConfig:
-      case TagRole.VideoConfig:
+    switch (tag.kind) {
+      case TagKind.Metadata:
+      case TagKind.AudioConfig:
+      case TagKind.VideoConfig:
+        if (buffered > 2 * this.#maxBuffered) {
+          this.#pendingHeaders.set(tag.kind, tag);
+          return;
+        }
         // A mid-stream change (encoder reconfigured) applies from here on.
-        this.#write(publisher, tag, role, this.#base === undefined ? 0 : Math.max(0, tag.timestamp - this.#base));
+        this.#write(publisher, tag, this.#base === undefined ? 0 : Math.max(0, tag.timestamp - this.#base));
         return;
-      case TagRole.VideoKey:
+      case TagKind.Keyframe:
         if (buffered > this.#maxBuffered) {
           this.#waitKeyframe = true;
           this.#dropped++;
@@ -124,15 +159,18 @@ export class DestinationRelay {
         }
         this.#waitKeyframe = false;
         this.#base ??= tag.timestamp;
+        for (const header of this.#pendingHeaders.values()) this.#write(publisher, header, Math.max(0, tag.timestamp - this.#base));
+        this.#pendingHeaders.clear();
         break;
-      case TagRole.Video:
+      case TagKind.Frame:
+      case TagKind.Other:
         if (this.#waitKeyframe || buffered > this.#maxBuffered) {
-          this.#waitKeyframe = true;
+          if (tag.kind === TagKind.Frame) this.#waitKeyframe = true;
           this.#dropped++;
           return;
         }
         break;
-      case TagRole.Audio:
+      case TagKind.Audio:
         // Audio waits for the first keyframe so both tracks start together; beyond twice the
         // limit even audio goes, so memory stays bounded whatever the network does.
         if (this.#base === undefined || tag.timestamp < this.#base || buffered > 2 * this.#maxBuffered) {
@@ -140,17 +178,16 @@ export class DestinationRelay {
           return;
         }
         break;
-      default:
-        return;
     }
-    this.#write(publisher, tag, role, tag.timestamp - (this.#base ?? tag.timestamp));
+    this.#write(publisher, tag, tag.timestamp - (this.#base ?? tag.timestamp));
   }
 
-  #write(publisher: RtmpPublisher, tag: FlvTag, role: TagRole, timestamp: number): void {
-    const track = role === TagRole.Audio || role === TagRole.AudioConfig ? 0 : 1;
+  #write(publisher: RtmpPublisher, tag: KindedTag, timestamp: number): void {
+    const kind = tag.kind;
+    const track = kind === TagKind.Audio || kind === TagKind.AudioConfig ? 0 : 1;
     // Per-track monotonic timestamps whatever the page sent: servers drop or reorder otherwise.
-    const ts = role === TagRole.Metadata ? timestamp : Math.max(timestamp, this.#lastOut[track] ?? 0);
-    if (role !== TagRole.Metadata) this.#lastOut[track] = ts;
+    const ts = kind === TagKind.Metadata ? timestamp : Math.max(timestamp, this.#lastOut[track] ?? 0);
+    if (kind !== TagKind.Metadata) this.#lastOut[track] = ts;
     const out: FlvTag = { type: tag.type, timestamp: ts, data: tag.data };
     try {
       publisher.write(out);
@@ -160,16 +197,31 @@ export class DestinationRelay {
     }
   }
 
+  /** Starts a connection attempt; a fault in it that escaped every handler still only retries. */
+  #dial(): void {
+    this.#connect().catch((err: unknown) => {
+      this.#opts.log?.(`${this.#redacted}: connection attempt failed unexpectedly (${this.#describe(err)})`);
+      if (!this.#stopping && this.#publisher === undefined && this.#timer === undefined) this.#scheduleRetry(err);
+    });
+  }
+
   async #connect(): Promise<void> {
     this.#setState('connecting', undefined);
     let publisher: RtmpPublisher;
     try {
-      await this.#opts.policy.isAllowed(this.#url);
-      publisher = await RtmpPublisher.connect(this.#url, { ...this.#opts.policy.connectOptions(), signal: this.#abort.signal });
+      await this.#opts.policy.isAllowed(this.url);
+      publisher = await RtmpPublisher.connect(this.url, { ...this.#opts.policy.connectOptions(), signal: this.#abort.signal });
     } catch (err) {
       if (this.#stopping) return;
-      if (PERMANENT.has(errorCode(err) ?? '')) {
+      const code = errorCode(err);
+      if (code !== undefined && PERMANENT.has(code)) {
         this.#setState('failed', this.#describe(err));
+        return;
+      }
+      const advice = code === undefined ? undefined : REFUSALS.get(code);
+      this.#refusals = advice === undefined ? 0 : this.#refusals + 1;
+      if (advice !== undefined && this.#refusals >= MAX_REFUSALS) {
+        this.#setState('failed', capReason(`${advice} (${this.#describe(err)})`));
         return;
       }
       this.#scheduleRetry(err);
@@ -187,6 +239,8 @@ export class DestinationRelay {
     this.#base = undefined;
     this.#lastOut = [-1, -1];
     this.#waitKeyframe = true;
+    this.#pendingHeaders.clear();
+    this.#refusals = 0;
     this.#setState('live', undefined);
     this.#opts.log?.(`${this.#redacted}: live`);
     this.#sendStart(publisher, !this.#wasLive);
@@ -196,12 +250,10 @@ export class DestinationRelay {
 
   #sendStart(publisher: RtmpPublisher, replayGop: boolean): void {
     const start = this.#opts.streamStart();
-    if (start.metadata !== undefined) this.#write(publisher, start.metadata, TagRole.Metadata, 0);
-    if (start.audioConfig !== undefined) this.#write(publisher, start.audioConfig, TagRole.AudioConfig, 0);
-    if (start.videoConfig !== undefined) this.#write(publisher, start.videoConfig, TagRole.VideoConfig, 0);
+    for (const header of start.headers) this.#write(publisher, header, 0);
     // The first connection replays the current GOP so nothing from the session start is lost;
     // a reconnect starts at the next keyframe instead of bursting stale frames.
-    if (replayGop) for (const { tag, role } of start.gop) this.push(tag, role);
+    if (replayGop) for (const tag of start.gop) this.push(tag);
   }
 
   #lost(publisher: RtmpPublisher, err: unknown): void {
@@ -220,16 +272,24 @@ export class DestinationRelay {
     this.#setState('retrying', this.#describe(err));
     this.#timer = setTimeout(() => {
       this.#timer = undefined;
-      void this.#connect();
+      this.#dial();
     }, delay);
   }
 
-  /** An error message safe to show and log: the stream key never appears in it. */
+  /** An error message safe to show and log: the stream key never appears in it, and it is never long. */
   #describe(err: unknown): string {
     let text = err instanceof Error ? err.message : String(err);
     if (this.#key.length >= 3) text = text.split(this.#key).join('***');
     const code = errorCode(err);
-    return code === undefined ? text : `${text} [${code}]`;
+    return capReason(code === undefined ? text : `${text} [${code}]`);
+  }
+
+  /** Retries at once when waiting for the next attempt (the server is known to be back). */
+  retryNow(): void {
+    if (this.#stopping || this.#state !== 'retrying' || this.#timer === undefined) return;
+    clearTimeout(this.#timer);
+    this.#timer = undefined;
+    this.#dial();
   }
 
   #setState(state: DestinationState, reason: string | undefined): void {

@@ -1,132 +1,19 @@
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createConnection, createServer, type LookupFunction, type Server, type Socket } from 'node:net';
+import type { LookupFunction } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import WebSocket from 'ws';
-import { FlvReader, flvHeader, flvTag, parseStudioServerMessage, type DestinationStatus, type FlvTag, type StudioServerMessage } from '@onair/shared';
+import { FlvReader, TagKind, flvHeader, flvTag, tagKind, type FlvTag } from '@onair/shared';
 import { flvFixture, shortFlv } from '../../test/harness/fixtures.js';
 import { comparePackets, ffprobeStreams, framemd5 } from '../../test/harness/judge.js';
 import { startNginxRtmp, type NginxRtmp } from '../../test/harness/nginx.js';
 import { freePort } from '../../test/harness/ports.js';
-import { runChecked, waitFor } from '../../test/harness/proc.js';
+import { runChecked, spawnTracked, waitFor } from '../../test/harness/proc.js';
+import { startChaosProxy } from '../../test/harness/proxy.js';
+import { StudioClient } from '../../test/harness/studio-client.js';
 import { OnairServer } from '../server/onair-server.js';
 import { ServerPolicy } from '../server/policy.js';
 import { DestinationRelay } from './destination-relay.js';
-import { TagRole, tagRole } from './tags.js';
-
-/** A studio page stand-in: the WebSocket protocol, driven by hand. */
-class StudioClient {
-  readonly ws: WebSocket;
-  readonly messages: StudioServerMessage[] = [];
-  closeCode: number | undefined;
-
-  constructor(port: number) {
-    this.ws = new WebSocket(`ws://127.0.0.1:${port}/studio-ws`, { origin: `http://127.0.0.1:${port}` });
-    this.ws.on('message', (data, binary) => {
-      if (!binary) this.messages.push(parseStudioServerMessage(data.toString()));
-    });
-    this.ws.on('close', (code) => (this.closeCode = code));
-  }
-
-  opened(): Promise<void> {
-    return new Promise((resolve, reject) => {
-      this.ws.once('open', () => resolve());
-      this.ws.once('error', reject);
-    });
-  }
-
-  destination(id: string): DestinationStatus | undefined {
-    for (let i = this.messages.length - 1; i >= 0; i--) {
-      const m = this.messages[i];
-      if (m?.type === 'status') return m.destinations.find((d) => d.id === id);
-    }
-    return undefined;
-  }
-
-  waitState(id: string, state: DestinationStatus['state'], timeoutMs = 15_000): Promise<DestinationStatus> {
-    return waitFor(`${id} ${state}`, () => {
-      const d = this.destination(id);
-      return d?.state === state ? d : undefined;
-    }, timeoutMs);
-  }
-
-  start(destinations: { id: string; url: string }[]): void {
-    this.ws.send(JSON.stringify({ type: 'start', destinations }));
-  }
-
-  async sendTags(tags: readonly FlvTag[], realtime = false): Promise<void> {
-    const t0 = performance.now();
-    for (const tag of tags) {
-      if (realtime) {
-        const wait = tag.timestamp - (performance.now() - t0);
-        if (wait > 5) await new Promise((r) => setTimeout(r, wait));
-      }
-      this.ws.send(flvTag(tag));
-    }
-    await waitFor('socket drained', () => (this.ws.bufferedAmount === 0 ? true : undefined));
-  }
-
-  close(): void {
-    this.ws.close();
-  }
-}
-
-/** Forwards TCP to a server; can cut every connection or stop reading to simulate a stalled link. */
-class TcpProxy {
-  readonly #server: Server;
-  readonly #pairs = new Set<[Socket, Socket]>();
-  #stalled = false;
-  port = 0;
-
-  constructor(targetPort: number) {
-    this.#server = createServer((client) => {
-      const upstream = createConnection(targetPort, '127.0.0.1');
-      const pair: [Socket, Socket] = [client, upstream];
-      this.#pairs.add(pair);
-      client.pipe(upstream);
-      upstream.pipe(client);
-      if (this.#stalled) client.pause();
-      const drop = (): void => {
-        client.destroy();
-        upstream.destroy();
-        this.#pairs.delete(pair);
-      };
-      client.on('error', drop).on('close', drop);
-      upstream.on('error', drop).on('close', drop);
-    });
-  }
-
-  async listen(): Promise<void> {
-    await new Promise<void>((resolve) => this.#server.listen(0, '127.0.0.1', resolve));
-    this.port = (this.#server.address() as { port: number }).port;
-  }
-
-  cut(): void {
-    for (const [a, b] of this.#pairs) {
-      a.destroy();
-      b.destroy();
-    }
-  }
-
-  stall(on: boolean): void {
-    this.#stalled = on;
-    for (const [client] of this.#pairs) {
-      if (on) {
-        client.unpipe();
-        client.pause();
-      } else {
-        client.pipe([...this.#pairs].find(([c]) => c === client)![1]);
-        client.resume();
-      }
-    }
-  }
-
-  close(): Promise<void> {
-    this.cut();
-    return new Promise((resolve) => this.#server.close(() => resolve()));
-  }
-}
 
 function readFlv(path: string): FlvTag[] {
   const reader = new FlvReader();
@@ -188,7 +75,7 @@ describe('studio session: WebSocket FLV tags relayed to RTMP servers', () => {
         id: 'rebind',
         url,
         policy,
-        streamStart: () => ({ metadata: undefined, audioConfig: undefined, videoConfig: undefined, gop: [] }),
+        streamStart: () => ({ headers: [], gop: [] }),
         onChange: () => undefined,
         retry: FAST_RETRY,
       });
@@ -210,7 +97,7 @@ describe('studio session: WebSocket FLV tags relayed to RTMP servers', () => {
     await client.opened();
     await waitFor('welcome', () => (client.messages[0]?.type === 'welcome' ? true : undefined));
     const deadPort = await freePort();
-    client.start([
+    await client.start([
       { id: 'nginx', url: nginx.url('live', 'relay1') },
       { id: 'dead', url: `rtmp://127.0.0.1:${deadPort}/live/secret-dead-key` },
     ]);
@@ -224,14 +111,14 @@ describe('studio session: WebSocket FLV tags relayed to RTMP servers', () => {
     expect(JSON.stringify(client.messages)).not.toContain('secret-dead-key');
     expect(dead.url).toBe(`rtmp://127.0.0.1:${deadPort}/live/***`);
     await waitFor('all sent', () => (client.destination('nginx')!.bytes >= input.reduce((n, t) => n + t.data.length, 0) * 0.99 ? true : undefined));
-    client.ws.send(JSON.stringify({ type: 'stop' }));
-    await client.waitState('nginx', 'stopped');
-    await client.waitState('dead', 'stopped');
+    await client.stop();
+    expect(client.destination('nginx')?.state).toBe('stopped');
+    expect(client.destination('dead')?.state).toBe('stopped');
     client.close();
 
     // What nginx recorded equals the input from its first keyframe on (audio before it goes).
-    const firstKey = input.findIndex((t) => tagRole(t) === TagRole.VideoKey);
-    const expected = input.filter((t, i) => i >= firstKey || tagRole(t) === TagRole.Metadata || tagRole(t) === TagRole.AudioConfig || tagRole(t) === TagRole.VideoConfig);
+    const firstKey = input.findIndex((t) => tagKind(t) === TagKind.Keyframe);
+    const expected = input.filter((t, i) => i >= firstKey || [TagKind.Metadata, TagKind.AudioConfig, TagKind.VideoConfig].includes(tagKind(t)));
     const expectedFile = join(scratch, 'expected1.flv');
     writeFlv(expectedFile, expected);
     const recorded = await nginx.recordingDone('relay1');
@@ -242,20 +129,17 @@ describe('studio session: WebSocket FLV tags relayed to RTMP servers', () => {
 
   it('reconnects after the link drops: metadata and headers again, timestamps from 0, video from a keyframe', async () => {
     const input = readFlv(await shortFlv());
-    const proxy = new TcpProxy(nginx.rtmpPort);
-    await proxy.listen();
+    const proxy = await startChaosProxy(nginx.rtmpPort);
     const client = new StudioClient(server.port);
-    await client.opened();
-    client.start([{ id: 'p', url: `rtmp://127.0.0.1:${proxy.port}/live/relay2` }]);
+    await client.start([{ id: 'p', url: `rtmp://127.0.0.1:${proxy.port}/live/relay2` }]);
     await client.waitState('p', 'live');
     const cutAt = input.findIndex((t) => t.timestamp > 1000);
     await client.sendTags(input.slice(0, cutAt), true);
-    proxy.cut();
+    await proxy.reset();
     await client.waitState('p', 'retrying');
     await client.waitState('p', 'live');
     await client.sendTags(input.slice(cutAt), true);
-    client.ws.send(JSON.stringify({ type: 'stop' }));
-    await client.waitState('p', 'stopped');
+    await client.stop();
     client.close();
     await proxy.close();
 
@@ -273,22 +157,19 @@ describe('studio session: WebSocket FLV tags relayed to RTMP servers', () => {
 
   it('drops video to the next keyframe when a destination falls behind, and memory stays bounded', async () => {
     const input = readFlv(await flvFixture({ seconds: 60 }));
-    const proxy = new TcpProxy(nginx.rtmpPort);
-    await proxy.listen();
+    const proxy = await startChaosProxy(nginx.rtmpPort);
     const client = new StudioClient(server.port);
-    await client.opened();
-    client.start([{ id: 'slow', url: `rtmp://127.0.0.1:${proxy.port}/live/relay3` }]);
+    await client.start([{ id: 'slow', url: `rtmp://127.0.0.1:${proxy.port}/live/relay3` }]);
     await client.waitState('slow', 'live');
-    proxy.stall(true);
+    proxy.pause(true);
     await client.sendTags(input.slice(0, input.length / 2));
     await waitFor('status after the burst', () => (client.destination('slow')!.dropped > 0 ? true : undefined));
     const during = client.destination('slow')!;
     // 256 KiB limit: audio may add up to twice that, never the 10 MB sent meanwhile.
     expect(during.bufferedBytes).toBeLessThan(1024 * 1024);
-    proxy.stall(false);
+    proxy.pause(false);
     await client.sendTags(input.slice(input.length / 2));
-    client.ws.send(JSON.stringify({ type: 'stop' }));
-    await client.waitState('slow', 'stopped', 30_000);
+    await client.stop();
     client.close();
     await proxy.close();
     // Every frame nginx got decodes: nothing references a dropped frame.
@@ -307,7 +188,7 @@ describe('destination retry schedule', () => {
       id: 'd',
       url: `rtmp://127.0.0.1:${port}/live/k`,
       policy: { isAllowed: () => undefined, connectOptions: () => ({}) },
-      streamStart: () => ({ metadata: undefined, audioConfig: undefined, videoConfig: undefined, gop: [] }),
+      streamStart: () => ({ headers: [], gop: [] }),
       onChange: () => {
         const s = box.relay?.status();
         if (s?.state === 'retrying') delays.push(s.retryInMs ?? -1);
@@ -337,5 +218,229 @@ describe('studio session shutdown', () => {
       await server.close().catch(() => undefined);
       rmSync(webRoot, { recursive: true, force: true });
     }
+  });
+});
+
+/** The input from its first keyframe on, with the headers: what a destination records of it. */
+function fromFirstKeyframe(input: readonly FlvTag[]): FlvTag[] {
+  const firstKey = input.findIndex((t) => tagKind(t) === TagKind.Keyframe);
+  return input.filter((t, i) => i >= firstKey || [TagKind.Metadata, TagKind.AudioConfig, TagKind.VideoConfig].includes(tagKind(t)));
+}
+
+/** `publish: name='…'` lines in nginx's log: one per publish of the stream. */
+function publishes(nginx: NginxRtmp, name: string): number {
+  return nginx.errorLog().split('\n').filter((l) => l.includes(`publish: name='${name}'`)).length;
+}
+
+describe('studio session: the socket drops, the session stays', () => {
+  let nginx: NginxRtmp;
+  let server: OnairServer;
+  let scratch: string;
+  const GRACE_MS = 1500;
+
+  beforeAll(async () => {
+    scratch = mkdtempSync(join(tmpdir(), 'onair-resume-'));
+    nginx = await startNginxRtmp({ record: true });
+    server = await OnairServer.listen({
+      host: '127.0.0.1',
+      port: 0,
+      webRoot: scratch,
+      policy: new ServerPolicy({ host: '127.0.0.1' }),
+      studioConfig: { localRtmp: null },
+      studio: { retry: FAST_RETRY, statusIntervalMs: 200, graceMs: GRACE_MS, limits: { maxSessions: 3 } },
+    });
+  });
+
+  afterAll(async () => {
+    await server?.close();
+    await nginx?.dispose();
+    rmSync(scratch, { recursive: true, force: true });
+  });
+
+  it('a page that comes back resends what the bridge missed: one publish, every frame once', async () => {
+    const input = readFlv(await shortFlv());
+    const client = new StudioClient(server.port);
+    const welcome = await client.next('welcome');
+    expect(welcome).toMatchObject({ version: 2, graceMs: GRACE_MS });
+    await client.start([{ id: 'n', url: nginx.url('live', 'resume1') }]);
+    await client.waitState('n', 'live');
+    const third = Math.floor(input.length / 3);
+    await client.sendTags(input.slice(0, third), true);
+    await waitFor('an acknowledgement', () => (client.acked > 0 ? true : undefined));
+    // Frames written just before the cut may or may not have reached the bridge.
+    for (const tag of input.slice(third, third + 20)) client.sendFrame(flvTag(tag));
+    client.drop();
+    // Encoding goes on while the page is away.
+    await client.sendTags(input.slice(third + 20, 2 * third), true);
+    const received = await client.resume();
+    expect(received).toBeGreaterThanOrEqual(third);
+    expect(received).toBeLessThanOrEqual(third + 20);
+    expect(client.destination('n')?.state).toBe('live');
+    await client.sendTags(input.slice(2 * third), true);
+    await client.stop();
+    client.close();
+
+    const expectedFile = join(scratch, 'resume1.flv');
+    writeFlv(expectedFile, fromFirstKeyframe(input));
+    const recorded = await nginx.recordingDone('resume1');
+    const cmp = comparePackets(await framemd5(expectedFile), await framemd5(recorded), 'exact');
+    expect(cmp.equal, cmp.summary).toBe(true);
+    expect(publishes(nginx, 'resume1')).toBe(1);
+  });
+
+  it('a resume supersedes a half-open socket: it is closed, and what it still carries is ignored', async () => {
+    const input = readFlv(await shortFlv());
+    const client = new StudioClient(server.port);
+    await client.start([{ id: 'n', url: nginx.url('live', 'resume2') }]);
+    await client.waitState('n', 'live');
+    const half = Math.floor(input.length / 2);
+    await client.sendTags(input.slice(0, half));
+    await waitFor('everything acknowledged', () => (client.acked === half ? true : undefined));
+    const old = client.ws;
+    const oldClosed = new Promise<number>((resolve) => old.once('close', (code) => resolve(code)));
+    await client.resume();
+    expect(await oldClosed).toBe(4001);
+    await client.sendTags(input.slice(half));
+    await client.stop();
+    client.close();
+    const expectedFile = join(scratch, 'resume2.flv');
+    writeFlv(expectedFile, fromFirstKeyframe(input));
+    const cmp = comparePackets(await framemd5(expectedFile), await framemd5(await nginx.recordingDone('resume2')), 'exact');
+    expect(cmp.equal, cmp.summary).toBe(true);
+  });
+
+  it('a gap the page could not resend: the timeline continues at the next keyframe, without a jump', async () => {
+    const input = readFlv(await flvFixture({ seconds: 8 }));
+    const client = new StudioClient(server.port);
+    await client.start([{ id: 'n', url: nginx.url('live', 'gap1') }]);
+    await client.waitState('n', 'live');
+    const before = input.filter((t) => t.timestamp < 1500);
+    await client.sendTags(before, true);
+    client.drop();
+    // Lost: everything up to the keyframe at 4 s. The page says so, then sends the headers and
+    // media from that keyframe on.
+    const keyAt = input.findIndex((t) => t.timestamp >= 4000 && tagKind(t) === TagKind.Keyframe);
+    const headers = input.filter((t) => [TagKind.Metadata, TagKind.AudioConfig, TagKind.VideoConfig].includes(tagKind(t)));
+    await client.resume(false);
+    client.send({ type: 'gap', frames: 75, ms: 2500 });
+    await client.sendTags([...headers, ...input.slice(keyAt)], true);
+    await waitFor('the gap reported', () => {
+      const last = client.messages.findLast((m) => m.type === 'status');
+      return last?.type === 'status' && last.gaps.count === 1 ? last.gaps : undefined;
+    });
+    await client.stop();
+    client.close();
+    const recorded = await nginx.recordingDone('gap1');
+    const packets = await videoPackets(recorded);
+    const times = packets.map((p) => Number(p.dts_time));
+    const jumps = times.slice(1).map((t, i) => t - times[i]!);
+    expect(Math.max(...jumps)).toBeLessThan(0.1);
+    const expectedFrames = input.filter((t, i) => (t.timestamp < 1500 || i >= keyAt) && (tagKind(t) === TagKind.Keyframe || tagKind(t) === TagKind.Frame)).length;
+    expect(packets.length).toBe(expectedFrames);
+    await ffprobeStreams(recorded, { decode: true });
+    expect(publishes(nginx, 'gap1')).toBe(1);
+  });
+
+  it('a page that does not come back within the grace period: destinations unpublish, the session is gone', async () => {
+    const input = readFlv(await shortFlv());
+    const client = new StudioClient(server.port);
+    await client.start([{ id: 'n', url: nginx.url('live', 'grace1') }]);
+    await client.waitState('n', 'live');
+    await client.sendTags(input.slice(0, 100));
+    client.drop();
+    const droppedAt = Date.now();
+    await nginx.recordingDone('grace1', GRACE_MS + 10_000);
+    expect(Date.now() - droppedAt).toBeGreaterThanOrEqual(GRACE_MS - 100);
+    await expect(client.resume()).rejects.toThrow();
+    expect(client.closeCode).toBe(4002);
+    expect(client.messages.findLast((m) => m.type === 'error')).toMatchObject({ code: 'SESSION_UNKNOWN' });
+  });
+
+  it('caps the sessions: one too many is told to try again later (1013)', async () => {
+    const port = await freePort();
+    const held = await Promise.all(
+      [0, 1, 2].map(async (i) => {
+        const c = new StudioClient(server.port);
+        await c.start([{ id: 'x', url: `rtmp://127.0.0.1:${port}/live/cap${i}` }]);
+        return c;
+      }),
+    );
+    const extra = new StudioClient(server.port);
+    await extra.opened();
+    extra.send({ type: 'start', destinations: [{ id: 'x', url: `rtmp://127.0.0.1:${port}/live/cap3` }] });
+    await waitFor('refused', () => extra.closeCode);
+    expect(extra.closeCode).toBe(1013);
+    expect(extra.messages.findLast((m) => m.type === 'error')).toMatchObject({ code: 'SESSION_LIMIT' });
+    for (const c of held) await c.stop();
+  });
+});
+
+describe('studio session: what a page may not send', () => {
+  let nginx: NginxRtmp;
+  let server: OnairServer;
+  let scratch: string;
+
+  beforeAll(async () => {
+    scratch = mkdtempSync(join(tmpdir(), 'onair-hostile-studio-'));
+    nginx = await startNginxRtmp({ record: true });
+    server = await OnairServer.listen({
+      host: '127.0.0.1',
+      port: 0,
+      webRoot: scratch,
+      policy: new ServerPolicy({ host: '127.0.0.1' }),
+      studioConfig: { localRtmp: null },
+      studio: { retry: FAST_RETRY, statusIntervalMs: 200 },
+    });
+  });
+
+  afterAll(async () => {
+    await server?.close();
+    await nginx?.dispose();
+    rmSync(scratch, { recursive: true, force: true });
+  });
+
+  const script = (body: number[]): Uint8Array => flvTag({ type: 18, timestamp: 0, data: Uint8Array.from(body) });
+  const name = (s: string): number[] => [0x02, 0, s.length, ...Buffer.from(s)];
+
+  it.each([
+    ['a script tag other than onMetaData', script([...name('onEvil'), 0x05])],
+    ['onMetaData with a strict array announcing 4 billion entries', script([...name('onMetaData'), 0x0a, 0xff, 0xff, 0xff, 0xff])],
+    ['onMetaData nested past the AMF depth limit', script([...name('onMetaData'), ...Array<number>(40).fill(0x0a).flatMap((m) => [m, 0, 0, 0, 1])])],
+  ])('refuses %s: error, close 1007, the session ends and its destination unpublishes', async (_what, bytes) => {
+    const key = `hostile${Math.random().toString(36).slice(2, 8)}`;
+    const input = readFlv(await shortFlv());
+    const client = new StudioClient(server.port);
+    await client.start([{ id: 'n', url: nginx.url('live', key) }]);
+    await client.waitState('n', 'live');
+    await client.sendTags(input.slice(0, 80));
+    client.sendFrame(bytes);
+    await waitFor('closed', () => client.closeCode);
+    expect(client.closeCode).toBe(1007);
+    expect(client.messages.findLast((m) => m.type === 'error')).toMatchObject({ code: 'FLV_SCRIPT_REFUSED' });
+    await nginx.recordingDone(key);
+  });
+
+  it('refuses a binary frame before start with 1008', async () => {
+    const client = new StudioClient(server.port);
+    await client.opened();
+    client.ws.send(flvTag({ type: 9, timestamp: 0, data: Uint8Array.of(0x17, 1, 0, 0, 0) }));
+    await waitFor('closed', () => client.closeCode);
+    expect(client.closeCode).toBe(1008);
+  });
+
+  it('stops retrying a stream key the server keeps refusing, and says what to check', async () => {
+    const taken = 'taken1';
+    const source = await flvFixture({ seconds: 20 });
+    const publisher = spawnTracked('ffmpeg', ['-hide_banner', '-nostdin', '-loglevel', 'error', '-re', '-i', source, '-c', 'copy', '-f', 'flv', nginx.url('live', taken)]);
+    await waitFor('ffmpeg publishing', async () => (publishes(nginx, taken) > 0 ? true : undefined), 10_000);
+    const client = new StudioClient(server.port);
+    await client.start([{ id: 'n', url: nginx.url('live', taken) }]);
+    const failed = await client.waitState('n', 'failed', 20_000);
+    expect(failed.reason).toMatch(/refused the stream key: check it in the platform's dashboard/);
+    expect(failed.reason).toMatch(/RTMP_PUBLISH_BADNAME/);
+    expect(failed.reason).not.toContain(taken);
+    await client.stop();
+    client.close();
+    await publisher.stop();
   });
 });

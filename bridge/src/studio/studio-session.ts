@@ -1,143 +1,202 @@
+import { timingSafeEqual } from 'node:crypto';
 import {
   CloseCode,
+  FlvTagType,
   MAX_STUDIO_BINARY_BYTES,
-  OnairError,
-  STUDIO_PROTOCOL_VERSION,
   parseFlvTag,
-  parseStudioClientMessage,
-  type FlvTag,
+  sanitizeMetadata,
+  tagKind,
+  type StudioDestination,
+  type StudioGapMessage,
+  type StudioGaps,
   type StudioServerMessage,
-  type StudioStartMessage,
+  type StudioStatusMessage,
 } from '@onair/shared';
-import type { WebSocket } from 'ws';
-import { DestinationRelay, type DestinationRelayOptions, type StreamStart } from './destination-relay.js';
-import { TagRole, tagRole } from './tags.js';
+import { GopCache, type GopCacheLimits } from '../media/gop-cache.js';
+import { DestinationRelay, type DestinationRelayOptions, type KindedTag, type StreamStart } from './destination-relay.js';
+import { SessionTimeline } from './session-timeline.js';
+
+/** The socket a session is attached to, as the session sees it. */
+export interface SessionLink {
+  send(msg: StudioServerMessage): void;
+  close(code: CloseCode, reason: string): void;
+}
 
 export interface StudioSessionOptions {
   policy: DestinationRelayOptions['policy'];
   log?: (line: string) => void;
-  /** Status is pushed at least this often while live, and soon after any state change. */
+  /** How long the session waits for its page to come back after the socket dropped. */
+  graceMs: number;
+  /** Status is pushed at least this often while attached, and soon after any state change. */
   statusIntervalMs?: number;
+  /** Acknowledgements go out this often while binary frames arrive. */
+  ackIntervalMs?: number;
   maxBufferedBytes?: number;
   retry?: DestinationRelayOptions['retry'];
+  gop?: Partial<GopCacheLimits>;
 }
 
-/** The current GOP is kept for a destination's first connection; bounded whatever the page sends. */
-const MAX_GOP_BYTES = 8 * 1024 * 1024;
+export interface StudioSessionInit {
+  id: string;
+  token: string;
+  /** The client's address, for per-client limits and logs. */
+  client: string;
+  destinations: readonly StudioDestination[];
+}
+
 const STATUS_DEBOUNCE_MS = 100;
+const DEFAULT_STATUS_INTERVAL_MS = 1000;
+const DEFAULT_ACK_INTERVAL_MS = 200;
 
 /**
- * One studio WebSocket: FLV tags in from the page, relayed to every destination of the current
- * `start`. Keeps what a (re)connecting destination needs: metadata, sequence headers and the GOP.
+ * One broadcast from one studio page: the session, not the socket, is its unit. It owns the
+ * destination relays and what a (re)connecting destination needs (metadata, sequence headers and
+ * the GOP); a socket attaches to it, and when the socket drops the destinations stay published for
+ * the grace period while the page resumes on a new one. Binary frames are counted across sockets;
+ * that count is what the page's resend picks up from.
  */
 export class StudioSession {
-  readonly #ws: WebSocket;
+  readonly id: string;
+  readonly client: string;
+  readonly #token: Buffer;
   readonly #opts: StudioSessionOptions;
-  #relays: DestinationRelay[] = [];
-  #metadata: FlvTag | undefined;
-  #audioConfig: FlvTag | undefined;
-  #videoConfig: FlvTag | undefined;
-  #gop: { tag: FlvTag; role: TagRole }[] = [];
-  #gopBytes = 0;
+  readonly #onEnd: (session: StudioSession) => void;
+  readonly #relays: DestinationRelay[];
+  readonly #cache: GopCache<KindedTag>;
+  readonly #timeline = new SessionTimeline();
+  #link: SessionLink | undefined;
   #received = { bytes: 0, tags: 0 };
-  #statusTimer: NodeJS.Timeout | undefined;
+  #acked = 0;
+  #gaps: StudioGaps = { count: 0, frames: 0, ms: 0 };
+  #statusTimer: NodeJS.Timeout;
+  #ackTimer: NodeJS.Timeout;
   #debounce: NodeJS.Timeout | undefined;
-  #closed = false;
-  /** Resolves once every destination has unpublished after the socket closed. */
+  #grace: NodeJS.Timeout | undefined;
+  #ended = false;
+  /** Resolves once every destination has unpublished. */
   readonly done: Promise<void>;
   #resolveDone!: () => void;
 
-  constructor(ws: WebSocket, opts: StudioSessionOptions) {
-    this.#ws = ws;
+  constructor(init: StudioSessionInit, opts: StudioSessionOptions, onEnd: (session: StudioSession) => void) {
+    this.id = init.id;
+    this.client = init.client;
+    this.#token = Buffer.from(init.token);
     this.#opts = opts;
-    this.done = new Promise((resolve) => {
-      this.#resolveDone = resolve;
-    });
-    ws.on('message', (data, isBinary) => this.#onMessage(data as Buffer | Buffer[] | ArrayBuffer, isBinary));
-    ws.on('close', () => void this.#shutdown());
-    ws.on('error', () => void this.#shutdown());
-    this.#send({ type: 'welcome', version: STUDIO_PROTOCOL_VERSION, maxBinaryBytes: MAX_STUDIO_BINARY_BYTES });
-    this.#statusTimer = setInterval(() => this.#sendStatus(), opts.statusIntervalMs ?? 1000);
-  }
-
-  #onMessage(raw: Buffer | Buffer[] | ArrayBuffer, isBinary: boolean): void {
-    const bytes = Array.isArray(raw) ? Buffer.concat(raw) : raw instanceof ArrayBuffer ? new Uint8Array(raw) : raw;
-    try {
-      if (isBinary) this.#onTag(parseFlvTag(bytes, MAX_STUDIO_BINARY_BYTES));
-      else this.#onControl(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('utf8'));
-    } catch (err) {
-      const code = err instanceof OnairError ? err.code : 'INTERNAL';
-      const message = err instanceof Error ? err.message : String(err);
-      this.#send({ type: 'error', code, message });
-      this.#ws.close(isBinary ? CloseCode.InvalidData : CloseCode.PolicyViolation, code);
-    }
-  }
-
-  #onControl(text: string): void {
-    const msg = parseStudioClientMessage(text);
-    if (msg.type === 'start') this.#start(msg);
-    else void this.#stopRelays().then(() => this.#sendStatus());
-  }
-
-  #start(msg: StudioStartMessage): void {
-    if (this.#relays.some((r) => r.state !== 'stopped' && r.state !== 'failed')) {
-      throw new OnairError('ALREADY_LIVE', 'already live: send stop before starting again');
-    }
-    this.#metadata = this.#audioConfig = this.#videoConfig = undefined;
-    this.#gop = [];
-    this.#gopBytes = 0;
-    this.#relays = msg.destinations.map(
+    this.#onEnd = onEnd;
+    this.#cache = new GopCache<KindedTag>(opts.gop);
+    this.done = new Promise((resolve) => (this.#resolveDone = resolve));
+    this.#relays = init.destinations.map(
       (d) =>
         new DestinationRelay({
           id: d.id,
           url: d.url,
-          policy: this.#opts.policy,
+          policy: opts.policy,
           streamStart: () => this.#streamStart(),
           onChange: () => this.#statusSoon(),
-          ...(this.#opts.maxBufferedBytes !== undefined ? { maxBufferedBytes: this.#opts.maxBufferedBytes } : {}),
-          ...(this.#opts.retry !== undefined ? { retry: this.#opts.retry } : {}),
-          ...(this.#opts.log !== undefined ? { log: this.#opts.log } : {}),
+          ...(opts.maxBufferedBytes !== undefined ? { maxBufferedBytes: opts.maxBufferedBytes } : {}),
+          ...(opts.retry !== undefined ? { retry: opts.retry } : {}),
+          ...(opts.log !== undefined ? { log: opts.log } : {}),
         }),
     );
+    this.#statusTimer = setInterval(() => this.#sendStatus(), opts.statusIntervalMs ?? DEFAULT_STATUS_INTERVAL_MS);
+    this.#ackTimer = setInterval(() => this.#sendAck(), opts.ackIntervalMs ?? DEFAULT_ACK_INTERVAL_MS);
+  }
+
+  get ended(): boolean {
+    return this.#ended;
+  }
+
+  /** Binary frames received since the session started: the number of the last one. */
+  get received(): number {
+    return this.#received.tags;
+  }
+
+  get attached(): boolean {
+    return this.#link !== undefined;
+  }
+
+  /** True when `token` is this session's resume token (constant time). */
+  owns(token: string): boolean {
+    const t = Buffer.from(token);
+    return t.length === this.#token.length && timingSafeEqual(t, this.#token);
+  }
+
+  /** The page's socket for this session from now on; a previous one (half-open, say) is closed. */
+  attach(link: SessionLink): void {
+    if (this.#ended) return;
+    const old = this.#link;
+    this.#link = link;
+    clearTimeout(this.#grace);
+    this.#grace = undefined;
+    if (old !== undefined && old !== link) old.close(CloseCode.Superseded, 'the page resumed this session on a new connection');
+    this.#acked = this.#received.tags;
+  }
+
+  /** The socket `link` is gone: destinations stay published for the grace period. */
+  detach(link: SessionLink): void {
+    if (this.#link !== link || this.#ended) return;
+    this.#link = undefined;
+    const ms = this.#opts.graceMs;
+    this.#opts.log?.(`studio session ${this.id}: page disconnected, keeping its destinations for ${ms / 1000} s`);
+    this.#grace = setTimeout(() => {
+      this.#opts.log?.(`studio session ${this.id}: the page did not come back within ${ms / 1000} s; ending it`);
+      this.end().catch((err: unknown) => this.#opts.log?.(`studio session ${this.id}: ending failed: ${String(err)}`));
+    }, ms);
+    this.#grace.unref();
+  }
+
+  /**
+   * One binary frame from `link`: exactly one FLV tag. Throws OnairError for a frame that is not
+   * one (the caller ends the session). Frames from a superseded socket are ignored.
+   */
+  onFrame(link: SessionLink, bytes: Uint8Array): void {
+    if (link !== this.#link || this.#ended) return;
+    this.#received.tags++;
+    this.#received.bytes += bytes.length;
+    const parsed = parseFlvTag(bytes, MAX_STUDIO_BINARY_BYTES);
+    // Servers decode script data with their own AMF readers: they only ever see ours.
+    const data = parsed.type === FlvTagType.Script ? sanitizeMetadata(parsed.data) : parsed.data;
+    const tag = { type: parsed.type, timestamp: parsed.timestamp, data };
+    const kind = tagKind(tag);
+    const timestamp = this.#timeline.map(tag.timestamp, kind);
+    if (timestamp === undefined) return;
+    const out: KindedTag = { type: tag.type, timestamp, data, kind };
+    this.#cache.push(out, kind);
+    for (const relay of this.#relays) relay.push(out);
+  }
+
+  /** The page could not resend everything: the timeline continues at the next keyframe. */
+  onGap(link: SessionLink, gap: StudioGapMessage): void {
+    if (link !== this.#link || this.#ended) return;
+    this.#timeline.gap();
+    this.#gaps = { count: this.#gaps.count + 1, frames: this.#gaps.frames + gap.frames, ms: this.#gaps.ms + gap.ms };
+    this.#opts.log?.(`studio session ${this.id}: the page lost ${gap.frames} frames (${(gap.ms / 1000).toFixed(1)} s); continuing at its next keyframe`);
+    this.#statusSoon();
+  }
+
+  /** Ends the broadcast: every destination unpublishes; the last status goes to the page. */
+  async stop(link: SessionLink): Promise<void> {
+    if (link !== this.#link) return;
+    await this.end();
+    link.send(this.status());
+  }
+
+  status(): StudioStatusMessage {
+    return { type: 'status', destinations: this.#relays.map((r) => r.status()), received: { ...this.#received }, gaps: { ...this.#gaps } };
+  }
+
+  /** Retries at once every destination waiting to reconnect to `matches` (a server known to be back). */
+  retryNow(matches: (url: string) => boolean): void {
+    for (const relay of this.#relays) if (matches(relay.url)) relay.retryNow();
   }
 
   #streamStart(): StreamStart {
-    return { metadata: this.#metadata, audioConfig: this.#audioConfig, videoConfig: this.#videoConfig, gop: this.#gop };
-  }
-
-  #onTag(tag: FlvTag): void {
-    this.#received.bytes += tag.data.length;
-    this.#received.tags++;
-    const role = tagRole(tag);
-    switch (role) {
-      case TagRole.Metadata:
-        this.#metadata = tag;
-        break;
-      case TagRole.AudioConfig:
-        this.#audioConfig = tag;
-        break;
-      case TagRole.VideoConfig:
-        this.#videoConfig = tag;
-        break;
-      case TagRole.VideoKey:
-        this.#gop = [{ tag, role }];
-        this.#gopBytes = tag.data.length;
-        break;
-      case TagRole.Video:
-      case TagRole.Audio:
-        if (this.#gop.length > 0 && this.#gopBytes + tag.data.length <= MAX_GOP_BYTES) {
-          this.#gop.push({ tag, role });
-          this.#gopBytes += tag.data.length;
-        }
-        break;
-      default:
-        return;
-    }
-    for (const relay of this.#relays) relay.push(tag, role);
+    const { headers, gop } = this.#cache.snapshot();
+    return { headers, gop };
   }
 
   #statusSoon(): void {
-    if (this.#debounce !== undefined || this.#closed) return;
+    if (this.#debounce !== undefined || this.#ended) return;
     this.#debounce = setTimeout(() => {
       this.#debounce = undefined;
       this.#sendStatus();
@@ -145,39 +204,39 @@ export class StudioSession {
   }
 
   #sendStatus(): void {
-    this.#send({ type: 'status', destinations: this.#relays.map((r) => r.status()), received: { ...this.#received } });
+    this.#link?.send(this.status());
   }
 
-  #send(msg: StudioServerMessage): void {
-    if (this.#ws.readyState === this.#ws.OPEN) this.#ws.send(JSON.stringify(msg));
+  #sendAck(): void {
+    if (this.#link === undefined || this.#received.tags === this.#acked) return;
+    this.#acked = this.#received.tags;
+    this.#link.send({ type: 'ack', received: this.#acked });
   }
 
-  async #stopRelays(): Promise<void> {
+  /** Unpublishes every destination (bounded wait) and forgets the session. */
+  async end(): Promise<void> {
+    if (this.#ended) return this.done;
+    this.#ended = true;
+    clearInterval(this.#statusTimer);
+    clearInterval(this.#ackTimer);
+    clearTimeout(this.#debounce);
+    clearTimeout(this.#grace);
+    this.#onEnd(this);
     await Promise.all(this.#relays.map((r) => r.stop()));
-  }
-
-  async #shutdown(): Promise<void> {
-    if (this.#closed) return;
-    this.#closed = true;
-    clearInterval(this.#statusTimer);
-    clearTimeout(this.#debounce);
-    await this.#stopRelays();
-    this.#gop = [];
+    this.#cache.clear();
     this.#resolveDone();
+    return this.done;
   }
 
-  /** Ends every destination cleanly and closes the socket. */
-  async close(): Promise<void> {
-    this.#ws.close(CloseCode.GoingAway, 'server shutting down');
-    await this.#shutdown();
-  }
-
+  /** Ends at once without the polite unpublish (process exit). */
   destroy(): void {
-    this.#closed = true;
+    this.#ended = true;
     clearInterval(this.#statusTimer);
+    clearInterval(this.#ackTimer);
     clearTimeout(this.#debounce);
+    clearTimeout(this.#grace);
     for (const r of this.#relays) r.destroy();
-    this.#ws.terminate();
+    this.#onEnd(this);
     this.#resolveDone();
   }
 }

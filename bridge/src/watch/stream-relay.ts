@@ -1,8 +1,8 @@
 import { backoffMs, flvTag, OnairError, type Backoff, type FlvTag } from '@onair/shared';
 import { redactKey } from '../rtmp/url.js';
 import type { WatchState, WatchStatusMessage } from '@onair/shared';
-import { GopCache, type GopCacheLimits } from './gop-cache.js';
-import { TagKind, tagKind } from './tag-kind.js';
+import { GopCache, type GopCacheLimits } from '../media/gop-cache.js';
+import { TagKind, tagKind } from '@onair/shared';
 import { ViewerGate, type ViewerLimits } from './viewer-gate.js';
 
 /** An upstream play session: tags until the publisher ends, then the iterator finishes. */

@@ -1,4 +1,4 @@
-import { TagKind } from './tag-kind.js';
+import { TagKind } from '@onair/shared';
 
 export interface ViewerLimits {
   /** Bytes queued towards a viewer past which it is skipped forward to the next keyframe. */

@@ -10,13 +10,13 @@ import { flvFixture } from '../../test/harness/fixtures.js';
 import { startNginxRtmp, type NginxRtmp } from '../../test/harness/nginx.js';
 import { spawnTracked, waitFor, type Child } from '../../test/harness/proc.js';
 import { parseWatchServerMessage, type WatchServerMessage } from '@onair/shared';
-import { GopCache } from './gop-cache.js';
-import { TagKind, tagKind } from './tag-kind.js';
+import { GopCache } from '../media/gop-cache.js';
+import { TagKind, tagKind } from '@onair/shared';
 import { TickCorker } from './tick-corker.js';
 import { DEFAULT_VIEWER_LIMITS, ViewerGate } from './viewer-gate.js';
 import { StreamRelay, type StreamStats, type ViewerSink } from './stream-relay.js';
 import { WatchService, type WatchMetrics } from './watch-service.js';
-import { startServe } from '../serve.js';
+import { parseServeArgs, startServe } from '../serve.js';
 import { freePort } from '../../test/harness/ports.js';
 import { ServerPolicy } from '../server/policy.js';
 
@@ -417,7 +417,7 @@ describe('warm start', () => {
   it('onair serve warms every stream published to the embedded server: the first viewer starts at once', async () => {
     const rtmpPort = await freePort();
     const serve = await startServe(
-      { host: '127.0.0.1', port: 0, token: undefined, allowPrivate: undefined, allowOrigins: [], localRtmpPort: rtmpPort, webRoot: '/nonexistent', verbose: false },
+      { ...parseServeArgs([], {}), port: 0, localRtmpPort: rtmpPort, webRoot: '/nonexistent' },
       () => undefined,
     );
     // The same embedded server, watched through a service that does not warm: the cold path.

@@ -23,6 +23,8 @@ export interface ChaosProxy {
    * writes wait. Everything held is delivered afterwards, in order, as TCP would.
    */
   blackhole(ms: number): Promise<void>;
+  /** The same as a blackhole, until `pause(false)`. */
+  pause(on: boolean): void;
   /** Holds bytes from the target and releases them every `everyMs` (0: pass at once again). */
   burst(everyMs: number): void;
   close(): Promise<void>;
@@ -38,11 +40,11 @@ export async function startChaosProxy(targetPort: number): Promise<ChaosProxy> {
   const pairs = new Set<Pair>();
   let accepted = 0;
   let refuseUntil = 0;
-  let holeUntil = 0;
+  let paused = false;
   let burstMs = 0;
   let burstTimer: NodeJS.Timeout | undefined;
 
-  const silent = (): boolean => Date.now() < holeUntil;
+  const silent = (): boolean => paused;
   const drop = (p: Pair): void => {
     pairs.delete(p);
     p.client.destroy();
@@ -50,6 +52,20 @@ export async function startChaosProxy(targetPort: number): Promise<ChaosProxy> {
   };
   const release = (p: Pair): void => {
     for (const chunk of p.held.splice(0)) p.client.write(chunk);
+  };
+
+  const pause = (on: boolean): void => {
+    paused = on;
+    for (const p of pairs) {
+      if (on) {
+        p.client.pause();
+        p.target.pause();
+      } else {
+        p.client.resume();
+        p.target.resume();
+        if (burstMs === 0) release(p);
+      }
+    }
   };
 
   const server: Server = createServer((client) => {
@@ -72,7 +88,7 @@ export async function startChaosProxy(targetPort: number): Promise<ChaosProxy> {
     });
     client.on('data', (chunk) => target.write(chunk));
     target.on('data', (chunk) => {
-      if (burstMs > 0) pair.held.push(chunk);
+      if (burstMs > 0 || silent()) pair.held.push(chunk);
       else client.write(chunk);
     });
     if (silent()) target.pause();
@@ -102,18 +118,11 @@ export async function startChaosProxy(targetPort: number): Promise<ChaosProxy> {
       if (refuseMs > 0) await new Promise((r) => setTimeout(r, refuseMs));
     },
     async blackhole(ms) {
-      holeUntil = Date.now() + ms;
-      for (const p of pairs) {
-        p.client.pause();
-        p.target.pause();
-      }
+      pause(true);
       await new Promise((r) => setTimeout(r, ms));
-      holeUntil = 0;
-      for (const p of pairs) {
-        p.client.resume();
-        p.target.resume();
-      }
+      pause(false);
     },
+    pause,
     burst(everyMs) {
       burstMs = everyMs;
       clearInterval(burstTimer);

@@ -3,10 +3,11 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Amf0EcmaArray, amf0Props } from '../amf/amf0.js';
+import { Amf0EcmaArray, amf0Props, decodeAmf0, encodeAmf0 } from '../amf/amf0.js';
 import { ByteWriter } from '../bytes/byte-writer.js';
 import { aacAudioBody, avcVideoBody, onMetaDataBody, parseAudioBody, parseScriptBody, parseVideoBody } from './flv-media.js';
 import { FlvReader, parseFlvTag } from './flv-reader.js';
+import { sanitizeMetadata } from './metadata.js';
 import { FlvTagType, type FlvTag } from './flv-tag.js';
 import { flvHeader, flvTag, writeFlvTagInto } from './flv-writer.js';
 import { cat, errorCode as code, h } from '../testing/bytes.js';
@@ -310,5 +311,26 @@ describe('FLV from ffmpeg', () => {
       const tags = [...r.push(file.subarray(0, i)), ...r.push(file.subarray(i))];
       expect(tags.length, `split at ${i}`).toBe(whole.length);
     }
+  });
+});
+
+describe('sanitizeMetadata', () => {
+  it('keeps the known onMetaData fields of the right type, drops the rest, and writes onMetaData + ECMA array', () => {
+    const body = onMetaDataBody({ width: 1280, height: 720, framerate: 30, stereo: true, encoder: 'x'.repeat(300), videocodecid: 7, evil: 'y', hasVideo: 'yes' }, true);
+    const out = sanitizeMetadata(body);
+    const { name, value } = parseScriptBody(out);
+    expect(name).toBe('onMetaData');
+    expect(value).toBeInstanceOf(Amf0EcmaArray);
+    const props = (value as Amf0EcmaArray).entries;
+    expect(props).toEqual({ width: 1280, height: 720, framerate: 30, videocodecid: 7, stereo: true, encoder: 'x'.repeat(256) });
+    expect(decodeAmf0(out)[0]).toBe('onMetaData');
+  });
+
+  it('refuses other scripts and metadata that does not decode', () => {
+    const refused = (b: Uint8Array): string | undefined => code(() => sanitizeMetadata(b));
+    expect(refused(encodeAmf0(['onCuePoint', { a: 1 }]))).toBe('FLV_SCRIPT_REFUSED');
+    expect(refused(Uint8Array.of(0x02, 0x00, 0x0a, ...new TextEncoder().encode('onMetaData'), 0x0a, 0xff, 0xff, 0xff, 0xff))).toBe('FLV_SCRIPT_REFUSED');
+    expect(refused(encodeAmf0(['onMetaData', 5]))).toBe('FLV_SCRIPT_REFUSED');
+    expect(refused(new Uint8Array(0))).toBe('FLV_SCRIPT_REFUSED');
   });
 });

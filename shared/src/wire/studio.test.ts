@@ -31,6 +31,8 @@ describe('studio wire protocol: page → bridge', () => {
       ],
     });
     expect(parseStudioClientMessage('{"type":"stop"}')).toEqual({ type: 'stop' });
+    expect(parseStudioClientMessage('{"type":"resume","session":"9f2c41aa07","token":"Zm9vYmFy-_x"}')).toEqual({ type: 'resume', session: '9f2c41aa07', token: 'Zm9vYmFy-_x' });
+    expect(parseStudioClientMessage('{"type":"gap","frames":120,"ms":4000}')).toEqual({ type: 'gap', frames: 120, ms: 4000 });
   });
 
   it('drops unknown fields instead of passing them on', () => {
@@ -52,6 +54,12 @@ describe('studio wire protocol: page → bridge', () => {
     ['http URL', '{"type":"start","destinations":[{"id":"a","url":"http://h/a/k"}]}'],
     ['file URL', '{"type":"start","destinations":[{"id":"a","url":"file:///etc/passwd"}]}'],
     ['number URL', '{"type":"start","destinations":[{"id":"a","url":5}]}'],
+    ['resume without a token', '{"type":"resume","session":"abc"}'],
+    ['resume with an empty session', '{"type":"resume","session":"","token":"t"}'],
+    ['resume with a session that is not an id', '{"type":"resume","session":"../x","token":"t"}'],
+    ['resume with a token too long', `{"type":"resume","session":"a","token":"${'t'.repeat(129)}"}`],
+    ['gap with negative frames', '{"type":"gap","frames":-1,"ms":0}'],
+    ['gap without ms', '{"type":"gap","frames":1}'],
   ])('refuses %s', (_what, text) => {
     badMessage(() => parseStudioClientMessage(text));
   });
@@ -68,11 +76,15 @@ describe('studio wire protocol: page → bridge', () => {
 describe('studio wire protocol: bridge → page', () => {
   it('round-trips every server message through JSON', () => {
     const messages: StudioServerMessage[] = [
-      { type: 'welcome', version: 1, maxBinaryBytes: 4194304 },
+      { type: 'welcome', version: 2, maxBinaryBytes: 4194304, graceMs: 30_000, resendBufferMs: 15_000 },
+      { type: 'session', id: 'a1b2c3d4e5f60718', token: 'k-9_Zx' },
+      { type: 'resumed', received: 1234 },
+      { type: 'ack', received: 1250 },
       { type: 'error', code: 'BAD_MESSAGE', message: 'message is not JSON' },
       {
         type: 'status',
         received: { bytes: 1000, tags: 10 },
+        gaps: { count: 1, frames: 150, ms: 5000 },
         destinations: [
           { id: 'a', url: 'rtmp://h/live/***', state: 'live', bytes: 900, dropped: 0, bufferedBytes: 0 },
           { id: 'b', url: 'rtmp://g/live/***', state: 'retrying', reason: 'connection refused', retryInMs: 1800, bytes: 0, dropped: 3, bufferedBytes: 0 },
@@ -83,11 +95,13 @@ describe('studio wire protocol: bridge → page', () => {
   });
 
   it('refuses an unknown destination state and negative counters', () => {
-    const status = (d: object): string => JSON.stringify({ type: 'status', received: { bytes: 0, tags: 0 }, destinations: [{ id: 'a', url: 'u', bytes: 0, dropped: 0, bufferedBytes: 0, ...d }] });
+    const status = (d: object): string => JSON.stringify({ type: 'status', received: { bytes: 0, tags: 0 }, gaps: { count: 0, frames: 0, ms: 0 }, destinations: [{ id: 'a', url: 'u', bytes: 0, dropped: 0, bufferedBytes: 0, ...d }] });
     expect(parseStudioServerMessage(status({ state: 'live' })).type).toBe('status');
     badMessage(() => parseStudioServerMessage(status({ state: 'exploded' })));
     badMessage(() => parseStudioServerMessage(status({ state: 'live', bytes: -1 })));
     badMessage(() => parseStudioServerMessage('{"type":"status","destinations":[]}'));
+    badMessage(() => parseStudioServerMessage('{"type":"status","destinations":[],"received":{"bytes":0,"tags":0}}'));
+    badMessage(() => parseStudioServerMessage('{"type":"ack","received":-5}'));
   });
 });
 

@@ -2,13 +2,16 @@ import { MAX_REASON_LENGTH } from './close.js';
 import { fail, nonNegative, parseJsonObject, record, str } from './validate.js';
 
 /**
- * The studio WebSocket protocol (docs/ws-protocol.md). Binary frames carry exactly one FLV tag in
- * file form (11-byte header, body, 4-byte PreviousTagSize), page → bridge. Text frames carry the
- * JSON messages below, validated on both sides by the parsers in this file.
+ * The studio WebSocket protocol, version 2 (docs/ws-protocol.md). Binary frames carry exactly one
+ * FLV tag in file form (11-byte header, body, 4-byte PreviousTagSize), page → bridge, and are
+ * numbered implicitly: the first binary frame of a session is 1, every next one +1, across every
+ * socket of the session. The bridge acknowledges by number; a page that lost its socket resumes the
+ * same session on a new one and resends what the bridge did not get. Text frames carry the JSON
+ * messages below, validated on both sides by the parsers in this file.
  */
 
 export const STUDIO_WS_PATH = '/studio-ws';
-export const STUDIO_PROTOCOL_VERSION = 1;
+export const STUDIO_PROTOCOL_VERSION = 2;
 
 /** Largest binary frame: one FLV tag (a 1080p60 keyframe at high bitrate stays far below). */
 export const MAX_STUDIO_BINARY_BYTES = 4 * 1024 * 1024;
@@ -17,6 +20,9 @@ export const MAX_STUDIO_TEXT_BYTES = 64 * 1024;
 export const MAX_DESTINATIONS = 8;
 const MAX_URL_LENGTH = 2048;
 const MAX_ID_LENGTH = 64;
+const MAX_TOKEN_LENGTH = 128;
+/** Session ids and resume tokens: URL-safe base64 or hex. */
+const SESSION_TEXT = /^[A-Za-z0-9_-]+$/;
 
 export interface StudioDestination {
   /** Chosen by the page; echoed in status messages. */
@@ -25,16 +31,40 @@ export interface StudioDestination {
   url: string;
 }
 
+/** A new session: the bridge publishes to every destination. */
 export interface StudioStartMessage {
   type: 'start';
   destinations: StudioDestination[];
+}
+
+/**
+ * The same session on a new socket. `session` is the id (not secret: a load balancer may route on
+ * it), `token` the secret that proves the page owns it.
+ */
+export interface StudioResumeMessage {
+  type: 'resume';
+  session: string;
+  token: string;
+}
+
+/**
+ * The page no longer holds every frame after what the bridge acknowledged: the frames that follow
+ * start with the headers and a keyframe, and the bridge continues the timeline from there. The
+ * page says how much it lost, for the streamer's report.
+ */
+export interface StudioGapMessage {
+  type: 'gap';
+  /** Encoded video frames lost. */
+  frames: number;
+  /** Media time lost, ms. */
+  ms: number;
 }
 
 export interface StudioStopMessage {
   type: 'stop';
 }
 
-export type StudioClientMessage = StudioStartMessage | StudioStopMessage;
+export type StudioClientMessage = StudioStartMessage | StudioResumeMessage | StudioGapMessage | StudioStopMessage;
 
 export type DestinationState = 'connecting' | 'live' | 'retrying' | 'failed' | 'stopped';
 const DESTINATION_STATES: readonly DestinationState[] = ['connecting', 'live', 'retrying', 'failed', 'stopped'];
@@ -60,6 +90,35 @@ export interface StudioWelcomeMessage {
   type: 'welcome';
   version: number;
   maxBinaryBytes: number;
+  /** How long the bridge keeps a session whose socket dropped, waiting for the page to resume it. */
+  graceMs: number;
+  /** How much media the page should keep for resending (at least; it may keep one GOP more). */
+  resendBufferMs: number;
+}
+
+/** The answer to `start`: what the page needs to resume this session later. */
+export interface StudioSessionMessage {
+  type: 'session';
+  id: string;
+  token: string;
+}
+
+/** The answer to `resume`: binary frames 1..received arrived; the next one the bridge takes is received + 1. */
+export interface StudioResumedMessage {
+  type: 'resumed';
+  received: number;
+}
+
+/** Binary frames 1..received arrived; the page may forget them. */
+export interface StudioAckMessage {
+  type: 'ack';
+  received: number;
+}
+
+export interface StudioGaps {
+  count: number;
+  frames: number;
+  ms: number;
 }
 
 export interface StudioStatusMessage {
@@ -67,6 +126,8 @@ export interface StudioStatusMessage {
   destinations: DestinationStatus[];
   /** Bytes and tags received from the page since the session started. */
   received: { bytes: number; tags: number };
+  /** Media the page could not resend after losing its socket (each gap closed at a keyframe). */
+  gaps: StudioGaps;
 }
 
 export interface StudioErrorMessage {
@@ -75,7 +136,19 @@ export interface StudioErrorMessage {
   message: string;
 }
 
-export type StudioServerMessage = StudioWelcomeMessage | StudioStatusMessage | StudioErrorMessage;
+export type StudioServerMessage =
+  | StudioWelcomeMessage
+  | StudioSessionMessage
+  | StudioResumedMessage
+  | StudioAckMessage
+  | StudioStatusMessage
+  | StudioErrorMessage;
+
+function sessionText(obj: Record<string, unknown>, key: string, max: number): string {
+  const v = str(obj, key, max);
+  if (!SESSION_TEXT.test(v)) fail(`"${key}" must be 1-${max} characters of A-Z a-z 0-9 _ -`);
+  return v;
+}
 
 /** Parses and validates a page → bridge text frame; throws OnairError BAD_MESSAGE. */
 export function parseStudioClientMessage(text: string): StudioClientMessage {
@@ -83,6 +156,10 @@ export function parseStudioClientMessage(text: string): StudioClientMessage {
   switch (obj['type']) {
     case 'stop':
       return { type: 'stop' };
+    case 'resume':
+      return { type: 'resume', session: sessionText(obj, 'session', MAX_ID_LENGTH), token: sessionText(obj, 'token', MAX_TOKEN_LENGTH) };
+    case 'gap':
+      return { type: 'gap', frames: nonNegative(obj, 'frames'), ms: nonNegative(obj, 'ms') };
     case 'start': {
       const list = obj['destinations'];
       if (!Array.isArray(list)) fail('"destinations" must be an array');
@@ -111,16 +188,30 @@ export function parseStudioServerMessage(text: string): StudioServerMessage {
   const obj = parseJsonObject(text, MAX_STUDIO_TEXT_BYTES);
   switch (obj['type']) {
     case 'welcome':
-      return { type: 'welcome', version: nonNegative(obj, 'version'), maxBinaryBytes: nonNegative(obj, 'maxBinaryBytes') };
+      return {
+        type: 'welcome',
+        version: nonNegative(obj, 'version'),
+        maxBinaryBytes: nonNegative(obj, 'maxBinaryBytes'),
+        graceMs: nonNegative(obj, 'graceMs'),
+        resendBufferMs: nonNegative(obj, 'resendBufferMs'),
+      };
+    case 'session':
+      return { type: 'session', id: sessionText(obj, 'id', MAX_ID_LENGTH), token: sessionText(obj, 'token', MAX_TOKEN_LENGTH) };
+    case 'resumed':
+      return { type: 'resumed', received: nonNegative(obj, 'received') };
+    case 'ack':
+      return { type: 'ack', received: nonNegative(obj, 'received') };
     case 'error':
       return { type: 'error', code: str(obj, 'code', 64), message: str(obj, 'message', MAX_REASON_LENGTH) };
     case 'status': {
       const list = obj['destinations'];
-      if (!Array.isArray(list) || list.length > MAX_DESTINATIONS) fail('"destinations" must be an array of at most 8');
+      if (!Array.isArray(list) || list.length > MAX_DESTINATIONS) fail(`"destinations" must be an array of at most ${MAX_DESTINATIONS}`);
       const received = record(obj['received'], '"received"');
+      const gaps = record(obj['gaps'], '"gaps"');
       return {
         type: 'status',
         received: { bytes: nonNegative(received, 'bytes'), tags: nonNegative(received, 'tags') },
+        gaps: { count: nonNegative(gaps, 'count'), frames: nonNegative(gaps, 'frames'), ms: nonNegative(gaps, 'ms') },
         destinations: list.map((item, i) => {
           const d = record(item, `destinations[${i}]`);
           const state = d['state'];

@@ -2,7 +2,7 @@ import { CONFIG_PATH, STUDIO_WS_PATH, type DestinationStatus, type StudioConfig 
 import { AudioMix, createFeed, type Feed } from './capture.js';
 import { Destinations } from './destinations.svelte.js';
 import { AUDIO, DEFAULT_PRESET_ID, KEYFRAME_INTERVAL_S, presetById } from './presets.js';
-import type { BridgeLink, EncodeSettings, EncodeStats, FromWorker, ToWorker } from './worker-protocol.js';
+import type { BridgeLinkState, EncodeSettings, EncodeStats, FromWorker, ToWorker } from './worker-protocol.js';
 import EncodeWorker from './encode.worker.ts?worker';
 
 export type Phase = 'idle' | 'starting' | 'live' | 'stopping';
@@ -33,7 +33,7 @@ export class Studio {
   statuses = $state.raw<Record<string, DestinationStatus>>({});
   received = $state.raw<{ bytes: number; tags: number } | null>(null);
   /** The encode worker's WebSocket to the bridge. */
-  link = $state.raw<BridgeLink>({ state: 'connecting' });
+  link = $state.raw<BridgeLinkState>({ state: 'connecting' });
   localRtmp = $state.raw<StudioConfig['localRtmp']>(null);
   /**
    * "Measure latency": the encode worker draws the latency clock into the video. Not remembered,
@@ -264,6 +264,8 @@ export class Studio {
         break;
       case 'link':
         this.link = msg.link;
+        // While resuming, the bridge keeps every destination as it was; once the session is
+        // gone they are being set up again.
         if (msg.link.state === 'reconnecting') this.#showReconnecting(msg.link.retryInMs);
         break;
       case 'server':
@@ -275,7 +277,7 @@ export class Studio {
     }
   }
 
-  /** The bridge cannot report while the page is cut off from it: every destination is retrying. */
+  /** The bridge lost the session (it restarted, say): every destination is being set up again. */
   #showReconnecting(retryInMs: number): void {
     this.statuses = Object.fromEntries(
       this.#liveIds.map((id) => {
@@ -303,7 +305,7 @@ export class Studio {
     setTimeout(() => worker.terminate(), 5000);
     this.#worker = undefined;
     this.phase = 'idle';
-    if (this.link.state === 'reconnecting') {
+    if (this.link.state === 'reconnecting' || this.link.state === 'resuming') {
       this.statuses = Object.fromEntries(Object.entries(this.statuses).map(([id, st]) => [id, { id, url: st.url, state: 'stopped', bytes: st.bytes, dropped: st.dropped, bufferedBytes: 0 }]));
     }
   }

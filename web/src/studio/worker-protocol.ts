@@ -41,6 +41,10 @@ export interface EncodeStats {
   encodeQueue: number;
   /** Frames not sent: encoder behind, or dropped to the next keyframe for backpressure. */
   framesDropped: number;
+  /** Why: the worker ran late (output clock skipped ahead), the encoder's queue was full, the link was backed up. */
+  droppedLate: number;
+  droppedEncoderBusy: number;
+  droppedBacklog: number;
   /** Output frames that repeated the previous camera frame (camera slower than the preset). */
   framesRepeated: number;
   wsBufferedBytes: number;
@@ -53,18 +57,28 @@ export interface EncodeStats {
   muxSendMeanMs: number;
   codec: string;
   audioEncoder: 'webcodecs' | 'wasm' | 'none';
-  /** Times the WebSocket to the bridge was opened again after it dropped. */
+  /** Video frames the encoder produced that went into the stream. */
+  framesEncoded: number;
+  /** Times the connection to the bridge dropped while live (each resumed or restarted). */
   reconnects: number;
-  /** Encoded video and audio frames dropped because the bridge was unreachable. */
-  droppedWhileReconnecting: number;
+  /** Media the page could not resend after a drop: gaps, video frames and milliseconds lost. */
+  gaps: number;
+  gapFrames: number;
+  gapMs: number;
+  /** Bytes held for resending (sent and not yet acknowledged by the bridge, or not sent yet). */
+  resendBufferBytes: number;
   /** Audio blocks turned away because the AAC encoder was more than a second behind. */
   audioBlocksDropped: number;
 }
 
-/** The worker's WebSocket to the bridge. */
-export type BridgeLink =
+/**
+ * The worker's connection to the bridge. `resuming`: the socket dropped and the bridge keeps the
+ * session for `graceLeftMs` more; `reconnecting`: the session is gone, a new one is being opened.
+ */
+export type BridgeLinkState =
   | { state: 'connecting' }
   | { state: 'up' }
+  | { state: 'resuming'; reason: string; attempt: number; retryInMs: number; graceLeftMs: number }
   | { state: 'reconnecting'; reason: string; attempt: number; retryInMs: number };
 
 /** For PCM blocks over `audioPort`: planar Float32 channels at `sampleRate`. */
@@ -79,4 +93,4 @@ export type FromWorker =
   | { type: 'state'; state: 'starting' | 'live' | 'stopped' | 'error'; message?: string }
   | { type: 'server'; message: StudioServerMessage }
   | { type: 'stats'; stats: EncodeStats }
-  | { type: 'link'; link: BridgeLink };
+  | { type: 'link'; link: BridgeLinkState };

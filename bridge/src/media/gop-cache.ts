@@ -1,5 +1,4 @@
-import type { FlvTag } from '@onair/shared';
-import { TagKind } from './tag-kind.js';
+import { TagKind, type FlvTag } from '@onair/shared';
 
 export interface GopCacheLimits {
   /** Bytes of frames kept since the last keyframe; past it the GOP is dropped until the next one. */

@@ -1,6 +1,11 @@
-import type { FlvTag } from '@onair/shared';
+import { FlvTagType, type FlvTag } from './flv-tag.js';
 
-/** What the fan-out needs to know about a tag; read from its first two body bytes only. */
+/**
+ * What a relay needs to know about a tag, read from its first two body bytes only: the one
+ * classifier of the studio's destinations and the watch fan-out. `Other` tags (AVC end of
+ * sequence, video info/command frames, unknown types) are neither cached nor a starting point;
+ * relays pass them on in order once a receiver is past its first keyframe.
+ */
 export const enum TagKind {
   Metadata, // SCRIPTDATA onMetaData
   VideoConfig, // AVCPacketType 0 / Enhanced RTMP PacketTypeSequenceStart
@@ -20,8 +25,8 @@ export function tagKind(tag: FlvTag): TagKind {
   const d = tag.data;
   const b0 = d[0];
   if (b0 === undefined) return TagKind.Other;
-  if (tag.type === 18) return TagKind.Metadata;
-  if (tag.type === 9) {
+  if (tag.type === FlvTagType.Script) return TagKind.Metadata;
+  if (tag.type === FlvTagType.Video) {
     const frameType = (b0 >> 4) & 0x07;
     if (frameType === VIDEO_INFO_FRAME) return TagKind.Other;
     // Enhanced RTMP: IsExHeader | FrameType(3) | PacketType(4); PacketType 0 SequenceStart,
@@ -32,7 +37,7 @@ export function tagKind(tag: FlvTag): TagKind {
     if (ex ? packetType !== 1 && packetType !== 3 : packetType !== 1) return TagKind.Other;
     return frameType === VIDEO_KEY_FRAME ? TagKind.Keyframe : TagKind.Frame;
   }
-  if (tag.type === 8) {
+  if (tag.type === FlvTagType.Audio) {
     if (b0 >> 4 === SOUND_FORMAT_AAC && d[1] === 0) return TagKind.AudioConfig;
     return TagKind.Audio;
   }

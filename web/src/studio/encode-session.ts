@@ -1,0 +1,363 @@
+import { AacObjectType, buildAudioSpecificConfig, type StudioDestination } from '@onair/shared';
+import { CbrFiller, fillerFits } from '../lib/cbr-filler.js';
+import { MAX_TIMESTAMP_MS, type StreamMetadata } from '../lib/flv-muxer.js';
+import { clockNow } from '../lib/latency-clock.js';
+import { PcmConverter } from '../lib/pcm.js';
+import { openAacEncoder, type AacEncoder } from './aac-encoder.js';
+import { AudioClock } from './audio-clock.js';
+import { BridgeLink } from './bridge-link.js';
+import { composeFrame } from './compose.js';
+import { openH264Encoder, type H264Chunk, type H264Encoder } from './h264-encoder.js';
+import { WorkerSources } from './sources.js';
+import { StreamTimeline, type OutTag } from './stream-timeline.js';
+import { DEFAULT_VIDEO_FLOW_LIMITS, FramePlan, VideoFlow } from './video-flow.js';
+import type { EncodeSettings, EncodeStats, FromWorker, SourceHandles } from './worker-protocol.js';
+
+const WS_HIGH_WATER = DEFAULT_VIDEO_FLOW_LIMITS.highWater;
+/** The session ends cleanly a minute before FLV's 32-bit millisecond timestamps would wrap. */
+const MAX_SESSION_MS = MAX_TIMESTAMP_MS - 60_000;
+/** Output frames emitted at once to catch up after the worker was held up. */
+const MAX_CATCH_UP = 2;
+const FIRST_FRAME_WAIT_MS = 2000;
+const STATS_INTERVAL_MS = 1000;
+const COST_SAMPLES = 600;
+
+/**
+ * One broadcast in the encode worker: sources → output clock → H.264 and AAC encoders → the
+ * stream's FLV timeline → the bridge link (outbox, resume). Encoding never waits for the network:
+ * while the bridge is away the outbox keeps what is made, within its bounds.
+ */
+export class EncodeSession {
+  readonly #s: EncodeSettings;
+  readonly #post: (msg: FromWorker) => void;
+  readonly #pcm: PcmConverter;
+  readonly #audioClock: AudioClock;
+  readonly #flow: VideoFlow;
+  readonly #meta: StreamMetadata;
+  readonly #asc: Uint8Array;
+  readonly #timeline = new StreamTimeline();
+  readonly #sources: WorkerSources;
+  #link: BridgeLink | undefined;
+  #video: H264Encoder | undefined;
+  #audio: AacEncoder | undefined;
+  /** Set by stop(): no new frames, but what the encoders still hold goes out. */
+  #closing = false;
+  #stopped = false;
+  #firstFrame: () => void = () => {};
+
+  // Output clock: frame n is due at t0 + n / fps.
+  #t0 = 0;
+  #n = 0;
+  #tick: ReturnType<typeof setTimeout> | undefined;
+  #canvas: OffscreenCanvas | undefined;
+  #ctx: OffscreenCanvasRenderingContext2D | undefined;
+  /** "Measure latency": every output frame carries the latency clock. */
+  #latencyClock = false;
+  /** The last video chunk's timestamp: the encoder must not reorder (FLV gets pts = dts). */
+  #lastVideoUs = -1;
+  #filler: CbrFiller | undefined;
+
+  // Stats.
+  #stats: EncodeStats;
+  #sentBytes = 0;
+  #sentFrames = 0;
+  #costs = new Float64Array(COST_SAMPLES);
+  #costCount = 0;
+  #costSum = 0;
+  #statsTimer: ReturnType<typeof setInterval> | undefined;
+
+  constructor(settings: EncodeSettings, post: (msg: FromWorker) => void) {
+    this.#s = settings;
+    this.#post = post;
+    this.#pcm = new PcmConverter(settings.sampleRate, settings.channels);
+    this.#audioClock = new AudioClock(settings.sampleRate);
+    this.#flow = new VideoFlow(settings.fps * settings.keyframeIntervalS);
+    const s = settings;
+    this.#meta = { width: s.width, height: s.height, framerate: s.fps, videoBitrate: s.videoBitrate, audioBitrate: s.audioBitrate, sampleRate: s.sampleRate, channels: s.channels };
+    this.#asc = buildAudioSpecificConfig({ objectType: AacObjectType.Lc, sampleRate: s.sampleRate, channels: s.channels });
+    this.#sources = new WorkerSources({
+      frame: () => this.#firstFrame(),
+      pcm: (planes, rate, captureUs) => this.#pushPcm(planes, rate, captureUs),
+    });
+    this.#stats = {
+      fps: 0,
+      bitrate: 0,
+      encodeQueue: 0,
+      framesDropped: 0,
+      droppedLate: 0,
+      droppedEncoderBusy: 0,
+      droppedBacklog: 0,
+      framesRepeated: 0,
+      wsBufferedBytes: 0,
+      framesSent: 0,
+      framesEncoded: 0,
+      audioFramesSent: 0,
+      muxSendMedianMs: 0,
+      muxSendP95Ms: 0,
+      muxSendMeanMs: 0,
+      codec: '',
+      audioEncoder: 'none',
+      reconnects: 0,
+      gaps: 0,
+      gapFrames: 0,
+      gapMs: 0,
+      resendBufferBytes: 0,
+      audioBlocksDropped: 0,
+    };
+  }
+
+  async start(wsUrl: string, destinations: StudioDestination[], sources: SourceHandles): Promise<void> {
+    this.#post({ type: 'state', state: 'starting' });
+    const gotFrame = new Promise<void>((resolve) => (this.#firstFrame = resolve));
+    this.#sources.set(sources);
+    const s = this.#s;
+    const link = new BridgeLink(wsUrl, destinations, {
+      server: (message) => this.#post({ type: 'server', message }),
+      link: (state) => this.#post({ type: 'link', link: state }),
+      gap: (gap) => {
+        this.#stats.gaps++;
+        this.#stats.gapFrames += gap.frames;
+        this.#stats.gapMs += gap.ms;
+      },
+      fail: (message) => this.fail(message),
+    });
+    this.#link = link;
+    const opened = link.open();
+    const [video, audio] = await Promise.all([
+      openH264Encoder({ width: s.width, height: s.height, fps: s.fps, bitrate: s.videoBitrate, codecs: s.codecs }, (c) => this.#onVideo(c), (e) => this.fail(`video encoder: ${e.message}`)),
+      openAacEncoder({ sampleRate: s.sampleRate, channels: s.channels, bitrate: s.audioBitrate }, (d, t) => this.#onAudio(d, t), (e) => this.fail(`audio encoder: ${e.message}`)),
+      opened,
+    ]).catch((err: unknown) => {
+      // An encoder that cannot open leaves no broadcast for the session.
+      link.close();
+      throw err;
+    });
+    if (this.#closing) {
+      video.close();
+      audio.close();
+      link.close();
+      return;
+    }
+    this.#video = video;
+    this.#audio = audio;
+    this.#stats.codec = video.codec;
+    this.#stats.audioEncoder = audio.kind;
+    for (const tag of this.#timeline.headers(this.#meta, this.#asc)) this.#send(tag);
+    this.#flow.restart();
+    // Both tracks start at the first camera frame (or after a short wait, on black).
+    await Promise.race([gotFrame, new Promise((r) => setTimeout(r, FIRST_FRAME_WAIT_MS))]);
+    if (this.#closing) return;
+    this.#t0 = performance.now();
+    this.#statsTimer = setInterval(() => this.#postStats(), STATS_INTERVAL_MS);
+    this.#post({ type: 'state', state: 'live' });
+    this.#onTick();
+  }
+
+  setSources(sources: SourceHandles): void {
+    this.#audioClock.resync();
+    this.#sources.set(sources);
+  }
+
+  offerFrame(frame: VideoFrame): void {
+    this.#sources.offerFrame(frame);
+  }
+
+  setLatencyClock(on: boolean): void {
+    this.#latencyClock = on;
+  }
+
+  #send(tag: OutTag): void {
+    this.#link?.send(tag.bytes, tag.cls, tag.ms, tag.header);
+  }
+
+  /** A captured block, placed on the session clock by its capture time (`AudioClock`). */
+  #pushPcm(planes: Float32Array[], rate: number, captureUs: number): void {
+    if (this.#audio === undefined || this.#t0 === 0 || this.#closing) return;
+    const place = this.#audioClock.place(captureUs, (performance.now() - this.#t0) * 1000);
+    const out = this.#pcm.convert(planes, rate, place.trim);
+    this.#writeSilence(place.silence);
+    const frames = out[0]?.length ?? 0;
+    if (frames <= place.skip) return;
+    this.#writeAudio(place.skip > 0 ? out.map((p) => p.subarray(place.skip)) : out);
+  }
+
+  /** Audio to the encoder at the next place on its timeline; a block it turns away leaves a gap the clock fills later. */
+  #writeAudio(planes: Float32Array[]): void {
+    const frames = planes[0]?.length ?? 0;
+    if (this.#audio?.encode(planes, (this.#audioClock.written / this.#s.sampleRate) * 1e6) === true) this.#audioClock.wrote(frames);
+    else this.#stats.audioBlocksDropped++;
+  }
+
+  #writeSilence(samples: number): void {
+    for (let left = samples; left > 0; ) {
+      const n = Math.min(left, 4096);
+      this.#writeAudio(Array.from({ length: this.#s.channels }, () => new Float32Array(n)));
+      left -= n;
+    }
+  }
+
+  /** Silence up to the clock when there is no microphone, or it stalled. */
+  #fillSilence(nowUs: number): void {
+    if (this.#audio === undefined) return;
+    this.#writeSilence(this.#audioClock.fill(nowUs, this.#sources.hasAudio));
+  }
+
+  #onTick(): void {
+    if (this.#closing) return;
+    const interval = 1000 / this.#s.fps;
+    const now = performance.now();
+    if (now - this.#t0 >= MAX_SESSION_MS) {
+      this.fail("the stream reached FLV's 49.7-day timestamp limit and was ended; go live again to continue");
+      return;
+    }
+    const due = Math.floor((now - this.#t0) / interval);
+    if (due - this.#n > MAX_CATCH_UP) {
+      this.#stats.framesDropped += due - this.#n - MAX_CATCH_UP;
+      this.#stats.droppedLate += due - this.#n - MAX_CATCH_UP;
+      this.#n = due - MAX_CATCH_UP;
+    }
+    while (this.#n <= due) {
+      this.#emit(this.#n);
+      this.#n++;
+    }
+    this.#fillSilence((now - this.#t0) * 1000);
+    this.#tick = setTimeout(() => this.#onTick(), Math.max(0, this.#t0 + this.#n * interval - performance.now()));
+  }
+
+  #emit(n: number): void {
+    const video = this.#video;
+    if (video === undefined) return;
+    const plan = this.#flow.plan(n, video.queue, this.#link?.backlog() ?? 0);
+    if (plan === FramePlan.Drop) {
+      this.#stats.framesDropped++;
+      this.#stats.droppedEncoderBusy++;
+      return;
+    }
+    const { frame: src, fresh } = this.#sources.take();
+    if (!fresh && src !== undefined) this.#stats.framesRepeated++;
+    const frame = this.#frameFor(src, Math.round((n * 1e6) / this.#s.fps));
+    if (frame === undefined) return;
+    const key = plan === FramePlan.Key;
+    this.#flow.encoded(n, key);
+    video.encode(frame, key);
+    frame.close();
+  }
+
+  /**
+   * The newest camera frame at the output size (letterboxed), with the latency clock when it is
+   * on, stamped on the output clock.
+   */
+  #frameFor(src: VideoFrame | undefined, timestamp: number): VideoFrame | undefined {
+    const { width, height, fps } = this.#s;
+    const duration = Math.round(1e6 / fps);
+    if (!this.#latencyClock && src !== undefined && src.displayWidth === width && src.displayHeight === height) {
+      return new VideoFrame(src, { timestamp, duration });
+    }
+    if (this.#canvas === undefined) {
+      this.#canvas = new OffscreenCanvas(width, height);
+      this.#ctx = this.#canvas.getContext('2d', { alpha: false }) ?? undefined;
+    }
+    const ctx = this.#ctx;
+    if (ctx === undefined) return undefined;
+    composeFrame<VideoFrame>(ctx, width, height, src, this.#latencyClock ? clockNow() : undefined);
+    return new VideoFrame(this.#canvas, { timestamp, duration });
+  }
+
+  #onVideo(chunk: H264Chunk): void {
+    if (this.#stopped) return;
+    if (chunk.timestampUs <= this.#lastVideoUs) {
+      this.fail(`the H.264 encoder (${this.#stats.codec}) reorders frames, which FLV from the studio cannot carry`);
+      return;
+    }
+    this.#lastVideoUs = chunk.timestampUs;
+    const link = this.#link;
+    if (link === undefined) return;
+    if (chunk.avcC !== undefined) {
+      // Filler NAL units are written with 4-byte lengths.
+      this.#filler = this.#video?.constantBitrate === true && fillerFits(chunk.avcC) ? (this.#filler ?? new CbrFiller(this.#s.videoBitrate, this.#s.fps)) : undefined;
+      this.#send(this.#timeline.videoConfig(chunk.avcC));
+    }
+    const t = performance.now();
+    const backlog = link.backlog();
+    if (!this.#flow.admit(chunk.key, backlog)) {
+      this.#stats.framesDropped++;
+      this.#stats.droppedBacklog++;
+      return;
+    }
+    // No padding while the link is backed up: it would only deepen the backlog.
+    const filler = backlog > WS_HIGH_WATER / 2 ? 0 : (this.#filler?.fillerFor(chunk.data.length) ?? 0);
+    const tags = this.#timeline.video(chunk.data, chunk.key, chunk.timestampUs, filler);
+    const first = tags[0];
+    if (first === undefined) {
+      this.#stats.framesDropped++;
+      return;
+    }
+    this.#send(first);
+    const cost = performance.now() - t;
+    this.#costs[this.#costCount++ % COST_SAMPLES] = cost;
+    this.#costSum += cost;
+    this.#sentBytes += first.bytes.length;
+    this.#sentFrames++;
+    this.#stats.framesSent++;
+    this.#stats.framesEncoded++;
+    // Audio held for the first keyframe.
+    for (let i = 1; i < tags.length; i++) this.#send(tags[i]!);
+  }
+
+  #onAudio(data: Uint8Array, timestampUs: number): void {
+    if (this.#stopped) return;
+    const link = this.#link;
+    if (link === undefined) return;
+    if (this.#timeline.started && link.backlog() > 2 * WS_HIGH_WATER) return;
+    const tag = this.#timeline.audio(data, timestampUs);
+    if (tag === undefined) return;
+    this.#sentBytes += tag.bytes.length;
+    this.#stats.audioFramesSent++;
+    this.#send(tag);
+  }
+
+  #postStats(): void {
+    const st = this.#stats;
+    st.fps = this.#sentFrames * (1000 / STATS_INTERVAL_MS);
+    st.bitrate = this.#sentBytes * 8 * (1000 / STATS_INTERVAL_MS);
+    this.#sentFrames = 0;
+    this.#sentBytes = 0;
+    st.encodeQueue = this.#video?.queue ?? 0;
+    st.wsBufferedBytes = this.#link?.bufferedAmount ?? 0;
+    st.reconnects = this.#link?.reconnects ?? 0;
+    st.resendBufferBytes = this.#link?.outbox.bytes ?? 0;
+    const n = Math.min(this.#costCount, COST_SAMPLES);
+    if (n > 0) {
+      const sorted = Array.from(this.#costs.subarray(0, n)).sort((a, b) => a - b);
+      st.muxSendMedianMs = sorted[Math.floor(n / 2)] ?? 0;
+      st.muxSendP95Ms = sorted[Math.floor(n * 0.95)] ?? 0;
+      st.muxSendMeanMs = this.#costSum / this.#costCount;
+    }
+    this.#post({ type: 'stats', stats: { ...st } });
+    const link = this.#link;
+    if (link !== undefined && !link.up) this.#post({ type: 'link', link: link.state() });
+  }
+
+  fail(message: string): void {
+    if (this.#closing) return;
+    this.#post({ type: 'state', state: 'error', message });
+    this.stop().catch(() => undefined);
+  }
+
+  async stop(): Promise<void> {
+    if (this.#closing) return;
+    this.#closing = true;
+    clearTimeout(this.#tick);
+    clearInterval(this.#statsTimer);
+    this.#sources.close();
+    // Both encoders give back what they hold (audio: the last partial frame and its delay line).
+    const flushed = [this.#video?.flush(), this.#audio?.flush()].map((p) => p?.catch(() => undefined));
+    await Promise.race([Promise.all(flushed), new Promise((r) => setTimeout(r, 1000))]);
+    this.#stopped = true;
+    this.#video?.close();
+    this.#audio?.close();
+    this.#postStats();
+    await this.#link?.stop();
+    this.#post({ type: 'state', state: 'stopped' });
+  }
+}
