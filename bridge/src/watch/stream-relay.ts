@@ -152,6 +152,11 @@ export class StreamRelay {
     };
   }
 
+  /** Ends the wait before the next upstream attempt, if the relay is waiting to retry. */
+  retryNow(): void {
+    this.#wake?.();
+  }
+
   get #wanted(): boolean {
     return this.#viewers.size > 0 || this.#holds > 0;
   }
