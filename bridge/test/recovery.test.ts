@@ -1,15 +1,18 @@
 import { writeFileSync } from 'node:fs';
-import { createServer as createNetServer } from 'node:net';
+import { createServer, type Server } from 'node:http';
+import { createServer as createNetServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { flvHeader, parseFlvTag, parseWatchServerMessage, type WatchServerMessage, type WatchStatusMessage } from '@onair/shared';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { TagKind, tagKind } from '../src/watch/tag-kind.js';
 import { WatchService, type WatchMetrics } from '../src/watch/watch-service.js';
 import { flvFixture } from './harness/fixtures.js';
 import { ffprobeStreams } from './harness/judge.js';
+import { startNginxRtmp, type NginxRtmp } from './harness/nginx.js';
 import { freePort, waitForPort } from './harness/ports.js';
 import { makeTempDir, spawnTracked, waitFor, type Child } from './harness/proc.js';
+import { startChaosProxy, type ChaosProxy } from './harness/proxy.js';
 import { killOnairProcesses, runOnair, startOnair, type OnairProcess } from './harness/run.js';
 
 /** A watch viewer on a WebSocket: every binary frame (one FLV tag) with its arrival time. */
@@ -264,6 +267,66 @@ describe('WatchService.retryLocalNow', () => {
     } finally {
       release();
       await service.close();
+    }
+  });
+});
+
+describe('a watch upstream that goes silent', () => {
+  let nginx: NginxRtmp;
+  let proxy: ChaosProxy;
+  let service: WatchService;
+  let server: Server;
+  let base: string;
+
+  beforeAll(async () => {
+    nginx = await startNginxRtmp({ record: false });
+    proxy = await startChaosProxy(nginx.rtmpPort);
+    service = new WatchService({
+      policy: { isAllowed: () => undefined, connectOptions: () => ({}) },
+      relay: { silenceMs: 1000, reopenMs: 3000, retry: { baseMs: 200, factor: 1.5, maxMs: 1000, jitter: 0.2 } },
+    });
+    server = createServer((req, res) => service.handleRequest(req, res) || res.writeHead(404).end());
+    server.on('upgrade', (req, socket, head) => service.handleUpgrade(req, socket, head) || socket.destroy());
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    base = `ws://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  });
+
+  afterAll(async () => {
+    await service?.close();
+    server?.closeAllConnections();
+    await new Promise((resolve) => server?.close(resolve));
+    await proxy?.close();
+    await nginx?.dispose();
+  });
+
+  it('is reopened after reopenMs without media, and media flows on the new session', async () => {
+    const publisher = publishLoop(await flvFixture({ seconds: 4 }), nginx.url('live', 'stall'));
+    const source = `rtmp://127.0.0.1:${proxy.port}/live/stall`;
+    const viewer = openViewer(`${base}/watch-ws?src=${encodeURIComponent(source)}`);
+    try {
+      await waitFor('media at the viewer', () => viewer.frames.filter((f) => isMedia(f.kind)).length > 30 || undefined, 20_000);
+      expect(service.metrics().streams[0]).toMatchObject({ upstreamSessions: 1, upstreamConnected: true });
+      // The upstream connection stays open and says nothing, as a half-open one does; connections
+      // opened meanwhile are silent too until the hole closes.
+      const holeAt = performance.now();
+      const hole = proxy.blackhole(6000);
+      const reopenedAt = await waitFor('the reopen', () =>
+        viewer.messages.find((m): m is WatchStatusMessage => m.type === 'status' && /reopening/.test(m.reason ?? '')) ? performance.now() : undefined, 15_000, 20);
+      await hole;
+      const before = viewer.frames.length;
+      await waitFor('media again', () => viewer.frames.slice(before).filter((f) => isMedia(f.kind)).length > 30 || undefined, 20_000);
+      const states = viewer.messages.filter((m): m is WatchStatusMessage => m.type === 'status');
+      const waitingAt = states.findIndex((m) => m.state === 'waiting' && /no media from the source for 1 s/.test(m.reason ?? ''));
+      const reopenAt = states.findIndex((m) => /no media from the source for 3 s: reopening/.test(m.reason ?? ''));
+      expect(waitingAt).toBeGreaterThanOrEqual(0);
+      expect(reopenAt).toBeGreaterThan(waitingAt);
+      expect(reopenedAt - holeAt).toBeGreaterThan(2500);
+      // Without the reopen the old session would have carried on after the hole: a new one did.
+      expect(service.metrics().streams[0]).toMatchObject({ upstreamSessions: 2, upstreamConnected: true, state: 'live' });
+      expect(viewer.closed).toBe(false);
+    } finally {
+      viewer.ws.close();
+      await publisher.stop();
     }
   });
 });

@@ -60,6 +60,7 @@ export const DEFAULT_RELAY_OPTIONS: StreamRelayOptions = {
   lingerMs: 5000,
   retry: { baseMs: 300, factor: 1.5, maxMs: 2000, jitter: 0.2 },
   silenceMs: 3000,
+  reopenMs: 10_000,
   gop: {},
   viewer: DEFAULT_VIEWER_LIMITS,
 };
