@@ -1,4 +1,4 @@
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { createServer as createNetServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
@@ -69,6 +69,18 @@ function badMetadataFlv(file: string): string {
   return file;
 }
 
+/** The embedded server's child processes of `pid` running now (Linux /proc). */
+function localRtmpChildren(pid: number): string[] {
+  const read = (path: string): string => {
+    try {
+      return readFileSync(path, 'utf8');
+    } catch {
+      return '';
+    }
+  };
+  return read(`/proc/${pid}/task/${pid}/children`).trim().split(/\s+/).filter((child) => child !== '' && read(`/proc/${child}/cmdline`).includes('local-rtmp/child.js'));
+}
+
 interface Serve {
   onair: OnairProcess;
   base: string;
@@ -76,11 +88,13 @@ interface Serve {
   metrics(): Promise<WatchMetrics>;
 }
 
-async function startServeProcess(): Promise<Serve> {
-  const [port, rtmpPort] = [await freePort(), await freePort()];
+async function startServeProcess(options: { rtmpPort?: number; whileStarting?: (onairPid: number) => Promise<void> } = {}): Promise<Serve> {
+  const port = await freePort();
+  const rtmpPort = options.rtmpPort ?? (await freePort());
   const webRoot = makeTempDir('onair-web-');
   writeFileSync(join(webRoot, 'index.html'), '<!doctype html><title>onair test</title>\n');
   const onair = startOnair(['serve', '--port', String(port), '--local-rtmp-port', String(rtmpPort), '--web-root', webRoot], { timeoutMs: 180_000 });
+  await options.whileStarting?.(onair.process.pid!);
   await waitForPort(port, 60_000, () => onair.process.exitCode === null);
   const base = `http://127.0.0.1:${port}`;
   return {
@@ -242,6 +256,26 @@ describe('the embedded RTMP server runs in a supervised child process', () => {
     serve.onair.kill('SIGKILL');
     await serve.onair.result;
     await waitFor('the child to exit', () => !alive(pid!) || undefined, 10_000);
+  });
+
+  it('a new onair waits a moment for a local RTMP port that a dying one still holds', async () => {
+    const rtmpPort = await freePort();
+    const holder = createNetServer();
+    await new Promise<void>((resolve) => holder.listen(rtmpPort, '127.0.0.1', resolve));
+    const serve = await startServeProcess({
+      rtmpPort,
+      // Free the port once onair has tried it twice (two child processes seen).
+      whileStarting: async (onairPid) => {
+        const children = new Set<string>();
+        await waitFor('a second attempt at the port', () => {
+          for (const pid of localRtmpChildren(onairPid)) children.add(pid);
+          return children.size >= 2 || undefined;
+        }, 20_000, 10);
+        holder.close();
+      },
+    });
+    await waitFor('the child up', async () => ((await serve.metrics()).localRtmp?.state === 'up' ? true : undefined), 20_000);
+    expect(serve.onair.stderr()).not.toMatch(/PORT_IN_USE|is back/);
   });
 });
 

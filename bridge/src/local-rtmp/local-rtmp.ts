@@ -50,6 +50,10 @@ export interface LocalRtmpOptions {
 export const DEFAULT_RESTART: Backoff = { firstMs: 200, baseMs: 1000, factor: 2, maxMs: 30_000, jitter: 0.2 };
 const DEFAULT_STABLE_MS = 60_000;
 const START_TIMEOUT_MS = 15_000;
+// The child of an onair that was just killed exits a moment after it (when its IPC channel
+// closes): a new onair started at once on the same port waits this long for the port.
+const START_PORT_WAIT_MS = 2000;
+const START_PORT_RETRY_MS = 250;
 const STOP_GRACE_MS = 3000;
 const TAIL_LINES = 40;
 const MAX_LINE_CHARS = 1000;
@@ -80,6 +84,7 @@ export class LocalRtmp {
   #warm: ((app: string, stream: string) => () => void) | undefined;
   #child: ChildProcess | undefined;
   #runs = 0;
+  #wasUp = false;
   #state: LocalRtmpState = 'starting';
   #restarts = 0;
   #failures = 0;
@@ -100,13 +105,20 @@ export class LocalRtmp {
   static async start(opts: LocalRtmpOptions): Promise<LocalRtmp> {
     const local = new LocalRtmp(opts, await mkdtemp(join(tmpdir(), 'onair-nms-')));
     process.on('exit', local.#killOnExit);
-    try {
-      await local.#launch();
-    } catch (err) {
-      await local.close();
-      throw err;
+    const deadline = performance.now() + START_PORT_WAIT_MS;
+    for (;;) {
+      try {
+        await local.#launch();
+        return local;
+      } catch (err) {
+        if (err instanceof OnairError && err.code === 'PORT_IN_USE' && performance.now() < deadline) {
+          await new Promise((resolve) => setTimeout(resolve, START_PORT_RETRY_MS));
+          continue;
+        }
+        await local.close();
+        throw err;
+      }
     }
-    return local;
   }
 
   get port(): number {
@@ -264,7 +276,10 @@ export class LocalRtmp {
     this.#state = 'up';
     this.#stableTimer = setTimeout(() => (this.#failures = 0), this.#opts.stableMs ?? DEFAULT_STABLE_MS);
     this.#stableTimer.unref();
-    if (this.#runs === 1) return;
+    if (!this.#wasUp) {
+      this.#wasUp = true;
+      return;
+    }
     this.#opts.log(`local RTMP server is back on 127.0.0.1:${port} (restart ${this.#restarts})`);
     for (const fn of this.#up) {
       try {
