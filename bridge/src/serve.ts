@@ -1,14 +1,11 @@
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { createRequire } from 'node:module';
-import { connect, createServer } from 'node:net';
-import { networkInterfaces, tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { networkInterfaces } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { OnairError } from '@onair/shared';
+import { LocalRtmp, type LocalRtmpStatus } from './local-rtmp/local-rtmp.js';
 import { OnairServer } from './server/onair-server.js';
-import { ServerPolicy } from './server/policy.js';
+import { ServerPolicy, isLoopbackHost } from './server/policy.js';
 import { WatchService } from './watch/index.js';
 
 export const SERVE_HELP = `onair serve — the studio, the watch pages and a local RTMP server
@@ -128,133 +125,40 @@ export function parseServeArgs(argv: string[], env: NodeJS.ProcessEnv): ServeOpt
   };
 }
 
-interface NodeMediaServerInstance {
-  run(): Promise<void>;
-  stop(): Promise<void>;
-}
-
-/** What node-media-server's publish events carry (src/session/base_session.js). */
-interface NmsSession {
-  streamApp: string;
-  streamName: string;
-  streamPath: string;
-}
-
-type NmsListener = (session: NmsSession) => void;
-
-interface NmsEvents {
-  on(event: 'postPublish' | 'donePublish', fn: NmsListener): void;
-  off(event: 'postPublish' | 'donePublish', fn: NmsListener): void;
-}
-
-async function checkPortFree(host: string, port: number): Promise<void> {
-  await new Promise<void>((resolve, reject) => {
-    const probe = createServer();
-    probe.once('error', (err: NodeJS.ErrnoException) =>
-      reject(new OnairError('PORT_IN_USE', `cannot use ${host}:${port} for the local RTMP server (${err.code ?? err.message}); pick another with --local-rtmp-port or --no-local-rtmp`)),
-    );
-    probe.listen(port, host, () => probe.close(() => resolve()));
-  });
-}
-
-async function waitListening(host: string, port: number, timeoutMs: number): Promise<void> {
-  const deadline = performance.now() + timeoutMs;
-  for (;;) {
-    const ok = await new Promise<boolean>((resolve) => {
-      const s = connect(port, host, () => {
-        s.destroy();
-        resolve(true);
-      });
-      s.once('error', () => resolve(false));
-    });
-    if (ok) return;
-    if (performance.now() > deadline) throw new OnairError('LOCAL_RTMP_FAILED', `the local RTMP server did not start on ${host}:${port}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
-
-/** The embedded RTMP server: node-media-server 4 in this process, loopback only, no HTTP. */
-class LocalRtmp {
-  readonly port: number;
-  readonly #nms: NodeMediaServerInstance;
-  readonly #events: NmsEvents;
-  readonly #store: string;
-  readonly #warm = new Map<string, () => void>();
-  readonly #listeners: [event: 'postPublish' | 'donePublish', fn: NmsListener][] = [];
-
-  private constructor(port: number, nms: NodeMediaServerInstance, events: NmsEvents, store: string) {
-    this.port = port;
-    this.#nms = nms;
-    this.#events = events;
-    this.#store = store;
-  }
-
-  /**
-   * Calls `warm(app, stream)` for every stream published here and its release when the publish
-   * ends. node-media-server emits postPublish again when a publisher resumes within its grace
-   * window, and for a second publisher it then refuses: one warm hold per stream path.
-   */
-  warmPublished(warm: (app: string, stream: string) => () => void): void {
-    const started: NmsListener = (s) => {
-      if (!this.#warm.has(s.streamPath)) this.#warm.set(s.streamPath, warm(s.streamApp, s.streamName));
-    };
-    const ended: NmsListener = (s) => {
-      this.#warm.get(s.streamPath)?.();
-      this.#warm.delete(s.streamPath);
-    };
-    this.#listeners.push(['postPublish', started], ['donePublish', ended]);
-    this.#events.on('postPublish', started);
-    this.#events.on('donePublish', ended);
-  }
-
-  static async start(port: number, verbose: boolean): Promise<LocalRtmp> {
-    // NMS exits the process when its port is taken; find out first and fail politely instead.
-    await checkPortFree('127.0.0.1', port);
-    const require = createRequire(import.meta.url);
-    if (!verbose) {
-      const logger = require('node-media-server/src/core/logger.js') as { log: (...args: unknown[]) => void };
-      logger.log = () => {};
-    }
-    const NodeMediaServer = require('node-media-server') as new (config: object) => NodeMediaServerInstance;
-    // The emitter behind NodeMediaServer.on, which has no off: listeners must go with the server.
-    const { eventEmitter } = require('node-media-server/src/core/context.js') as { eventEmitter: NmsEvents };
-    const store = await mkdtemp(join(tmpdir(), 'onair-nms-'));
-    const nms = new NodeMediaServer({ bind: '127.0.0.1', rtmp: { port }, store: { path: store } });
-    await nms.run();
-    const local = new LocalRtmp(port, nms, eventEmitter, store);
-    try {
-      await waitListening('127.0.0.1', port, 5000);
-    } catch (err) {
-      await local.close();
-      throw err;
-    }
-    return local;
-  }
-
-  async close(): Promise<void> {
-    for (const [event, fn] of this.#listeners.splice(0)) this.#events.off(event, fn);
-    for (const release of this.#warm.values()) release();
-    this.#warm.clear();
-    await this.#nms.stop();
-    await rm(this.#store, { recursive: true, force: true });
-  }
+/** The embedded RTMP server as the rest of the bridge sees it. */
+export interface LocalRtmpHandle {
+  port: number;
+  /** `rtmp://127.0.0.1:<port>/live` */
+  url: string;
+  /** The studio's default stream key. */
+  key: string;
+  status(): LocalRtmpStatus;
+  /** Calls `fn` every time the server is back after a crash (sessions on it were cut); returns the unsubscribe. */
+  onUp(fn: () => void): () => void;
 }
 
 export interface ServeHandle {
   server: OnairServer;
-  localRtmp: { port: number; url: string; key: string } | undefined;
+  localRtmp: LocalRtmpHandle | undefined;
   close(): Promise<void>;
 }
 
 /** Starts everything `onair serve` runs; the caller owns `close()`. */
 export async function startServe(opts: ServeOptions, log: (line: string) => void): Promise<ServeHandle> {
   const policy = new ServerPolicy({ host: opts.host, token: opts.token, allowPrivateDestinations: opts.allowPrivate, allowedOrigins: opts.allowOrigins });
-  const local = opts.localRtmpPort === undefined ? undefined : await LocalRtmp.start(opts.localRtmpPort, opts.verbose);
+  const local = opts.localRtmpPort === undefined ? undefined : await LocalRtmp.start({ port: opts.localRtmpPort, verbose: opts.verbose, log });
   const key = randomBytes(6).toString('hex');
-  const localRtmp = local === undefined ? undefined : { port: local.port, url: `rtmp://127.0.0.1:${local.port}/live`, key };
-  const watch = new WatchService({ policy, ...(local !== undefined ? { localRtmp: { port: local.port } } : {}) });
-  // The first viewer of a local stream then starts from the GOP cache, not the next keyframe.
-  local?.warmPublished((app, stream) => watch.warmLocal(app, stream));
+  const localRtmp: LocalRtmpHandle | undefined =
+    local === undefined
+      ? undefined
+      : { port: local.port, url: `rtmp://127.0.0.1:${local.port}/live`, key, status: () => local.status(), onUp: (fn) => local.onUp(fn) };
+  const watch = new WatchService({ policy, ...(local !== undefined ? { localRtmp: { port: local.port, status: () => local.status() } } : {}) });
+  if (local !== undefined) {
+    // The first viewer of a local stream then starts from the GOP cache, not the next keyframe.
+    local.warmPublished((app, stream) => watch.warmLocal(app, stream));
+    // Viewers of local streams lost their upstream with the crash: reconnect now, not at the next backoff step.
+    local.onUp(() => watch.retryLocalNow());
+  }
   let server: OnairServer;
   try {
     server = await OnairServer.listen({
@@ -276,6 +180,18 @@ export async function startServe(opts: ServeOptions, log: (line: string) => void
     await local?.close();
     const code = (err as NodeJS.ErrnoException).code;
     throw new OnairError('LISTEN_FAILED', `cannot listen on ${opts.host}:${opts.port} (${code ?? (err as Error).message})`);
+  }
+  if (local !== undefined) {
+    // Studio destinations on the embedded server are waiting to retry: the server is back now.
+    const onLocal = (url: string): boolean => {
+      try {
+        const u = new URL(url);
+        return isLoopbackHost(u.hostname) && Number(u.port === '' ? 1935 : u.port) === local.port;
+      } catch {
+        return false;
+      }
+    };
+    local.onUp(() => server.sessions.retryNow(onLocal));
   }
   return {
     server,

@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { MAX_STUDIO_BINARY_BYTES, parseStudioServerMessage, type StudioServerMessage } from '@onair/shared';
+import { freePort } from '../../test/harness/ports.js';
 import { waitFor } from '../../test/harness/proc.js';
 import { OnairServer } from './onair-server.js';
 import { ServerPolicy } from './policy.js';
@@ -99,15 +100,22 @@ describe('onair server on loopback', () => {
     expect((await connect(`ws://127.0.0.1:${server.port}/nowhere`, { origin: origin() })).status).toBe(404);
   });
 
-  it('closes a studio socket that sends bad JSON (1008), bad FLV (1007) or an oversized frame (1009)', async () => {
+  it('closes a studio socket that sends bad JSON (1008), a frame before start (1008), bad FLV (1007) or an oversized frame (1009)', async () => {
     const a = await connect(`ws://127.0.0.1:${server.port}/studio-ws`, { origin: origin() });
     const aClosed = closed(a.ws!);
     a.ws!.send('{"type":"start","destinations":"everywhere"}');
     expect(await aClosed).toBe(1008);
     expect(a.messages.map((m) => m.type)).toEqual(['welcome', 'error']);
 
+    const early = await connect(`ws://127.0.0.1:${server.port}/studio-ws`, { origin: origin() });
+    const earlyClosed = closed(early.ws!);
+    early.ws!.send(Buffer.from([9, 0, 0, 9, 0, 0, 0, 0, 0, 0, 0, 1, 2]));
+    expect(await earlyClosed).toBe(1008);
+    expect(early.messages.find((m) => m.type === 'error')).toMatchObject({ code: 'BAD_MESSAGE' });
+
     const b = await connect(`ws://127.0.0.1:${server.port}/studio-ws`, { origin: origin() });
     const bClosed = closed(b.ws!);
+    b.ws!.send(JSON.stringify({ type: 'start', destinations: [{ id: 'x', url: `rtmp://127.0.0.1:${await freePort()}/live/k` }] }));
     b.ws!.send(Buffer.from([9, 0, 0, 9, 0, 0, 0, 0, 0, 0, 0, 1, 2]));
     expect(await bClosed).toBe(1007);
     expect(b.messages.find((m) => m.type === 'error')).toMatchObject({ code: 'FLV_MALFORMED' });

@@ -53,6 +53,20 @@ describe('onair serve process', () => {
     expect(child.tail()).toMatch(/shutting down/);
   });
 
+  it('--verbose passes the embedded server\'s log through with stream keys redacted', async () => {
+    const [port, rtmpPort] = [await freePort(), await freePort()];
+    const child = spawnTracked(process.execPath, [ONAIR_BIN, 'serve', '--verbose', '--port', String(port), '--local-rtmp-port', String(rtmpPort)], { keepLines: 400 });
+    try {
+      await waitForPort(port, 60_000);
+      await ffmpegPublish(await shortFlv(), `rtmp://127.0.0.1:${rtmpPort}/live/verbose-secret-key`);
+      await waitFor('the publish in the log', () => (/local RTMP: .*start push \/live\/\*\*\*/.test(child.tail()) ? true : undefined));
+      expect(child.tail()).toMatch(/local RTMP: .*Node-Media-Server/);
+      expect(child.tail()).not.toContain('verbose-secret-key');
+    } finally {
+      expect((await child.stop('SIGTERM', 10_000)).code).toBe(0);
+    }
+  });
+
   it('fails politely when the local RTMP port is taken or a public bind has no token', async () => {
     const busy = createServer();
     await new Promise<void>((resolve) => busy.listen(0, '127.0.0.1', resolve));

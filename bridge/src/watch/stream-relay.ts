@@ -7,6 +7,7 @@ import { ViewerGate, type ViewerLimits } from './viewer-gate.js';
 
 /** An upstream play session: tags until the publisher ends, then the iterator finishes. */
 export interface TagSource extends AsyncIterable<FlvTag> {
+  /** Closes the session; a pending iteration ends (throwing `err` when given). */
   destroy(err?: Error): void;
 }
 
@@ -31,6 +32,11 @@ export interface StreamRelayOptions {
   retry: Backoff;
   /** Media silence after which viewers are told `waiting` while the session stays open. */
   silenceMs: number;
+  /**
+   * Media silence after which the upstream session is closed and opened again (absent: never):
+   * a connection that went half-open, or a server that stopped sending, never ends by itself.
+   */
+  reopenMs?: number;
   gop: Partial<GopCacheLimits>;
   viewer: ViewerLimits;
 }
@@ -93,6 +99,7 @@ export class StreamRelay {
   #linger: ReturnType<typeof setTimeout> | undefined;
   #wake: (() => void) | undefined;
   #silence: ReturnType<typeof setTimeout> | undefined;
+  #reopen: ReturnType<typeof setTimeout> | undefined;
   #hasVideo = false;
   // Output timestamp = upstream timestamp + offset; recomputed at the first media tag of a session.
   #offset: number | undefined;
@@ -152,6 +159,11 @@ export class StreamRelay {
     };
   }
 
+  /** Ends the wait before the next upstream attempt, if the relay is waiting to retry. */
+  retryNow(): void {
+    this.#wake?.();
+  }
+
   get #wanted(): boolean {
     return this.#viewers.size > 0 || this.#holds > 0;
   }
@@ -196,6 +208,7 @@ export class StreamRelay {
     this.#closed = true;
     if (this.#linger !== undefined) clearTimeout(this.#linger);
     clearTimeout(this.#silence);
+    clearTimeout(this.#reopen);
     this.#upstream?.destroy();
     this.#upstream = undefined;
     this.#wake?.();
@@ -237,6 +250,7 @@ export class StreamRelay {
         }
       } finally {
         clearTimeout(this.#silence);
+        clearTimeout(this.#reopen);
         this.#upstream?.destroy();
         this.#upstream = undefined;
       }
@@ -264,12 +278,23 @@ export class StreamRelay {
     const ms = this.#opts.silenceMs;
     this.#silence = setTimeout(() => this.#setState('waiting', `no media from the source for ${ms / 1000} s`), ms);
     this.#silence.unref?.();
+    this.#armReopen();
+  }
+
+  #armReopen(): void {
+    clearTimeout(this.#reopen);
+    const ms = this.#opts.reopenMs;
+    if (ms === undefined) return;
+    const upstream = this.#upstream;
+    this.#reopen = setTimeout(() => upstream?.destroy(new OnairError('WATCH_FAILED', `no media from the source for ${ms / 1000} s: reopening`)), ms);
+    this.#reopen.unref?.();
   }
 
   #startSession(): void {
     this.#cache.clear();
     this.#hasVideo = false;
     this.#offset = undefined;
+    this.#armReopen();
   }
 
   /** Returns true for a media (audio/video frame) tag. */

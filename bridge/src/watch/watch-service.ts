@@ -2,6 +2,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { CloseCode, closeReason, flvHeader, OnairError } from '@onair/shared';
 import { WebSocketServer, type WebSocket } from 'ws';
+import type { LocalRtmpStatus } from '../local-rtmp/local-rtmp.js';
 import type { RtmpAddressOptions } from '../rtmp/session.js';
 import { redactKey, redactUrl } from '../rtmp/url.js';
 import { refuseUpgrade } from '../server/refuse.js';
@@ -34,8 +35,11 @@ export type OpenSource = (url: string, address: RtmpAddressOptions) => Promise<T
 
 export interface WatchServiceOptions {
   policy: SourcePolicy;
-  /** The embedded RTMP server, for `/watch/<app>/<stream>` and `/live/<stream>.flv`. */
-  localRtmp?: { port: number };
+  /**
+   * The embedded RTMP server, for `/watch/<app>/<stream>` and `/live/<stream>.flv`; its `status`
+   * is reported in `/metrics`.
+   */
+  localRtmp?: { port: number; status?: () => LocalRtmpStatus };
   /** Opens an upstream play session; RtmpPlayer by default. */
   connect?: OpenSource;
   relay?: Partial<StreamRelayOptions>;
@@ -48,12 +52,15 @@ export interface WatchMetrics {
   bytesIn: number;
   bytesOut: number;
   streams: StreamStats[];
+  /** The embedded RTMP server's process, when the bridge runs one. */
+  localRtmp?: LocalRtmpStatus;
 }
 
 export const DEFAULT_RELAY_OPTIONS: StreamRelayOptions = {
   lingerMs: 5000,
   retry: { baseMs: 300, factor: 1.5, maxMs: 2000, jitter: 0.2 },
   silenceMs: 3000,
+  reopenMs: 10_000,
   gop: {},
   viewer: DEFAULT_VIEWER_LIMITS,
 };
@@ -115,6 +122,7 @@ function flvSink(res: ServerResponse): ViewerSink {
 export class WatchService {
   readonly #policy: SourcePolicy;
   readonly #localPort: number | undefined;
+  readonly #localStatus: (() => LocalRtmpStatus) | undefined;
   readonly #connect: OpenSource;
   readonly #relayOpts: StreamRelayOptions;
   readonly #relays = new Map<string, StreamRelay>();
@@ -128,6 +136,7 @@ export class WatchService {
   constructor(opts: WatchServiceOptions) {
     this.#policy = opts.policy;
     this.#localPort = opts.localRtmp?.port;
+    this.#localStatus = opts.localRtmp?.status;
     this.#connect = opts.connect ?? connectRtmpSource;
     this.#relayOpts = { ...DEFAULT_RELAY_OPTIONS, ...opts.relay };
     this.#pinger = setInterval(() => {
@@ -193,7 +202,18 @@ export class WatchService {
       bytesIn: sum((s) => s.bytesIn),
       bytesOut: sum((s) => s.bytesOut),
       streams,
+      ...(this.#localStatus !== undefined ? { localRtmp: this.#localStatus() } : {}),
     };
+  }
+
+  /**
+   * Ends the wait before the next upstream attempt of every stream on the embedded server: call it
+   * when the server is known to be back (after a restart), so viewers do not sit out a backoff.
+   */
+  retryLocalNow(): void {
+    if (this.#localPort === undefined) return;
+    const prefix = `rtmp://127.0.0.1:${this.#localPort}/`;
+    for (const [url, relay] of this.#relays) if (url.startsWith(prefix)) relay.retryNow();
   }
 
   /**

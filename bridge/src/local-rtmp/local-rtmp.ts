@@ -1,0 +1,336 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Readable } from 'node:stream';
+import { fileURLToPath } from 'node:url';
+import { backoffMs, OnairError, type Backoff } from '@onair/shared';
+import { EXIT_FATAL, EXIT_LISTEN, isChildMessage, type ChildConfig, type ParentMessage } from './messages.js';
+
+// Always the compiled child from bridge/dist, whether this module runs from there or (under
+// vitest) from bridge/src: both lie two levels below bridge/.
+const CHILD_SCRIPT = fileURLToPath(new URL('../../dist/local-rtmp/child.js', import.meta.url));
+
+export type LocalRtmpState = 'starting' | 'up' | 'restarting' | 'stopped';
+
+/** How the last child process ended without being asked to. */
+export interface LocalRtmpExit {
+  code: number | null;
+  signal: string | null;
+  /** The uncaught error, the listen failure, or else the last line it wrote (stream keys redacted). */
+  reason: string;
+  /** ISO 8601. */
+  at: string;
+  /** How long it had been listening (0: it never did). */
+  upMs: number;
+}
+
+/** The embedded server's state, for operators (`/metrics`). */
+export interface LocalRtmpStatus {
+  state: LocalRtmpState;
+  pid: number | null;
+  /** Child processes started after the first one. */
+  restarts: number;
+  lastExit: LocalRtmpExit | null;
+}
+
+export interface LocalRtmpOptions {
+  /** 0 picks a free port once; restarts keep it. */
+  port: number;
+  /** Lines for the operator: a crash, a restart, and with `verbose` node-media-server's own log. */
+  log: (line: string) => void;
+  verbose: boolean;
+  /** Delay before each restart after a crash. */
+  restart?: Backoff;
+  /** Once a child has stayed up this long, the next crash restarts it after the first delay again. */
+  stableMs?: number;
+}
+
+/** A quick first restart (a one-off crash), then slower ones while it keeps crashing. */
+export const DEFAULT_RESTART: Backoff = { firstMs: 200, baseMs: 1000, factor: 2, maxMs: 30_000, jitter: 0.2 };
+const DEFAULT_STABLE_MS = 60_000;
+const START_TIMEOUT_MS = 15_000;
+// The child of an onair that was just killed exits a moment after it (when its IPC channel
+// closes): a new onair started at once on the same port waits this long for the port.
+const START_PORT_WAIT_MS = 2000;
+const START_PORT_RETRY_MS = 250;
+const STOP_GRACE_MS = 3000;
+const TAIL_LINES = 40;
+const MAX_LINE_CHARS = 1000;
+
+/**
+ * node-media-server logs stream paths (`/live/<key>`): keep the first segment of every absolute
+ * path and hide the rest, so no stream key reaches a log or an error message.
+ */
+export function redactPaths(line: string): string {
+  return line.replace(/(^|[\s'"(=,:])(\/[^\s/'"]+\/)[^\s'",)]+/g, '$1$2***');
+}
+
+/**
+ * The embedded RTMP server: node-media-server 4 on loopback, without HTTP, in a child process
+ * (child.ts) that this class supervises. A crash of the child (node-media-server throws on some
+ * malformed input) or a failure to listen is the child's end, not the bridge's: it is restarted
+ * after a backoff, and `onUp` listeners hear when it is back. The child exits when the bridge
+ * does, even when the bridge is killed (its IPC channel closes).
+ */
+export class LocalRtmp {
+  #port: number;
+  readonly #opts: LocalRtmpOptions;
+  readonly #restartPolicy: Backoff;
+  readonly #root: string;
+  readonly #tail: string[] = [];
+  readonly #up = new Set<() => void>();
+  readonly #holds = new Map<string, () => void>();
+  #warm: ((app: string, stream: string) => () => void) | undefined;
+  #child: ChildProcess | undefined;
+  #runs = 0;
+  #wasUp = false;
+  #state: LocalRtmpState = 'starting';
+  #restarts = 0;
+  #failures = 0;
+  #lastExit: LocalRtmpExit | null = null;
+  #restartTimer: ReturnType<typeof setTimeout> | undefined;
+  #stableTimer: ReturnType<typeof setTimeout> | undefined;
+  #closing: Promise<void> | undefined;
+  readonly #killOnExit = (): void => void this.#child?.kill('SIGKILL');
+
+  private constructor(opts: LocalRtmpOptions, root: string) {
+    this.#port = opts.port;
+    this.#opts = opts;
+    this.#restartPolicy = opts.restart ?? DEFAULT_RESTART;
+    this.#root = root;
+  }
+
+  /** Starts the child and resolves once it listens; PORT_IN_USE when it cannot, LOCAL_RTMP_FAILED otherwise. */
+  static async start(opts: LocalRtmpOptions): Promise<LocalRtmp> {
+    const local = new LocalRtmp(opts, await mkdtemp(join(tmpdir(), 'onair-nms-')));
+    process.on('exit', local.#killOnExit);
+    const deadline = performance.now() + START_PORT_WAIT_MS;
+    for (;;) {
+      try {
+        await local.#launch();
+        return local;
+      } catch (err) {
+        if (err instanceof OnairError && err.code === 'PORT_IN_USE' && performance.now() < deadline) {
+          await new Promise((resolve) => setTimeout(resolve, START_PORT_RETRY_MS));
+          continue;
+        }
+        await local.close();
+        throw err;
+      }
+    }
+  }
+
+  get port(): number {
+    return this.#port;
+  }
+
+  status(): LocalRtmpStatus {
+    const live = this.#state === 'up' || this.#state === 'starting';
+    return { state: this.#state, pid: live ? (this.#child?.pid ?? null) : null, restarts: this.#restarts, lastExit: this.#lastExit };
+  }
+
+  /** Calls `fn` every time a restarted child listens again; returns the unsubscribe. */
+  onUp(fn: () => void): () => void {
+    this.#up.add(fn);
+    return () => void this.#up.delete(fn);
+  }
+
+  /**
+   * Calls `warm(app, stream)` for every stream published here and its release when the publish
+   * ends or the child dies. node-media-server emits postPublish again when a publisher resumes
+   * within its grace window, and for a second publisher it then refuses: one warm hold per stream
+   * path.
+   */
+  warmPublished(warm: (app: string, stream: string) => () => void): void {
+    this.#warm = warm;
+  }
+
+  /** The last lines the child wrote (stream keys redacted), for error messages. */
+  tail(): string {
+    return this.#tail.join('\n');
+  }
+
+  /** Stops the child (cleanly, SIGKILL after 3 s) and any pending restart. */
+  close(): Promise<void> {
+    this.#closing ??= this.#stop();
+    return this.#closing;
+  }
+
+  async #stop(): Promise<void> {
+    clearTimeout(this.#restartTimer);
+    clearTimeout(this.#stableTimer);
+    this.#up.clear();
+    this.#warm = undefined;
+    this.#releaseHolds();
+    const child = this.#child;
+    if (child !== undefined && child.exitCode === null && child.signalCode === null) {
+      await new Promise<void>((resolve) => {
+        const kill = setTimeout(() => child.kill('SIGKILL'), STOP_GRACE_MS);
+        child.once('close', () => {
+          clearTimeout(kill);
+          resolve();
+        });
+        const stop: ParentMessage = { type: 'stop' };
+        if (child.connected) child.send(stop, (err) => err && child.kill('SIGKILL'));
+        else child.kill('SIGKILL');
+      });
+    }
+    this.#state = 'stopped';
+    process.off('exit', this.#killOnExit);
+    await rm(this.#root, { recursive: true, force: true });
+  }
+
+  get #closed(): boolean {
+    return this.#closing !== undefined;
+  }
+
+  /** One child process; resolves when it listens, rejects if it ends before. */
+  #launch(): Promise<void> {
+    const store = join(this.#root, `run-${++this.#runs}`);
+    const config: ChildConfig = { port: this.#port, store };
+    const child = spawn(process.execPath, [CHILD_SCRIPT, JSON.stringify(config)], {
+      stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
+      // A process group of its own: Ctrl-C in a terminal goes to the bridge, which stops it in order.
+      detached: true,
+    });
+    this.#child = child;
+    this.#readLines(child.stdout);
+    this.#readLines(child.stderr);
+    const started = performance.now();
+    let upAt: number | undefined;
+    let fatal: string | undefined;
+    let listenFailed: string | undefined;
+    let spawnError: Error | undefined;
+    let timedOut = false;
+    return new Promise<void>((resolve, reject) => {
+      const startTimer = setTimeout(() => {
+        timedOut = true;
+        child.kill('SIGKILL');
+      }, START_TIMEOUT_MS);
+      child.on('message', (m: unknown) => {
+        if (!isChildMessage(m)) return;
+        switch (m.type) {
+          case 'ready':
+            clearTimeout(startTimer);
+            upAt = performance.now();
+            this.#ready(m.port);
+            resolve();
+            break;
+          case 'listen-failed':
+            listenFailed = m.code;
+            break;
+          case 'fatal':
+            fatal = redactPaths(m.error);
+            break;
+          case 'published':
+            if (this.#warm !== undefined && !this.#holds.has(m.path)) this.#holds.set(m.path, this.#warm(m.app, m.stream));
+            break;
+          case 'unpublished':
+            this.#holds.get(m.path)?.();
+            this.#holds.delete(m.path);
+            break;
+        }
+      });
+      let ended = false;
+      const end = (code: number | null, signal: NodeJS.Signals | null): void => {
+        if (ended) return;
+        ended = true;
+        clearTimeout(startTimer);
+        clearTimeout(this.#stableTimer);
+        if (this.#child === child) this.#child = undefined;
+        this.#releaseHolds();
+        rm(store, { recursive: true, force: true }).catch(() => undefined);
+        if (this.#closed) {
+          if (upAt === undefined) reject(new OnairError('LOCAL_RTMP_FAILED', 'the local RTMP server was stopped while starting'));
+          return;
+        }
+        const where = `127.0.0.1:${this.#port}`;
+        let reason: string;
+        if (listenFailed !== undefined) reason = `cannot listen on ${where} (${listenFailed})`;
+        else if (fatal !== undefined) reason = fatal;
+        else if (timedOut) reason = `did not listen on ${where} within ${START_TIMEOUT_MS / 1000} s`;
+        else if (spawnError !== undefined) reason = spawnError.message;
+        else reason = this.#tail.at(-1) ?? 'no output';
+        this.#lastExit = { code, signal, reason, at: new Date().toISOString(), upMs: upAt === undefined ? 0 : Math.round(performance.now() - upAt) };
+        if (upAt !== undefined) {
+          this.#scheduleRestart();
+        } else if (listenFailed !== undefined) {
+          reject(new OnairError('PORT_IN_USE', `cannot use ${where} for the local RTMP server (${listenFailed}); pick another with --local-rtmp-port or --no-local-rtmp`));
+        } else {
+          const ms = Math.round(performance.now() - started);
+          reject(new OnairError('LOCAL_RTMP_FAILED', `the local RTMP server ${describeExit(this.#lastExit)} after ${ms} ms${this.#tail.length > 0 ? `; its last lines:\n${this.tail()}` : ''}`));
+        }
+      };
+      child.once('close', end);
+      child.once('error', (err) => {
+        spawnError = err;
+        // No process was made: no 'close' is coming.
+        if (child.pid === undefined) end(null, null);
+      });
+    });
+  }
+
+  #ready(port: number): void {
+    this.#port = port;
+    this.#state = 'up';
+    this.#stableTimer = setTimeout(() => (this.#failures = 0), this.#opts.stableMs ?? DEFAULT_STABLE_MS);
+    this.#stableTimer.unref();
+    if (!this.#wasUp) {
+      this.#wasUp = true;
+      return;
+    }
+    this.#opts.log(`local RTMP server is back on 127.0.0.1:${port} (restart ${this.#restarts})`);
+    for (const fn of this.#up) {
+      try {
+        fn();
+      } catch (err) {
+        this.#opts.log(`local RTMP server: a listener failed: ${err instanceof Error ? err.message : String(err)}`);
+      }
+    }
+  }
+
+  #scheduleRestart(): void {
+    const delay = backoffMs(this.#failures++, this.#restartPolicy);
+    this.#state = 'restarting';
+    this.#opts.log(`local RTMP server ${this.#lastExit === null ? 'ended' : describeExit(this.#lastExit)}; restarting in ${(delay / 1000).toFixed(1)} s`);
+    this.#restartTimer = setTimeout(() => {
+      this.#restartTimer = undefined;
+      if (this.#closed) return;
+      this.#restarts++;
+      // A failure before listening (the port taken meanwhile, say) is recorded in lastExit; try again.
+      this.#launch().catch(() => {
+        if (!this.#closed) this.#scheduleRestart();
+      });
+    }, delay);
+  }
+
+  #releaseHolds(): void {
+    const releases = [...this.#holds.values()];
+    this.#holds.clear();
+    for (const release of releases) release();
+  }
+
+  #readLines(stream: Readable | null): void {
+    if (stream === null) return;
+    stream.setEncoding('utf8');
+    let partial = '';
+    stream.on('data', (chunk: string) => {
+      const lines = (partial + chunk).split('\n');
+      partial = (lines.pop() ?? '').slice(0, MAX_LINE_CHARS);
+      for (const raw of lines) {
+        const line = redactPaths(raw.trimEnd().slice(0, MAX_LINE_CHARS));
+        if (line === '') continue;
+        this.#tail.push(line);
+        if (this.#tail.length > TAIL_LINES) this.#tail.shift();
+        if (this.#opts.verbose) this.#opts.log(`local RTMP: ${line}`);
+      }
+    });
+    stream.on('error', () => undefined);
+  }
+}
+
+function describeExit(exit: LocalRtmpExit): string {
+  const how = exit.signal !== null ? `was killed by ${exit.signal}` : exit.code === EXIT_FATAL ? 'crashed' : exit.code === EXIT_LISTEN ? 'could not listen' : `exited with status ${exit.code ?? '?'}`;
+  return `${how} (${exit.reason})`;
+}
