@@ -21,6 +21,11 @@ export interface FrameMd5 {
   packets: PacketLine[];
 }
 
+export interface PacketComparison {
+  equal: boolean;
+  summary: string;
+}
+
 export interface ProbeStream {
   codec_type: string;
   codec_name: string;
@@ -45,6 +50,8 @@ export interface Harness {
   makeTempDir(prefix: string): string;
   /** Every packet, copied through ffmpeg's framemd5 muxer with the file's own timestamps. */
   framemd5(file: string): Promise<FrameMd5>;
+  /** Two files' audio and video packets, payloads and configuration, timestamps as asked. */
+  comparePackets(expected: FrameMd5, actual: FrameMd5, timestamps?: 'exact' | 'relative' | 'ignore'): PacketComparison;
   /** ffprobe's streams; with `decode`, every frame decoded and any decoder error thrown. */
   ffprobeStreams(file: string, options?: { decode?: boolean }): Promise<ProbeStream[]>;
   startNginxRtmp(options?: { record?: boolean }): Promise<NginxRtmp>;
@@ -60,7 +67,7 @@ async function load(): Promise<Harness> {
   const module = async <T>(name: string): Promise<T> => (await import(/* @vite-ignore */ name)) as T;
   const [proc, judge, nginx, run, fs, crypto] = await Promise.all([
     module<Pick<Harness, 'runChecked' | 'makeTempDir'>>(`${HARNESS}proc.js`),
-    module<Pick<Harness, 'framemd5' | 'ffprobeStreams'>>(`${HARNESS}judge.js`),
+    module<Pick<Harness, 'framemd5' | 'comparePackets' | 'ffprobeStreams'>>(`${HARNESS}judge.js`),
     module<Pick<Harness, 'startNginxRtmp'>>(`${HARNESS}nginx.js`),
     module<Pick<Harness, 'runOnair'>>(`${HARNESS}run.js`),
     module<{ readFileSync(path: string): Uint8Array; writeFileSync(path: string, data: Uint8Array): void }>('node:fs'),
@@ -70,6 +77,7 @@ async function load(): Promise<Harness> {
     runChecked: proc.runChecked,
     makeTempDir: proc.makeTempDir,
     framemd5: judge.framemd5,
+    comparePackets: judge.comparePackets,
     ffprobeStreams: judge.ffprobeStreams,
     startNginxRtmp: nginx.startNginxRtmp,
     runOnair: run.runOnair,
