@@ -50,11 +50,12 @@ export interface DecodeTimesOptions {
  *
  * The first frames. The first frame gets DTS = PTS (a connection's first keyframe is its 0, and
  * FLV timestamps cannot be negative). Frames whose rule value is not above the previous DTS get
- * the previous DTS + 1 ms: after a keyframe K, a depth-d stream's next d+1 or so frames are
- * stamped K+1 ms, K+2 ms… below the next B-frame's PTS (at 30 fps, 33 ms later). Decoders only
- * need DTS increasing and not past PTS; presentation (PTS = DTS + composition time) is exact.
- * Then the rule takes over. A reconnect starts a new `DecodeTimes` seeded with the depth learned
- * so far: its first keyframe is again DTS = PTS, and the same few frames are squeezed after it.
+ * the previous DTS + 1 ms: after a keyframe K, a depth-d stream's next d frames are stamped
+ * K+1 ms … K+d ms, below the next B-frame's PTS (at 30 fps, 33 ms later); the same happens to a
+ * frame the gap guard holds down while d is still growing. Decoders only need DTS increasing and
+ * not past PTS; presentation (PTS = DTS + composition time) is exact. Then the rule takes over.
+ * A reconnect starts a new `DecodeTimes` seeded with the depth learned so far: its first keyframe
+ * is again DTS = PTS, and the d frames after it are squeezed the same way.
  *
  * What it costs. No latency: each chunk's DTS is known when it arrives and nothing is held.
  * Without reordering DTS = PTS (composition time 0), except that a frame right after a gap in the
