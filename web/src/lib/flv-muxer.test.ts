@@ -1,12 +1,12 @@
 import { describe, expect, it } from 'vitest';
-import { avcVideoBody, flvTag, parseFlvTag } from '@onair/shared';
+import { avcVideoBody, flvTag, parseFlvTag, parseVideoBody } from '@onair/shared';
 import { CbrFiller, fillerFits } from './cbr-filler.js';
 import { FlvMuxer } from './flv-muxer.js';
 
 describe('FlvMuxer.video', () => {
-  it('writes the same bytes as flvTag(avcVideoBody(...)), extended timestamps and negative cts included', () => {
+  it('writes the same bytes as flvTag(avcVideoBody(...)), extended timestamps and large composition times included', () => {
     const m = new FlvMuxer();
-    for (const [ms, key, cts] of [[0, true, 0], [33, false, 67], [0x1234567, false, -5], [0x89abcdef, true, 0]] as const) {
+    for (const [ms, key, cts] of [[0, true, 0], [33, false, 67], [0x1234567, false, 0x7fffff], [0x89abcdef, true, 0]] as const) {
       const data = Uint8Array.from({ length: 100 }, (_, i) => i);
       const a = m.video(data, key, ms * 1000, (ms + cts) * 1000);
       const b = flvTag({ type: 9, timestamp: ms, data: avcVideoBody({ keyframe: key, packetType: 1, cts, data }) });
@@ -45,10 +45,24 @@ describe('FlvMuxer.video', () => {
     expect(fillerFits(new Uint8Array(4))).toBe(false);
   });
 
-  it('refuses a decode timestamp that goes backwards (a reordering encoder) instead of clamping it', () => {
+  it('writes CompositionTime = round(PTS) − round(DTS) in ms, for times that are not whole ms', () => {
+    const m = new FlvMuxer();
+    // DTS 1.4 ms → 1 ms, PTS 100.5 ms → 101 ms: 100 ms, where round(PTS − DTS) would say 99.
+    const tag = parseFlvTag(m.video(new Uint8Array(10), false, 1_400, 100_500).slice());
+    expect(tag.timestamp).toBe(1);
+    expect(parseVideoBody(tag.data).cts).toBe(100);
+  });
+
+  it('refuses decode times that do not increase in ms, or that pass the presentation time, instead of clamping them', () => {
     const m = new FlvMuxer();
     m.video(new Uint8Array(10), true, 66_000);
-    expect(() => m.video(new Uint8Array(10), false, 33_000)).toThrow(/backwards/);
+    expect(() => m.video(new Uint8Array(10), false, 33_000)).toThrow(/33 ms not after 66 ms/);
+    // Two decode times 0.6 ms apart round to the same millisecond.
+    expect(() => m.video(new Uint8Array(10), false, 66_400)).toThrow(/66 ms not after 66 ms/);
+    expect(() => m.video(new Uint8Array(10), false, 100_000, 99_000)).toThrow(/decode time 100 ms after its presentation time 99 ms/);
+    // A refused frame changes nothing: the next good one follows the last written.
+    expect(parseFlvTag(m.video(new Uint8Array(10), false, 67_000, 100_000).slice()).timestamp).toBe(67);
+    expect(() => new FlvMuxer().video(new Uint8Array(10), true, -1_000)).toThrow(/before 0/);
   });
 
   it('refuses timestamps at or past 2^32 ms instead of wrapping', () => {

@@ -20,13 +20,17 @@ export interface StreamMetadata {
 }
 
 /**
- * Turns encoder output into FLV tags in file form (one WebSocket binary message each). One clock
- * for both tracks: callers pass microseconds since the session origin; each track's millisecond
- * timestamps never go backwards (audio is held at the last one; video that would throws).
+ * Turns encoder output into FLV tags in file form (one WebSocket binary message each), for one
+ * connection. One clock for both tracks: callers pass microseconds since the connection's origin.
+ * Audio tags carry their presentation time, held at the last one rather than going back. Video
+ * tags carry the decode time (DTS, from `DecodeTimes` when the encoder reorders frames), which
+ * must increase strictly in milliseconds, and the composition time round(PTS) − round(DTS) ms,
+ * which must not be negative; a frame that breaks either throws instead of being clamped.
  */
 export class FlvMuxer {
   #lastAudioMs = 0;
-  #lastVideoMs = 0;
+  /** The last video tag's DTS in ms; −1 before the first. */
+  #lastVideoMs = -1;
   #scratch = new Uint8Array(64 * 1024);
   #view = new DataView(this.#scratch.buffer);
 
@@ -68,11 +72,14 @@ export class FlvMuxer {
    */
   video(data: Uint8Array, keyframe: boolean, dtsUs: number, ptsUs = dtsUs, fillerBytes = 0): Uint8Array<ArrayBuffer> {
     const ms = Math.round(dtsUs / 1000);
-    if (ms < this.#lastVideoMs) throw new RangeError(`video decode time went backwards (${ms} ms after ${this.#lastVideoMs} ms): the encoder reorders frames`);
+    if (ms <= this.#lastVideoMs) {
+      throw new RangeError(this.#lastVideoMs < 0 ? `video decode time ${ms} ms before 0` : `video decode time ${ms} ms not after ${this.#lastVideoMs} ms`);
+    }
     if (ms > MAX_TIMESTAMP_MS) throw new RangeError(`video timestamp ${ms} ms past FLV's 32 bits`);
-    this.#lastVideoMs = ms;
     const cts = Math.round(ptsUs / 1000) - ms;
-    if (cts < -0x800000 || cts > 0x7fffff) throw new RangeError(`composition time ${cts} ms outside signed 24 bits`);
+    if (cts < 0) throw new RangeError(`video decode time ${ms} ms after its presentation time ${ms + cts} ms`);
+    if (cts > 0x7fffff) throw new RangeError(`composition time ${cts} ms past signed 24 bits`);
+    this.#lastVideoMs = ms;
     const bodySize = AVC_HEADER_SIZE + data.length + fillerBytes;
     const size = FLV_TAG_HEADER_SIZE + bodySize + FLV_PREVIOUS_TAG_SIZE;
     if (this.#scratch.length < size) {
