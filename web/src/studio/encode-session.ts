@@ -9,6 +9,7 @@ import { BridgeLink } from './bridge-link.js';
 import { composeFrame } from './compose.js';
 import { openH264Encoder, type H264Chunk, type H264Encoder } from './h264-encoder.js';
 import { WorkerSources } from './sources.js';
+import { TagClass } from './outbox.js';
 import { StreamTimeline, type OutTag } from './stream-timeline.js';
 import { DEFAULT_VIDEO_FLOW_LIMITS, FramePlan, VideoFlow } from './video-flow.js';
 import type { EncodeSettings, EncodeStats, FromWorker, SourceHandles } from './worker-protocol.js';
@@ -35,7 +36,7 @@ export class EncodeSession {
   readonly #flow: VideoFlow;
   readonly #meta: StreamMetadata;
   readonly #asc: Uint8Array;
-  readonly #timeline = new StreamTimeline();
+  readonly #timeline: StreamTimeline;
   readonly #sources: WorkerSources;
   #link: BridgeLink | undefined;
   #video: H264Encoder | undefined;
@@ -53,8 +54,6 @@ export class EncodeSession {
   #ctx: OffscreenCanvasRenderingContext2D | undefined;
   /** "Measure latency": every output frame carries the latency clock. */
   #latencyClock = false;
-  /** The last video chunk's timestamp: the encoder must not reorder (FLV gets pts = dts). */
-  #lastVideoUs = -1;
   #filler: CbrFiller | undefined;
 
   // Stats.
@@ -72,6 +71,7 @@ export class EncodeSession {
     this.#pcm = new PcmConverter(settings.sampleRate, settings.channels);
     this.#audioClock = new AudioClock(settings.sampleRate);
     this.#flow = new VideoFlow(settings.fps * settings.keyframeIntervalS);
+    this.#timeline = new StreamTimeline(1e6 / settings.fps);
     const s = settings;
     this.#meta = { width: s.width, height: s.height, framerate: s.fps, videoBitrate: s.videoBitrate, audioBitrate: s.audioBitrate, sampleRate: s.sampleRate, channels: s.channels };
     this.#asc = buildAudioSpecificConfig({ objectType: AacObjectType.Lc, sampleRate: s.sampleRate, channels: s.channels });
@@ -142,7 +142,7 @@ export class EncodeSession {
     this.#audio = audio;
     this.#stats.codec = video.codec;
     this.#stats.audioEncoder = audio.kind;
-    for (const tag of this.#timeline.headers(this.#meta, this.#asc)) this.#send(tag);
+    this.#sendAll(this.#timeline.headers(this.#meta, this.#asc));
     this.#flow.restart();
     // Both tracks start at the first camera frame (or after a short wait, on black).
     await Promise.race([gotFrame, new Promise((r) => setTimeout(r, FIRST_FRAME_WAIT_MS))]);
@@ -265,43 +265,36 @@ export class EncodeSession {
 
   #onVideo(chunk: H264Chunk): void {
     if (this.#stopped) return;
-    if (chunk.timestampUs <= this.#lastVideoUs) {
-      this.fail(`the H.264 encoder (${this.#stats.codec}) reorders frames, which FLV from the studio cannot carry`);
-      return;
-    }
-    this.#lastVideoUs = chunk.timestampUs;
     const link = this.#link;
     if (link === undefined) return;
-    if (chunk.avcC !== undefined) {
-      // Filler NAL units are written with 4-byte lengths.
-      this.#filler = this.#video?.constantBitrate === true && fillerFits(chunk.avcC) ? (this.#filler ?? new CbrFiller(this.#s.videoBitrate, this.#s.fps)) : undefined;
-      this.#send(this.#timeline.videoConfig(chunk.avcC));
+    try {
+      if (chunk.avcC !== undefined) {
+        // Filler NAL units are written with 4-byte lengths.
+        this.#filler = this.#video?.constantBitrate === true && fillerFits(chunk.avcC) ? (this.#filler ?? new CbrFiller(this.#s.videoBitrate, this.#s.fps)) : undefined;
+        this.#sendAll(this.#timeline.videoConfig(chunk.avcC));
+      }
+      const t = performance.now();
+      const backlog = link.backlog();
+      if (!this.#flow.admit(chunk.key, backlog)) {
+        this.#stats.framesDropped++;
+        this.#stats.droppedBacklog++;
+        this.#sendAll(this.#timeline.skipVideo(chunk.timestampUs, chunk.key));
+        return;
+      }
+      // No padding while the link is backed up: it would only deepen the backlog.
+      const filler = backlog > WS_HIGH_WATER / 2 ? 0 : (this.#filler?.fillerFor(chunk.data.length) ?? 0);
+      const before = this.#stats.framesEncoded;
+      this.#sendAll(this.#timeline.video(chunk.data, chunk.key, chunk.timestampUs, filler));
+      if (this.#timeline.keyframeWanted) this.#flow.restart();
+      if (this.#stats.framesEncoded > before) {
+        const cost = performance.now() - t;
+        this.#costs[this.#costCount++ % COST_SAMPLES] = cost;
+        this.#costSum += cost;
+      }
+    } catch (err) {
+      // The muxer refuses timestamps that would make an invalid stream: a bug, not bad luck.
+      this.fail(`video: ${err instanceof Error ? err.message : String(err)}`);
     }
-    const t = performance.now();
-    const backlog = link.backlog();
-    if (!this.#flow.admit(chunk.key, backlog)) {
-      this.#stats.framesDropped++;
-      this.#stats.droppedBacklog++;
-      return;
-    }
-    // No padding while the link is backed up: it would only deepen the backlog.
-    const filler = backlog > WS_HIGH_WATER / 2 ? 0 : (this.#filler?.fillerFor(chunk.data.length) ?? 0);
-    const tags = this.#timeline.video(chunk.data, chunk.key, chunk.timestampUs, filler);
-    const first = tags[0];
-    if (first === undefined) {
-      this.#stats.framesDropped++;
-      return;
-    }
-    this.#send(first);
-    const cost = performance.now() - t;
-    this.#costs[this.#costCount++ % COST_SAMPLES] = cost;
-    this.#costSum += cost;
-    this.#sentBytes += first.bytes.length;
-    this.#sentFrames++;
-    this.#stats.framesSent++;
-    this.#stats.framesEncoded++;
-    // Audio held for the first keyframe.
-    for (let i = 1; i < tags.length; i++) this.#send(tags[i]!);
   }
 
   #onAudio(data: Uint8Array, timestampUs: number): void {
@@ -309,11 +302,22 @@ export class EncodeSession {
     const link = this.#link;
     if (link === undefined) return;
     if (this.#timeline.started && link.backlog() > 2 * WS_HIGH_WATER) return;
-    const tag = this.#timeline.audio(data, timestampUs);
-    if (tag === undefined) return;
-    this.#sentBytes += tag.bytes.length;
-    this.#stats.audioFramesSent++;
-    this.#send(tag);
+    this.#sendAll(this.#timeline.audio(data, timestampUs));
+  }
+
+  /** Sends tags in order, counting what goes out (a video tag may leave on a later call, with reordering). */
+  #sendAll(tags: readonly OutTag[]): void {
+    for (const tag of tags) {
+      this.#send(tag);
+      this.#sentBytes += tag.bytes.length;
+      if (tag.cls === TagClass.Keyframe || tag.cls === TagClass.Frame) {
+        this.#sentFrames++;
+        this.#stats.framesSent++;
+        this.#stats.framesEncoded++;
+      } else if (tag.cls === TagClass.Audio) {
+        this.#stats.audioFramesSent++;
+      }
+    }
   }
 
   #postStats(): void {
@@ -356,6 +360,7 @@ export class EncodeSession {
     this.#stopped = true;
     this.#video?.close();
     this.#audio?.close();
+    this.#sendAll(this.#timeline.flush());
     this.#postStats();
     await this.#link?.stop();
     this.#post({ type: 'state', state: 'stopped' });
