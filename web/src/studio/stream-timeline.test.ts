@@ -82,7 +82,7 @@ describe('StreamTimeline with an encoder that reorders frames', () => {
     expect(video.length).toBe(order.length);
     const dts = video.map((v) => v.timestamp);
     for (let i = 1; i < dts.length; i++) expect(dts[i]!).toBeGreaterThan(dts[i - 1]!);
-    const pts = video.map((v, i) => v.timestamp + (((v.data[2]! << 16) | (v.data[3]! << 8) | v.data[4]!) << 8 >> 8));
+    const pts = video.map((v) => v.timestamp + (((v.data[2]! << 16) | (v.data[3]! << 8) | v.data[4]!) << 8 >> 8));
     for (const [i, p] of order.entries()) expect(pts[i]).toBe(Math.round((p * frameUs) / 1000));
     for (let i = 0; i < video.length; i++) expect(pts[i]! - dts[i]!).toBeGreaterThanOrEqual(0);
     // On the wire, audio and video never go back in time against each other, once the reordering
