@@ -42,11 +42,45 @@ async function linkUp(page: Page, timeout = 20_000): Promise<void> {
   await expect(page.locator('[data-link]')).toHaveCount(0, { timeout });
 }
 
-async function endStream(page: Page): Promise<number> {
+interface PageCounts {
+  encoded: number;
+  /** Frames never encoded because the machine was busy: the worker ran late, the encoder's queue was full, or it skipped them. */
+  cpuDrops: number;
+  /** Frames dropped because the link to the bridge was backed up. */
+  linkDrops: number;
+}
+
+async function endStream(page: Page): Promise<PageCounts> {
   await page.getByRole('button', { name: 'End stream' }).click();
   await expect(page.getByRole('button', { name: 'Go live' })).toBeVisible({ timeout: 20_000 });
   console.log(`stats: ${await page.locator('.stats').textContent()}`);
-  return Number(await page.locator('[data-stat="frames-encoded"]').textContent());
+  const dropped = page.locator('[data-stat="frames-dropped"]');
+  const n = async (attr: string): Promise<number> => Number(await dropped.getAttribute(attr));
+  return {
+    encoded: Number(await page.locator('[data-stat="frames-encoded"]').textContent()),
+    cpuDrops: (await n('data-late')) + (await n('data-encoder')) + (await n('data-by-encoder')),
+    linkDrops: await n('data-backlog'),
+  };
+}
+
+/**
+ * No step between video frames over 100 ms. On a machine too busy to encode every frame (the
+ * page counts those), the recording may only miss as many frames as the page says it could not
+ * encode: none may go missing on the way.
+ */
+function expectContinuous(times: number[], page: PageCounts): void {
+  const jumps = times.slice(1).map((t, i) => t - times[i]!);
+  const big = jumps.map((j, i) => [times[i]!, j] as const).filter(([, j]) => j > 0.1);
+  console.log(`recording: ${times.length} video frames over ${(times[times.length - 1]! - times[0]!).toFixed(2)} s, largest step ${(Math.max(...jumps) * 1000).toFixed(0)} ms`);
+  if (big.length > 0) console.log(`steps over 100 ms at: ${big.map(([t, j]) => `${t.toFixed(2)} s (+${(j * 1000).toFixed(0)} ms)`).join(', ')}`);
+  expect(page.linkDrops).toBe(0);
+  if (page.cpuDrops === 0) {
+    expect(Math.max(...jumps)).toBeLessThanOrEqual(0.1);
+  } else {
+    const missing = jumps.reduce((n, j) => n + Math.max(0, Math.round(j * FPS) - 1), 0);
+    console.log(`the machine was too busy to encode ${page.cpuDrops} frames; the recording misses ${missing}`);
+    expect(missing).toBeLessThanOrEqual(page.cpuDrops);
+  }
 }
 
 /** Video packet times (s) of a recording, in decode order. */
@@ -77,7 +111,8 @@ test('resets, refusals and a blackhole between page and bridge: one continuous s
     await linkUp(page);
     await page.waitForTimeout(3000);
     expect(await page.locator('.status[data-state="live"]').count()).toBe(1);
-    const encoded = await endStream(page);
+    const counts = await endStream(page);
+    const { encoded } = counts;
     const reconnects = Number(await page.locator('[data-stat="reconnects"]').textContent());
     const lost = Number(await page.locator('[data-stat="gap-frames"]').textContent());
     console.log(`page: ${encoded} frames encoded, ${reconnects} reconnects, ${lost} frames lost in gaps`);
@@ -88,11 +123,7 @@ test('resets, refusals and a blackhole between page and bridge: one continuous s
     // One publish: the destination never noticed.
     expect(publishes('chaos')).toBe(1);
     const times = await videoTimes(file);
-    const jumps = times.slice(1).map((t, i) => t - times[i]!);
-    const big = jumps.map((j, i) => [times[i]!, j] as const).filter(([, j]) => j > 0.1);
-    if (big.length > 0) console.log(`steps over 100 ms at: ${big.map(([t, j]) => `${t.toFixed(2)} s (+${(j * 1000).toFixed(0)} ms)`).join(', ')}`);
-    console.log(`recording: ${times.length} video frames over ${(times[times.length - 1]! - times[0]!).toFixed(2)} s, largest step ${(Math.max(...jumps) * 1000).toFixed(0)} ms`);
-    expect(Math.max(...jumps)).toBeLessThanOrEqual(0.1);
+    expectContinuous(times, counts);
     expect(times.length).toBe(encoded);
     const r = await probeRecording(file);
     expect(Math.abs(r.audio.firstS - r.video.firstS)).toBeLessThanOrEqual(0.1);
@@ -117,7 +148,8 @@ test('a cut longer than the resend buffer: resumes at a keyframe, reports the ga
     await expect(gap).toBeVisible({ timeout: 10_000 });
     console.log(await gap.textContent());
     await page.waitForTimeout(4000);
-    const encoded = await endStream(page);
+    const counts = await endStream(page);
+    const { encoded } = counts;
     const lost = Number(await page.locator('[data-stat="gap-frames"]').textContent());
     const lostMs = Number(await page.locator('[data-stat="gap-frames"]').getAttribute('data-ms'));
     console.log(`page: ${encoded} frames encoded, ${lost} lost (${lostMs} ms)`);
@@ -128,9 +160,8 @@ test('a cut longer than the resend buffer: resumes at a keyframe, reports the ga
     const file = await nginx.recordingDone('longcut', 20_000);
     expect(publishes('longcut')).toBe(1);
     const times = await videoTimes(file);
-    const jumps = times.slice(1).map((t, i) => t - times[i]!);
     // The timeline continues at the keyframe after the gap: no jump in the recording.
-    expect(Math.max(...jumps)).toBeLessThanOrEqual(0.1);
+    expectContinuous(times, counts);
     expect(times.length).toBe(encoded - lost);
     const decoded = await ffprobeStreams(file, { decode: true });
     expect(Number(decoded.find((s) => s.codec_type === 'video')?.nb_read_frames)).toBe(times.length);

@@ -64,6 +64,9 @@ export class EncodeSession {
   #costCount = 0;
   #costSum = 0;
   #statsTimer: ReturnType<typeof setInterval> | undefined;
+  /** Frames handed to the encoder, and chunks it gave back. */
+  #submitted = 0;
+  #chunks = 0;
 
   constructor(settings: EncodeSettings, post: (msg: FromWorker) => void) {
     this.#s = settings;
@@ -87,6 +90,7 @@ export class EncodeSession {
       droppedLate: 0,
       droppedEncoderBusy: 0,
       droppedBacklog: 0,
+      droppedByEncoder: 0,
       framesRepeated: 0,
       wsBufferedBytes: 0,
       framesSent: 0,
@@ -239,6 +243,7 @@ export class EncodeSession {
     if (frame === undefined) return;
     const key = plan === FramePlan.Key;
     this.#flow.encoded(n, key);
+    this.#submitted++;
     video.encode(frame, key);
     frame.close();
   }
@@ -265,6 +270,7 @@ export class EncodeSession {
 
   #onVideo(chunk: H264Chunk): void {
     if (this.#stopped) return;
+    this.#chunks++;
     const link = this.#link;
     if (link === undefined) return;
     try {
@@ -327,6 +333,7 @@ export class EncodeSession {
     this.#sentFrames = 0;
     this.#sentBytes = 0;
     st.encodeQueue = this.#video?.queue ?? 0;
+    st.droppedByEncoder = Math.max(0, this.#submitted - this.#chunks - st.encodeQueue);
     st.wsBufferedBytes = this.#link?.bufferedAmount ?? 0;
     st.reconnects = this.#link?.reconnects ?? 0;
     st.resendBufferBytes = this.#link?.outbox.bytes ?? 0;

@@ -45,6 +45,8 @@ export interface EncodeStats {
   droppedLate: number;
   droppedEncoderBusy: number;
   droppedBacklog: number;
+  /** Frames the encoder took and gave nothing back for (realtime encoders skip frames when behind). */
+  droppedByEncoder: number;
   /** Output frames that repeated the previous camera frame (camera slower than the preset). */
   framesRepeated: number;
   wsBufferedBytes: number;
