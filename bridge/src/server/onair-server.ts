@@ -4,7 +4,8 @@ import type { Duplex } from 'node:stream';
 import { CONFIG_PATH, MAX_STUDIO_BINARY_BYTES, STUDIO_WS_PATH, type StudioConfig } from '@onair/shared';
 import { WebSocketServer } from 'ws';
 import { StudioSession, type StudioSessionOptions } from '../studio/studio-session.js';
-import { TOKEN_COOKIE, type ServerPolicy } from './policy.js';
+import { setSecurityHeaders } from './headers.js';
+import type { ServerPolicy } from './policy.js';
 import { refuseUpgrade } from './refuse.js';
 import { StaticFiles } from './static-files.js';
 
@@ -70,16 +71,15 @@ export class OnairServer {
   }
 
   #onRequest(req: IncomingMessage, res: ServerResponse): void {
+    setSecurityHeaders(req, res);
     const verdict = this.#opts.policy.checkRequest(req);
     if (!verdict.ok) {
       res.writeHead(verdict.status, { 'content-type': 'text/plain; charset=utf-8' }).end(`${verdict.reason}\n`);
       return;
     }
     const url = new URL(req.url ?? '/', 'http://x');
-    if (this.#opts.policy.token !== undefined && url.searchParams.has('token')) {
-      // Keep the token for the page's later requests and WebSockets without it staying in the URL bar.
-      res.setHeader('set-cookie', `${TOKEN_COOKIE}=${encodeURIComponent(this.#opts.policy.token)}; Path=/; HttpOnly; SameSite=Strict`);
-    }
+    const cookie = this.#opts.policy.tokenCookie(req);
+    if (cookie !== undefined) res.setHeader('set-cookie', cookie);
     try {
       if (this.#opts.watch?.handleRequest(req, res)) return;
     } catch (err) {
