@@ -200,9 +200,9 @@ export class ServerPolicy {
    */
   checkSite(req: IncomingMessage): Verdict {
     const origin = req.headers.origin;
-    // A listed origin is another site on purpose; its requests say cross-site and that is fine.
-    if (origin !== undefined && this.#allowedOrigins.has(origin.toLowerCase())) return { ok: true };
     if (origin !== undefined) {
+      // A listed origin is another site on purpose; its requests say cross-site and that is fine.
+      if (this.#allowedOrigins.has(origin.toLowerCase())) return { ok: true };
       const own = (req.headers.host ?? '').toLowerCase();
       if (own === '' || originHost(origin) !== own) {
         return { ok: false, status: 403, reason: `request from origin ${origin.slice(0, 100)} refused: not this server's (--allow-origin allows one)` };
