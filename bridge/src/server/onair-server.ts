@@ -6,7 +6,8 @@ import { WebSocketServer } from 'ws';
 import type { StudioSessionOptions } from '../studio/studio-session.js';
 import { StudioSessions, type StudioLimits } from '../studio/studio-sessions.js';
 import { DEFAULT_PING_INTERVAL_MS, serveStudioSocket } from '../studio/studio-socket.js';
-import { TOKEN_COOKIE, type ServerPolicy } from './policy.js';
+import { setSecurityHeaders } from './headers.js';
+import type { ServerPolicy } from './policy.js';
 import { refuseUpgrade } from './refuse.js';
 import { StaticFiles } from './static-files.js';
 
@@ -97,16 +98,15 @@ export class OnairServer {
   }
 
   #onRequest(req: IncomingMessage, res: ServerResponse): void {
+    setSecurityHeaders(req, res);
     const verdict = this.#opts.policy.checkRequest(req);
     if (!verdict.ok) {
       res.writeHead(verdict.status, { 'content-type': 'text/plain; charset=utf-8' }).end(`${verdict.reason}\n`);
       return;
     }
     const url = new URL(req.url ?? '/', 'http://x');
-    if (this.#opts.policy.token !== undefined && url.searchParams.has('token')) {
-      // Keep the token for the page's later requests and WebSockets without it staying in the URL bar.
-      res.setHeader('set-cookie', `${TOKEN_COOKIE}=${encodeURIComponent(this.#opts.policy.token)}; Path=/; HttpOnly; SameSite=Strict`);
-    }
+    const cookie = this.#opts.policy.tokenCookie(req);
+    if (cookie !== undefined) res.setHeader('set-cookie', cookie);
     try {
       if (this.#opts.watch?.handleRequest(req, res)) return;
     } catch (err) {

@@ -66,6 +66,79 @@ describe('ServerPolicy on loopback', () => {
   });
 });
 
+describe('ServerPolicy: requests from other sites', () => {
+  const policy = new ServerPolicy({ host: '127.0.0.1', allowedOrigins: ['https://studio.example'] });
+  const own = 'http://127.0.0.1:8080';
+  const at = (url: string, headers: Record<string, string> = {}): IncomingMessage => req(url, { host: '127.0.0.1:8080', ...headers });
+  const refusedBy = (header: RegExp) => expect.objectContaining({ ok: false, status: 403, reason: expect.stringMatching(header) as string });
+
+  // What browsers send: Origin on WebSockets and CORS fetches, Sec-Fetch-Site on everything
+  // (Chromium, Firefox, Safari 16.4+); players and scripts send neither.
+  const crossSite = [
+    { origin: 'https://evil.example' },
+    { origin: 'http://127.0.0.1:8081' },
+    { origin: 'http://localhost:8080' },
+    { origin: 'null' },
+    { origin: 'not a url' },
+    { 'sec-fetch-site': 'cross-site' },
+    { 'sec-fetch-site': 'same-site' },
+    { origin: own, 'sec-fetch-site': 'cross-site' },
+    { origin: 'https://evil.example', 'sec-fetch-site': 'same-origin' },
+  ];
+  const sameSite = [{}, { origin: own }, { 'sec-fetch-site': 'same-origin' }, { 'sec-fetch-site': 'none' }, { origin: own, 'sec-fetch-site': 'same-origin' }];
+
+  it('decides by Origin and Sec-Fetch-Site', () => {
+    for (const headers of crossSite) expect(policy.checkSite(at('/', headers)), JSON.stringify(headers)).toMatchObject({ ok: false, status: 403 });
+    for (const headers of sameSite) expect(policy.checkSite(at('/', headers)), JSON.stringify(headers)).toEqual({ ok: true });
+    expect(policy.checkSite(at('/', { origin: 'https://evil.example' }))).toEqual(refusedBy(/origin https:\/\/evil\.example refused.*--allow-origin/));
+    expect(policy.checkSite(at('/', { 'sec-fetch-site': 'same-site' }))).toEqual(refusedBy(/another site.*Sec-Fetch-Site: same-site/));
+    expect(policy.checkSite(req('/', { origin: 'null' }))).toMatchObject({ ok: false, status: 403 });
+  });
+
+  it('lets a listed origin through, whatever Sec-Fetch-Site says', () => {
+    expect(policy.checkSite(at('/', { origin: 'https://studio.example', 'sec-fetch-site': 'cross-site' }))).toEqual({ ok: true });
+    expect(policy.checkSite(at('/', { origin: 'HTTPS://Studio.Example' }))).toEqual({ ok: true });
+    expect(policy.checkSite(at('/', { origin: 'https://studio.example:444' }))).toMatchObject({ ok: false });
+    // A navigation carries no Origin: a listed site's links to sources are refused like any other's.
+    expect(policy.checkSite(at('/', { 'sec-fetch-site': 'cross-site' }))).toMatchObject({ ok: false });
+  });
+
+  it('applies to every request that opens an RTMP session and every WebSocket, not to pages and files', () => {
+    const opening = ['/flv?src=rtmp%3A%2F%2F192.168.1.1%2Flive%2Fx', '/flv', '/live/x.flv', '/LIVE/X.FLV', '/watch?src=rtmp://10.0.0.1/live/x', '/watch/live/x?src=rtmp://h/a/b', '/?src=rtmp://h/a/b'];
+    const harmless = ['/', '/watch/live/x', '/assets/index-1.js', '/api/config', '/metrics', '/watch?latency=0.3'];
+    for (const headers of crossSite) {
+      for (const url of opening) expect(policy.checkRequest(at(url, headers)), `${url} ${JSON.stringify(headers)}`).toMatchObject({ ok: false, status: 403 });
+      for (const url of harmless) expect(policy.checkRequest(at(url, headers)), `${url} ${JSON.stringify(headers)}`).toEqual({ ok: true });
+      for (const url of ['/studio-ws', '/watch-ws/live/x', '/watch-ws?src=rtmp://h/a/b']) expect(policy.checkUpgrade(at(url, headers))).toMatchObject({ ok: false, status: 403 });
+    }
+    for (const headers of sameSite) {
+      for (const url of [...opening, ...harmless]) expect(policy.checkRequest(at(url, headers))).toEqual({ ok: true });
+      for (const url of ['/studio-ws', '/watch-ws/live/x', '/watch-ws?src=rtmp://h/a/b']) expect(policy.checkUpgrade(at(url, headers))).toEqual({ ok: true });
+    }
+  });
+
+  it('with a token, both checks apply: the token first', () => {
+    const guarded = new ServerPolicy({ host: '0.0.0.0', token: 'tok' });
+    const host = { host: '203.0.113.5:8080' };
+    expect(guarded.checkRequest(req('/live/x.flv', { ...host, 'sec-fetch-site': 'cross-site' }))).toMatchObject({ ok: false, status: 401 });
+    expect(guarded.checkRequest(req('/live/x.flv?token=tok', { ...host, 'sec-fetch-site': 'cross-site' }))).toMatchObject({ ok: false, status: 403 });
+    expect(guarded.checkRequest(req('/live/x.flv?token=tok', host))).toEqual({ ok: true });
+    expect(guarded.checkUpgrade(req('/watch-ws/live/x', { ...host, authorization: 'Bearer tok', origin: 'https://evil.example' }))).toMatchObject({ ok: false, status: 403 });
+  });
+});
+
+describe('ServerPolicy: the token cookie', () => {
+  const policy = new ServerPolicy({ host: '0.0.0.0', token: 'a b;c' });
+  const withSocket = (url: string, encrypted: boolean): IncomingMessage => ({ url, headers: {}, socket: { encrypted } }) as unknown as IncomingMessage;
+
+  it('is set only when the token came in the query: HttpOnly, SameSite=Strict, Path=/, Secure over TLS', () => {
+    expect(policy.tokenCookie(withSocket('/', false))).toBeUndefined();
+    expect(policy.tokenCookie(withSocket('/?token=a%20b%3Bc', false))).toBe('onair_token=a%20b%3Bc; Path=/; HttpOnly; SameSite=Strict');
+    expect(policy.tokenCookie(withSocket('/watch/live/x?token=x', true))).toBe('onair_token=a%20b%3Bc; Path=/; HttpOnly; SameSite=Strict; Secure');
+    expect(new ServerPolicy({ host: '127.0.0.1' }).tokenCookie(withSocket('/?token=x', false))).toBeUndefined();
+  });
+});
+
 describe('ServerPolicy beyond loopback', () => {
   it('will not start without a token', () => {
     expect(() => new ServerPolicy({ host: '0.0.0.0' })).toThrow(expect.objectContaining({ code: 'TOKEN_REQUIRED' }) as Error);

@@ -12,7 +12,7 @@ export interface PolicyOptions {
   token?: string | undefined;
   /** Let destinations (and watch sources) on loopback/private/link-local addresses through. */
   allowPrivateDestinations?: boolean | undefined;
-  /** Extra page origins allowed to open WebSockets (besides the server's own). */
+  /** Other page origins allowed to use the server from a browser (besides the server's own). */
   allowedOrigins?: readonly string[] | undefined;
   /** Name resolution for destinations, in isAllowed and at connect time; `dns.lookup` unless set. */
   lookup?: LookupFunction | undefined;
@@ -105,6 +105,32 @@ function sameSecret(a: string, b: string): boolean {
   return x.length === y.length && timingSafeEqual(x, y);
 }
 
+/**
+ * `Sec-Fetch-Site` values that say the request comes from this server's own pages or from the
+ * user (typed URL, bookmark). `same-site` is not among them: a site is a registrable domain and
+ * a scheme, ports ignored, so every other service on localhost, and every sibling subdomain of a
+ * public name, is `same-site` (docs/studio.md, Security).
+ */
+const OWN_FETCH_SITES: ReadonlySet<string> = new Set(['same-origin', 'none']);
+
+/**
+ * Requests that make the bridge open an RTMP session: anything naming a source (`src`: the
+ * `/flv`, `/watch` and `/watch-ws` forms) and HTTP-FLV (`/flv`, `/live/<stream>.flv`, served by
+ * bridge/src/watch/watch-service.ts). A page on another site must not be able to start them.
+ */
+function opensUpstream(url: URL): boolean {
+  return url.searchParams.has('src') || url.pathname === '/flv' || /\.flv$/i.test(url.pathname);
+}
+
+/** `host[:port]` of an Origin header, lower case; '' for 'null' and anything that does not parse. */
+function originHost(origin: string): string {
+  try {
+    return new URL(origin).host.toLowerCase();
+  } catch {
+    return '';
+  }
+}
+
 function cookie(req: IncomingMessage, name: string): string | undefined {
   const header = req.headers.cookie;
   if (header === undefined) return undefined;
@@ -117,8 +143,9 @@ function cookie(req: IncomingMessage, name: string): string | undefined {
 
 /**
  * Who may use the server and where it may connect. Bound to loopback it serves the local user:
- * no token needed, any destination allowed. Bound anywhere else it requires the token, checks the
- * `Origin` of WebSockets, and refuses non-public destinations unless told otherwise.
+ * no token needed, any destination allowed. Bound anywhere else it requires the token and refuses
+ * non-public destinations unless told otherwise. On every bind, a browser request from another
+ * site may not open a WebSocket or start an RTMP session (checkSite).
  */
 export class ServerPolicy {
   readonly loopbackOnly: boolean;
@@ -148,8 +175,60 @@ export class ServerPolicy {
     return cookie(req, TOKEN_COOKIE);
   }
 
-  /** Checks the token (when one is configured) and, on loopback, the Host header. */
+  /**
+   * Checks the token (when one is configured), on loopback the Host header, and for a request that
+   * opens an RTMP session (HTTP-FLV, any `src`) where the browser says it comes from.
+   */
   checkRequest(req: IncomingMessage): Verdict {
+    const verdict = this.#checkAccess(req);
+    if (!verdict.ok || !opensUpstream(new URL(req.url ?? '/', 'http://x'))) return verdict;
+    return this.checkSite(req);
+  }
+
+  /** Like checkRequest, with checkSite for every WebSocket handshake. */
+  checkUpgrade(req: IncomingMessage): Verdict {
+    const verdict = this.#checkAccess(req);
+    if (!verdict.ok) return verdict;
+    return this.checkSite(req);
+  }
+
+  /**
+   * Refuses a request a browser marks as coming from another site: an `Origin` that is neither
+   * this server's nor allowed, or `Sec-Fetch-Site` other than same-origin or none (the user's own
+   * navigation) unless the `Origin` is allowed. Clients that send neither header (ffmpeg, VLC,
+   * Node) are not browsers running someone else's page, and pass.
+   */
+  checkSite(req: IncomingMessage): Verdict {
+    const origin = req.headers.origin;
+    if (origin !== undefined) {
+      // A listed origin is another site on purpose; its requests say cross-site and that is fine.
+      if (this.#allowedOrigins.has(origin.toLowerCase())) return { ok: true };
+      const own = (req.headers.host ?? '').toLowerCase();
+      if (own === '' || originHost(origin) !== own) {
+        return { ok: false, status: 403, reason: `request from origin ${origin.slice(0, 100)} refused: not this server's (--allow-origin allows one)` };
+      }
+    }
+    const site = req.headers['sec-fetch-site'];
+    if (site !== undefined && !OWN_FETCH_SITES.has(site)) {
+      return { ok: false, status: 403, reason: `request from another site refused (Sec-Fetch-Site: ${site.slice(0, 20)}); open it from this server's own pages` };
+    }
+    return { ok: true };
+  }
+
+  /**
+   * The Set-Cookie value that keeps a token given as `?token=` for the page's later requests and
+   * WebSockets, or undefined when there is nothing to keep. HttpOnly: page scripts never see it;
+   * SameSite=Strict: another site's links and requests do not carry it; Secure when the request
+   * came over TLS. The server has no TLS listener and trusts no proxy header today, so behind a
+   * TLS-terminating proxy the cookie goes without Secure.
+   */
+  tokenCookie(req: IncomingMessage): string | undefined {
+    if (this.token === undefined || !new URL(req.url ?? '/', 'http://x').searchParams.has('token')) return undefined;
+    const secure = (req.socket as { encrypted?: boolean } | undefined)?.encrypted === true ? '; Secure' : '';
+    return `${TOKEN_COOKIE}=${encodeURIComponent(this.token)}; Path=/; HttpOnly; SameSite=Strict${secure}`;
+  }
+
+  #checkAccess(req: IncomingMessage): Verdict {
     if (this.loopbackOnly) {
       // A page on another site could resolve its own name to 127.0.0.1 (DNS rebinding); only
       // loopback names reach a loopback-only server legitimately.
@@ -161,23 +240,6 @@ export class ServerPolicy {
       if (presented === undefined || !sameSecret(presented, this.token)) return { ok: false, status: 401, reason: 'missing or wrong token' };
     }
     return { ok: true };
-  }
-
-  /** Like checkRequest, plus the `Origin` a browser sends with every WebSocket handshake. */
-  checkUpgrade(req: IncomingMessage): Verdict {
-    const verdict = this.checkRequest(req);
-    if (!verdict.ok) return verdict;
-    const origin = req.headers.origin;
-    // Non-browser clients send no Origin; they still passed the token (or are local).
-    if (origin === undefined) return verdict;
-    let originHost: string;
-    try {
-      originHost = new URL(origin).host.toLowerCase();
-    } catch {
-      return { ok: false, status: 403, reason: 'malformed Origin' };
-    }
-    if (originHost === (req.headers.host ?? '').toLowerCase() || this.#allowedOrigins.has(origin.toLowerCase())) return verdict;
-    return { ok: false, status: 403, reason: `origin ${origin} not allowed` };
   }
 
   /**

@@ -22,7 +22,8 @@ const NOT_BUILT = `<!doctype html><meta charset="utf-8"><title>onair</title>
 
 /**
  * Serves the built web app from `root`: files by path, and index.html for any other path without
- * an extension so client-side routes (`/watch/live/key`) load the app.
+ * an extension so client-side routes (`/watch/live/key`) load the app. The security headers are
+ * the server's (headers.ts), set before this runs.
  */
 export class StaticFiles {
   readonly #root: string;
@@ -71,11 +72,6 @@ export class StaticFiles {
       'content-length': size,
       // Vite puts a content hash in every asset name; index.html must always be fresh.
       'cache-control': immutable ? 'public, max-age=31536000, immutable' : 'no-cache',
-      'x-content-type-options': 'nosniff',
-      // Cross-origin isolation: precise performance.now() in the encode worker (5 µs instead of
-      // 100 µs) for its per-frame stats. The app loads nothing from other origins.
-      'cross-origin-opener-policy': 'same-origin',
-      'cross-origin-embedder-policy': 'require-corp',
     });
     if (req.method === 'HEAD') {
       res.end();

@@ -13,6 +13,28 @@ export interface DestinationEntry {
 
 const STORAGE_KEY = 'onair.destinations.v1';
 
+/**
+ * `server` without the secrets it holds when the Stream key field is empty: the last path segment
+ * (with its query) is then the stream key, as the bridge splits a URL (bridge/src/rtmp/url.ts
+ * parseRtmpUrl: an app, then the stream name after the last `/`), and `user:password@` is a
+ * credential. Anything else comes back as it was.
+ */
+export function serverWithoutKey(server: string): string {
+  const m = /^(rtmps?:\/\/)(?:[^/?#]*@)?([^/?#]*)(.*)$/i.exec(server.trim());
+  if (m === null) return server;
+  const [, scheme = '', authority = '', rest = ''] = m;
+  const slash = rest.lastIndexOf('/');
+  const named = slash > 0 && slash < rest.length - 1;
+  return `${scheme}${authority}${named ? rest.slice(0, slash) : rest}`;
+}
+
+/** What localStorage gets of an entry: no key unless "Remember key" is ticked, wherever it was typed. */
+export function storedEntry(d: DestinationEntry): DestinationEntry {
+  if (d.rememberKey) return { ...d };
+  const server = d.key.trim() === '' ? serverWithoutKey(d.server) : d.server.replace(/^(\s*rtmps?:\/\/)[^/?#]*@/i, '$1');
+  return { ...d, server, key: '' };
+}
+
 let counter = 0;
 function newId(): string {
   counter++;
@@ -21,7 +43,8 @@ function newId(): string {
 
 /**
  * The studio's destinations, remembered in localStorage. A stream key is stored only when its
- * "remember key" box is ticked; otherwise it lives in this page only.
+ * "remember key" box is ticked, whether it was typed in the key field or as the end of the server
+ * URL; otherwise it lives in this page only.
  */
 export class Destinations {
   list = $state<DestinationEntry[]>([]);
@@ -40,6 +63,7 @@ export class Destinations {
     } catch {
       saved = [];
     }
+    const stale = saved.some((d) => storedEntry(d).server !== d.server || storedEntry(d).key !== d.key);
     if (saved.length === 0 && local !== null) {
       saved = [{ id: newId(), platform: 'local', server: local.url, key: local.key, rememberKey: false, enabled: true }];
     }
@@ -51,6 +75,8 @@ export class Destinations {
       }
     }
     this.list = saved;
+    // Earlier versions stored a key typed into the server URL: this page keeps it, storage not.
+    if (stale) this.save();
   }
 
   add(platform = 'custom'): DestinationEntry {
@@ -78,7 +104,7 @@ export class Destinations {
   }
 
   save(): void {
-    const stored = this.list.map((d) => ({ ...d, key: d.rememberKey ? d.key : '' }));
+    const stored = this.list.map(storedEntry);
     try {
       this.#storage?.setItem(STORAGE_KEY, JSON.stringify(stored));
     } catch {
