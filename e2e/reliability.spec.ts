@@ -83,10 +83,10 @@ function expectContinuous(times: number[], page: PageCounts): void {
   }
 }
 
-/** Video packet times (s) of a recording, in decode order. */
+/** Presentation times (s) of a recording's video frames, in display order. */
 async function videoTimes(file: string): Promise<number[]> {
-  const out = await runChecked('ffprobe', ['-v', 'error', '-select_streams', 'v', '-show_entries', 'packet=dts_time', '-of', 'csv=p=0', file], { captureStdout: true });
-  return out.toString().trim().split('\n').map(Number);
+  const out = await runChecked('ffprobe', ['-v', 'error', '-select_streams', 'v', '-show_entries', 'packet=pts_time', '-of', 'csv=p=0', file], { captureStdout: true });
+  return out.toString().trim().split('\n').map(Number).sort((a, b) => a - b);
 }
 
 function publishes(key: string): number {

@@ -1,6 +1,6 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { AvcPacketType, FlvReader, FlvTagType, flvHeader, parseFlvTag, parseVideoBody } from '@onair/shared';
-import { DecodeTimes, MAX_REORDER_FRAMES } from './decode-times.js';
+import { DecodeTimes, MAX_REORDER_FRAMES, SETTLE_FRAMES } from './decode-times.js';
 import { FlvMuxer } from './flv-muxer.js';
 import { harness, type Harness } from './testing/harness.js';
 
@@ -385,5 +385,17 @@ describe('DecodeTimes on libx264 output (B-frames), judged against ffmpeg\'s FLV
     expect(c.ctsDiffer).toEqual(Array.from({ length: first.times.reorderFrames + 1 }, (_, i) => i));
     const keyPtsMs = (clip.packets[at]!.ptsUs - clip.packets[0]!.ptsUs) / 1000;
     await expectSamePictures(await writeFlv(h, `${dir}/reconnect-ours.flv`, clip, tags), clip, keyPtsMs);
+  });
+});
+
+describe('DecodeTimes for an encoder that keeps presentation order', () => {
+  it('takes a gap from dropped frames as a gap once the encoder has shown it does not reorder', () => {
+    const d = new DecodeTimes({ frameDurationUs: 33_333 });
+    const pts = (n: number): number => Math.round(n * 33_333.33);
+    for (let n = 0; n <= SETTLE_FRAMES; n++) expect(d.next(pts(n), n === 0)).toBe(pts(n));
+    // Four frames dropped before the encoder: the next one keeps DTS = PTS, composition time 0.
+    const after = SETTLE_FRAMES + 5;
+    expect(d.next(pts(after), false)).toBe(pts(after));
+    expect(d.reorderFrames).toBe(0);
   });
 });

@@ -10,6 +10,11 @@ export const MAX_REORDER_FRAMES = 16;
 const GAP_FRAMES = 1.5;
 /** Consecutive decode times stay this far apart, so they still increase once rounded to FLV's ms. */
 const MIN_STEP_US = 1000;
+/**
+ * An encoder that has kept presentation order this many frames does not reorder (B-frames show
+ * within the first mini-GOP): gaps from dropped frames are taken as gaps from then on.
+ */
+export const SETTLE_FRAMES = 64;
 
 export interface DecodeTimesOptions {
   /** The nominal frame interval, 1e6 / fps. */
@@ -58,9 +63,10 @@ export interface DecodeTimesOptions {
  * is again DTS = PTS, and the d frames after it are squeezed the same way.
  *
  * What it costs. No latency: each chunk's DTS is known when it arrives and nothing is held.
- * Without reordering DTS = PTS (composition time 0), except that a frame right after a gap in the
- * presentation times (frames dropped before the encoder) gets a DTS just above the previous one,
- * since the gap could have been a reordered frame still to come. With reordering the video's
+ * Without reordering DTS = PTS (composition time 0), except that in the first SETTLE_FRAMES a frame
+ * right after a gap in the presentation times (frames dropped before the encoder) gets a DTS just
+ * above the previous one, since the gap could have been a reordered frame still to come; once an
+ * encoder has kept presentation order that long, a gap is just a gap. With reordering the video's
  * FLV timestamps run d frame intervals behind its presentation times; whoever interleaves audio
  * by timestamp (TagInterleaver) holds audio for that long.
  *
@@ -80,6 +86,8 @@ export class DecodeTimes {
   #lastUs: number | undefined;
   #waitKey = false;
   #dropped = 0;
+  /** Frames seen while the depth was 0. */
+  #inOrder = 0;
 
   constructor(options: DecodeTimesOptions) {
     if (!(options.frameDurationUs > 0)) throw new RangeError(`frame duration ${options.frameDurationUs} µs is not positive`);
@@ -112,13 +120,15 @@ export class DecodeTimes {
     const above = this.#insert(ptsUs);
     if (above > MAX_REORDER_FRAMES) return this.#drop();
     if (above > this.#depth) this.#depth = above;
+    if (this.#depth === 0) this.#inOrder++;
     if (this.#waitKey && !keyframe) return this.#drop();
     let dts = ptsUs;
     if (this.#lastUs !== undefined) {
       const d = this.#depth;
       const top = this.#top;
       let rule = d < this.#count ? top[d]! : Number.NEGATIVE_INFINITY;
-      if (d + 1 < this.#count && rule - top[d + 1]! > this.#gapUs) rule = top[d + 1]!;
+      const learning = d > 0 || this.#inOrder <= SETTLE_FRAMES;
+      if (learning && d + 1 < this.#count && rule - top[d + 1]! > this.#gapUs) rule = top[d + 1]!;
       dts = Math.max(this.#lastUs + MIN_STEP_US, rule);
     }
     if (dts > ptsUs) return this.#drop();
