@@ -83,10 +83,19 @@ function expectContinuous(times: number[], page: PageCounts): void {
   }
 }
 
-/** Presentation times (s) of a recording's video frames, in display order. */
+/**
+ * Presentation times (s) of a recording's video frames, in display order. A sequence header sent
+ * again mid-stream (after a gap) is a packet without a time to ffprobe, not a frame.
+ */
 async function videoTimes(file: string): Promise<number[]> {
   const out = await runChecked('ffprobe', ['-v', 'error', '-select_streams', 'v', '-show_entries', 'packet=pts_time', '-of', 'csv=p=0', file], { captureStdout: true });
-  return out.toString().trim().split('\n').map(Number).sort((a, b) => a - b);
+  return out
+    .toString()
+    .trim()
+    .split('\n')
+    .map(Number)
+    .filter((t) => !Number.isNaN(t))
+    .sort((a, b) => a - b);
 }
 
 function publishes(key: string): number {
