@@ -1,16 +1,34 @@
 // System tools npm cannot install: ffmpeg/ffprobe (fixtures, judging), nginx with the RTMP and
-// stream modules (reference server, TLS terminator), openssl (test CA) and Chromium (browser
-// tests). Installs them with apt when it can, otherwise stops with the exact command to run.
+// stream modules (reference server, TLS terminator), openssl (test CA) and the three browser
+// engines the e2e tests drive: Chromium, Firefox ESR (WebDriver BiDi) and WebKitGTK
+// (WebKitWebDriver + MiniBrowser under Xvfb, GStreamer plugins for its codecs). Installs them
+// with apt when it can, otherwise stops with the exact command to run.
 //   node scripts/system-deps.mjs            check, install if root on Debian/Ubuntu
 //   node scripts/system-deps.mjs --check    check only
 import { spawnSync } from 'node:child_process';
-import { accessSync, constants, existsSync, mkdtempSync, readFileSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
+import { accessSync, constants, existsSync, mkdtempSync, readdirSync, readFileSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 
+/** What a passing check means, for the scripts that report it. */
+export const PRESENT = 'ffmpeg, ffprobe, nginx (rtmp, stream), openssl, fonts, Chromium, Firefox, WebKitGTK (WebKitWebDriver, MiniBrowser, GStreamer plugins) and Xvfb are present';
+
 export const NGINX_MODULES = ['/usr/lib/nginx/modules/ngx_rtmp_module.so', '/usr/lib/nginx/modules/ngx_stream_module.so'];
-export const APT_PACKAGES = ['ffmpeg', 'nginx', 'libnginx-mod-rtmp', 'libnginx-mod-stream', 'chromium', 'openssl', 'fonts-dejavu-core'];
+export const APT_PACKAGES = [
+  'ffmpeg', 'nginx', 'libnginx-mod-rtmp', 'libnginx-mod-stream', 'chromium', 'openssl', 'fonts-dejavu-core',
+  'firefox-esr', 'webkit2gtk-driver', 'gstreamer1.0-libav', 'gstreamer1.0-plugins-good', 'gstreamer1.0-plugins-bad', 'gstreamer1.0-plugins-ugly', 'xvfb',
+];
+// Not in Ubuntu's archive (its firefox is a snap wrapper): FIREFOX_PATH points at a real one.
+const NOT_ON_UBUNTU = ['chromium', 'firefox-esr'];
+// One GStreamer plugin per package that WebKitGTK needs for H.264/AAC encode and MSE playback:
+// libav (AAC and H.264 decoders), good (MP4 demuxer), bad (H.264 parser), ugly (x264 encoder).
+const GSTREAMER_PLUGINS = {
+  'gstreamer1.0-libav': 'libgstlibav.so',
+  'gstreamer1.0-plugins-good': 'libgstisomp4.so',
+  'gstreamer1.0-plugins-bad': 'libgstvideoparsersbad.so',
+  'gstreamer1.0-plugins-ugly': 'libgstx264.so',
+};
 
 function onPath(command) {
   for (const dir of (process.env.PATH ?? '').split(delimiter)) {
@@ -28,6 +46,48 @@ function onPath(command) {
 /** The browser the e2e tests launch: $CHROMIUM_PATH, else the Debian package's binary. */
 export function chromiumPath() {
   return process.env.CHROMIUM_PATH || '/usr/bin/chromium';
+}
+
+/** Firefox for the e2e tests: $FIREFOX_PATH, else firefox-esr or firefox from PATH. */
+export function firefoxPath() {
+  return process.env.FIREFOX_PATH || onPath('firefox-esr') || onPath('firefox') || '/usr/bin/firefox-esr';
+}
+
+/** WebKitGTK's WebDriver server: $WEBKIT_WEBDRIVER_PATH, else WebKitWebDriver from PATH. */
+export function webkitDriverPath() {
+  return process.env.WEBKIT_WEBDRIVER_PATH || onPath('WebKitWebDriver') || '/usr/bin/WebKitWebDriver';
+}
+
+// Where Debian's and Ubuntu's libwebkit2gtk-4.1-0 put MiniBrowser: under the multiarch
+// library directory, which differs per architecture.
+function libDirs() {
+  const dirs = ['/usr/lib', '/usr/libexec'];
+  try {
+    for (const entry of readdirSync('/usr/lib', { withFileTypes: true })) {
+      if (entry.isDirectory() && /-linux-gnu/.test(entry.name)) dirs.push(join('/usr/lib', entry.name));
+    }
+  } catch {
+    // no /usr/lib: nothing is found and findMissing says so
+  }
+  return dirs;
+}
+
+/** WebKitGTK's MiniBrowser, which WebKitWebDriver starts: $WEBKIT_MINIBROWSER_PATH, else the package's. */
+export function miniBrowserPath() {
+  if (process.env.WEBKIT_MINIBROWSER_PATH) return process.env.WEBKIT_MINIBROWSER_PATH;
+  for (const dir of libDirs()) {
+    const candidate = join(dir, 'webkit2gtk-4.1', 'MiniBrowser');
+    if (existsSync(candidate)) return candidate;
+  }
+  return undefined;
+}
+
+/** The GStreamer packages whose plugin is not installed. */
+function missingGstreamer() {
+  const pluginDirs = libDirs().map((dir) => join(dir, 'gstreamer-1.0'));
+  return Object.entries(GSTREAMER_PLUGINS)
+    .filter(([, plugin]) => !pluginDirs.some((dir) => existsSync(join(dir, plugin))))
+    .map(([pkg, plugin]) => `${pkg}: GStreamer plugin ${plugin} not found`);
 }
 
 function osRelease() {
@@ -100,6 +160,15 @@ export function findMissing() {
   if (!existsSync(chromium)) missing.push(`Chromium: ${chromium} not found${process.env.CHROMIUM_PATH ? ' (from $CHROMIUM_PATH)' : ''}`);
   else if (isSnapStub(chromium)) missing.push(`Chromium: ${chromium} is a wrapper around the snap package, which does not run here`);
   if (isDebianLike() && !existsSync(DEJAVU)) missing.push(`fonts: ${DEJAVU} not installed (fonts-dejavu-core)`);
+  const firefox = firefoxPath();
+  if (!existsSync(firefox)) missing.push(`Firefox: ${firefox} not found${process.env.FIREFOX_PATH ? ' (from $FIREFOX_PATH)' : ''}`);
+  else if (isSnapStub(firefox)) missing.push(`Firefox: ${firefox} is a wrapper around the snap package, which does not run here`);
+  if (!existsSync(webkitDriverPath())) missing.push(`WebKitWebDriver: ${webkitDriverPath()} not found (webkit2gtk-driver)`);
+  const miniBrowser = miniBrowserPath();
+  if (miniBrowser === undefined) missing.push('WebKitGTK MiniBrowser: not found (libwebkit2gtk-4.1-0, which webkit2gtk-driver brings)');
+  else if (!existsSync(miniBrowser)) missing.push(`WebKitGTK MiniBrowser: ${miniBrowser} not found (from $WEBKIT_MINIBROWSER_PATH)`);
+  missing.push(...missingGstreamer());
+  if (!onPath('Xvfb')) missing.push('Xvfb: not on PATH (xvfb; WebKitGTK needs an X display)');
   return missing;
 }
 
@@ -119,8 +188,9 @@ export function ensureSystemDeps({ install = true } = {}) {
   console.error(`system-deps: missing:\n  ${missing.join('\n  ')}`);
 
   const ubuntu = isUbuntu();
-  // On Ubuntu the chromium package is the snap stub: install the rest and point at a real browser.
-  const packages = ubuntu ? APT_PACKAGES.filter((p) => p !== 'chromium') : APT_PACKAGES;
+  // On Ubuntu the chromium package is the snap stub and firefox-esr is not in the archive:
+  // install the rest and point at real browsers.
+  const packages = ubuntu ? APT_PACKAGES.filter((p) => !NOT_ON_UBUNTU.includes(p)) : APT_PACKAGES;
   const hasApt = onPath('apt-get') !== undefined;
   const isRoot = process.getuid?.() === 0;
   const aptCommand = `apt-get update && apt-get install -y --no-install-recommends ${packages.join(' ')}`;
@@ -141,7 +211,8 @@ export function ensureSystemDeps({ install = true } = {}) {
   } else {
     console.error(
       'system-deps: no apt-get here. Install with your package manager: ffmpeg (with libx264), ffprobe, ' +
-        `nginx with the RTMP and stream modules at ${NGINX_MODULES.join(' and ')}, openssl, Chromium.`,
+        `nginx with the RTMP and stream modules at ${NGINX_MODULES.join(' and ')}, openssl, Chromium, Firefox, ` +
+        'WebKitGTK 4.1 with WebKitWebDriver and MiniBrowser, the GStreamer libav/good/bad/ugly plugins, Xvfb.',
     );
   }
   if (missing.some((m) => m.startsWith('Chromium'))) {
@@ -152,10 +223,18 @@ export function ensureSystemDeps({ install = true } = {}) {
         : 'system-deps: set CHROMIUM_PATH to a Chromium or Chrome binary if it is not at /usr/bin/chromium.',
     );
   }
+  if (missing.some((m) => m.startsWith('Firefox'))) {
+    console.error(
+      ubuntu
+        ? "system-deps: Ubuntu's firefox package is only a wrapper around the snap and it has no firefox-esr: " +
+            "install Mozilla's Firefox (ESR 128 or later, not the snap) and set FIREFOX_PATH to its binary."
+        : 'system-deps: set FIREFOX_PATH to a Firefox binary (ESR 128 or later) if firefox-esr is not on PATH.',
+    );
+  }
   return 1;
 }
 
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
   process.exitCode = ensureSystemDeps({ install: !process.argv.includes('--check') });
-  if (process.exitCode === 0) console.error('system-deps: ffmpeg, ffprobe, nginx (rtmp, stream), openssl, Chromium and fonts are present.');
+  if (process.exitCode === 0) console.error(`system-deps: ${PRESENT}.`);
 }

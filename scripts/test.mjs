@@ -6,7 +6,7 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { ensureSystemDeps } from './system-deps.mjs';
+import { ensureSystemDeps, PRESENT } from './system-deps.mjs';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const reports = mkdtempSync(join(tmpdir(), 'onair-test-'));
@@ -37,7 +37,7 @@ function readJson(path) {
 
 console.log('── system dependencies');
 if (ensureSystemDeps() !== 0) finish(1, 'system dependencies are missing (see above)');
-console.log('ffmpeg, ffprobe, nginx (rtmp, stream), openssl, Chromium and fonts are present');
+console.log(PRESENT);
 
 let status = step('build', 'npm', ['run', 'build']);
 if (status !== 0) finish(status, `build failed (exit ${status})`);

@@ -24,16 +24,19 @@ export interface FlvFixtureOptions {
   seconds: number;
   /** Shifts every timestamp (`-output_ts_offset`); sequence headers and metadata stay at 0. */
   tsOffsetSeconds?: number;
+  /** Consecutive B-frames (`-bf`), 2 unless given; 0 gives frames in presentation order. */
+  bFrames?: number;
 }
 
 /**
  * An FLV made by ffmpeg, as a camera encoder would: H.264 (libx264 ultrafast, B-frames
- * `-bf 2`, testsrc2 1280x720 at 30 fps, a keyframe every 2 s, ~2.5 Mbps) and AAC-LC (a sine,
- * 48 kHz stereo, 128 kbps). Cached under node_modules/.cache/onair-fixtures/, keyed by the options.
+ * `-bf 2` unless `bFrames` says otherwise, testsrc2 1280x720 at 30 fps, a keyframe every 2 s,
+ * ~2.5 Mbps) and AAC-LC (a sine, 48 kHz stereo, 128 kbps). Cached under node_modules/.cache/onair-fixtures/, keyed by the options.
  */
 export async function flvFixture(options: FlvFixtureOptions): Promise<string> {
   const offset = options.tsOffsetSeconds ?? 0;
-  const file = join(FIXTURE_CACHE, `r${RECIPE}-h264bf2-720p30-aac48k-${options.seconds}s${offset ? `-at${offset}s` : ''}.flv`);
+  const bFrames = options.bFrames ?? 2;
+  const file = join(FIXTURE_CACHE, `r${RECIPE}-h264bf${bFrames}-720p30-aac48k-${options.seconds}s${offset ? `-at${offset}s` : ''}.flv`);
   if (existsSync(file)) return file;
   mkdirSync(FIXTURE_CACHE, { recursive: true });
   // Written aside and renamed so that parallel test workers never read a half-written file.
@@ -45,7 +48,7 @@ export async function flvFixture(options: FlvFixtureOptions): Promise<string> {
     '-t', String(options.seconds),
     '-map', '0:v', '-map', '1:a',
     '-c:v', 'libx264', '-preset', 'ultrafast', '-pix_fmt', 'yuv420p',
-    '-bf', '2', '-g', '60', '-keyint_min', '60', '-sc_threshold', '0',
+    '-bf', String(bFrames), '-g', '60', '-keyint_min', '60', '-sc_threshold', '0',
     '-b:v', '2500k', '-maxrate', '2500k', '-bufsize', '5000k',
     '-c:a', 'aac', '-ac', '2', '-ar', '48000', '-b:a', '128k',
     ...(offset ? ['-output_ts_offset', String(offset)] : []),
