@@ -88,11 +88,6 @@ function goLiveState(destinations: number): { live: boolean; alert: string | nul
 
 test('goes live to nginx-rtmp for 20 s: H.264 1280×720, every frame, tracks together, keyframes ≤ 2 s apart', async ({ driver, engine }) => {
   test.setTimeout(180_000);
-  // Firefox ESR's H.264 encoder emits B-frames (avc1.4D401F and High: output out of
-  // presentation order), and the studio's muxer gives FLV pts = dts, so it stops within two
-  // seconds of going live: "the H.264 encoder (avc1.4D401F CBR) reorders frames, which FLV from the
-  // studio cannot carry" (web/src/studio/encode.worker.ts).
-  test.fail(engine === 'firefox', 'Firefox: the studio refuses its reordering H.264 encoder');
   const key = `engines-${engine}`;
   await driver.goto(bridge.url);
   // The local server is pre-filled once the page has its config.

@@ -46,6 +46,7 @@ export type { AudioBody, AvcVideoBodyInit, VideoBody } from './flv/flv-media.js'
 export {
   NalType,
   annexBToAvcc,
+  avcCForKeyframe,
   avcCodecString,
   buildAvcC,
   nalToRbsp,

@@ -7,6 +7,7 @@ import { parseVideoBody } from '../flv/flv-media.js';
 import { FlvReader } from '../flv/flv-reader.js';
 import {
   annexBToAvcc,
+  avcCForKeyframe,
   avcCodecString,
   buildAvcC,
   nalToRbsp,
@@ -292,5 +293,35 @@ describe('NAL helpers', () => {
     const b = Uint8Array.of(0, 0, 0, 1, 0x67, 1, 2, 0, 0, 1, 0x68, 3, 0, 0, 0, 0, 1, 0x65, 4, 5);
     expect(splitAnnexB(b).map((n) => Array.from(n))).toEqual([[0x67, 1, 2], [0x68, 3], [0x65, 4, 5]]);
     expect(Array.from(annexBToAvcc(b))).toEqual([0, 0, 0, 3, 0x67, 1, 2, 0, 0, 0, 2, 0x68, 3, 0, 0, 0, 3, 0x65, 4, 5]);
+  });
+});
+
+describe('avcCForKeyframe', () => {
+  // Firefox 153's keyframe and description, as recorded by nginx-rtmp from its studio.
+  const sps = Uint8Array.from(Buffer.from('674d401feca02802dd08000003000800f4240078c18cb0', 'hex'));
+  const pps = Uint8Array.from(Buffer.from('68ebecb2', 'hex'));
+  const idr = Uint8Array.of(0x65, 0x88, 0x84, 0x00);
+  const lengthPrefixed = (...nals: Uint8Array[]): Uint8Array => {
+    const out: number[] = [];
+    for (const n of nals) out.push(0, 0, 0, n.length, ...n);
+    return Uint8Array.from(out);
+  };
+  // What its WebCodecs description held: reserved bits clear, and the SPS NAL header byte twice.
+  const broken = Uint8Array.from([1, 0x4d, 0x40, 0x1f, 0x03, 0x01, 0, sps.length + 1, 0x67, ...sps, 1, 0, pps.length, ...pps]);
+
+  it('builds the avcC from the parameter sets a keyframe carries in-band', () => {
+    const avcC = avcCForKeyframe(lengthPrefixed(sps, pps, idr), broken)!;
+    const parsed = parseAvcC(avcC);
+    expect(Array.from(parsed.sps[0]!)).toEqual(Array.from(sps));
+    expect(Array.from(parsed.pps[0]!)).toEqual(Array.from(pps));
+    expect(parsed.lengthSize).toBe(4);
+    expect(parseSps(parsed.sps[0]!)).toMatchObject({ width: 1280, height: 720 });
+    expect(avcC[4]).toBe(0xff);
+  });
+
+  it('keeps the description when the keyframe carries no parameter sets, or does not split', () => {
+    expect(avcCForKeyframe(lengthPrefixed(idr), broken)).toBe(broken);
+    expect(avcCForKeyframe(Uint8Array.of(0, 0, 9, 9, 1), broken)).toBe(broken);
+    expect(avcCForKeyframe(lengthPrefixed(idr), undefined)).toBeUndefined();
   });
 });

@@ -363,3 +363,30 @@ export function annexBToAvcc(bytes: Uint8Array): Uint8Array {
   }
   return out;
 }
+
+/**
+ * The avcC to announce for an encoder's keyframe: built from the SPS and PPS it carries in-band
+ * when it does, else the encoder's own description. Firefox 153's WebCodecs description repeats
+ * the SPS's NAL header byte (`67 67 4D …`), which decoders refuse ("sps_id out of range"), while
+ * its keyframes carry correct parameter sets. `keyframe` holds length-prefixed NAL units of the
+ * description's length size (4 without one); a keyframe that does not split is left to the
+ * description.
+ */
+export function avcCForKeyframe(keyframe: Uint8Array, description: Uint8Array | undefined): Uint8Array | undefined {
+  const lengthSize = description !== undefined && description.length > 4 ? (description[4]! & 0x03) + 1 : 4;
+  let nals: Uint8Array[];
+  try {
+    nals = splitAvcc(keyframe, lengthSize);
+  } catch {
+    return description;
+  }
+  const sps = nals.filter((n) => (n[0]! & 0x1f) === NalType.Sps);
+  const pps = nals.filter((n) => (n[0]! & 0x1f) === NalType.Pps);
+  if (sps.length === 0 || pps.length === 0 || (lengthSize !== 1 && lengthSize !== 2 && lengthSize !== 4)) return description;
+  try {
+    parseSps(sps[0]!);
+    return buildAvcC({ sps, pps, lengthSize });
+  } catch {
+    return description;
+  }
+}

@@ -91,6 +91,8 @@ export class EncodeSession {
       droppedEncoderBusy: 0,
       droppedBacklog: 0,
       droppedByEncoder: 0,
+      framesInEncoder: 0,
+      reorders: false,
       framesRepeated: 0,
       wsBufferedBytes: 0,
       framesSent: 0,
@@ -145,6 +147,7 @@ export class EncodeSession {
     this.#video = video;
     this.#audio = audio;
     this.#stats.codec = video.codec;
+    this.#stats.reorders = video.reorders;
     this.#stats.audioEncoder = audio.kind;
     this.#sendAll(this.#timeline.headers(this.#meta, this.#asc));
     this.#flow.restart();
@@ -333,7 +336,10 @@ export class EncodeSession {
     this.#sentFrames = 0;
     this.#sentBytes = 0;
     st.encodeQueue = this.#video?.queue ?? 0;
-    st.droppedByEncoder = Math.max(0, this.#submitted - this.#chunks - st.encodeQueue);
+    // Until the encoder is flushed, what it holds may still come out: only then is it dropped.
+    const inside = Math.max(0, this.#submitted - this.#chunks - st.encodeQueue);
+    if (this.#stopped) st.droppedByEncoder = inside;
+    else st.framesInEncoder = inside;
     st.wsBufferedBytes = this.#link?.bufferedAmount ?? 0;
     st.reconnects = this.#link?.reconnects ?? 0;
     st.resendBufferBytes = this.#link?.outbox.bytes ?? 0;

@@ -1,3 +1,5 @@
+import { avcCForKeyframe } from '@onair/shared';
+
 export interface H264Settings {
   width: number;
   height: number;
@@ -16,6 +18,8 @@ export interface H264Chunk {
 
 export interface H264Encoder {
   readonly codec: string;
+  /** The encoder hands frames back out of presentation order (B-frames): decode times are derived. */
+  readonly reorders: boolean;
   /** The encoder runs in constant bitrate mode. */
   readonly constantBitrate: boolean;
   readonly queue: number;
@@ -25,6 +29,8 @@ export interface H264Encoder {
 }
 
 const VERIFY_TIMEOUT_MS = 5000;
+/** Frames a candidate encodes at its trial: enough for a B-frame encoder to show its reordering. */
+const TRIAL_FRAMES = 6;
 
 function configFor(s: H264Settings, codec: string, bitrateMode: VideoEncoderBitrateMode | undefined): VideoEncoderConfig {
   const config: VideoEncoderConfig = {
@@ -39,6 +45,12 @@ function configFor(s: H264Settings, codec: string, bitrateMode: VideoEncoderBitr
   };
   if (bitrateMode !== undefined) config.bitrateMode = bitrateMode;
   return config;
+}
+
+function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
 }
 
 /** The first config (codec × bitrate mode) the browser says it supports, in preference order. */
@@ -57,12 +69,19 @@ async function supportedConfigs(s: H264Settings): Promise<VideoEncoderConfig[]> 
   return out;
 }
 
-/** Encodes one black frame with `config`; resolves true only when a chunk with its avcC came out. */
-async function works(config: VideoEncoderConfig): Promise<boolean> {
-  let ok = false;
+/**
+ * Encodes a few frames with `config`: `works` only when a chunk with its avcC came out, `reorders`
+ * when the chunks came back out of presentation order.
+ */
+async function trial(config: VideoEncoderConfig): Promise<{ works: boolean; reorders: boolean }> {
+  let works = false;
+  let reorders = false;
+  let last = -1;
   const encoder = new VideoEncoder({
-    output: (_chunk, meta) => {
-      if (meta?.decoderConfig?.description !== undefined) ok = true;
+    output: (chunk, meta) => {
+      if (meta?.decoderConfig?.description !== undefined) works = true;
+      if (chunk.timestamp < last) reorders = true;
+      last = Math.max(last, chunk.timestamp);
     },
     error: () => {},
   });
@@ -70,45 +89,72 @@ async function works(config: VideoEncoderConfig): Promise<boolean> {
     encoder.configure(config);
     const canvas = new OffscreenCanvas(config.width, config.height);
     const ctx = canvas.getContext('2d');
-    if (ctx === null) return false;
-    ctx.fillRect(0, 0, config.width, config.height);
-    const frame = new VideoFrame(canvas, { timestamp: 0 });
-    encoder.encode(frame, { keyFrame: true });
-    frame.close();
+    if (ctx === null) return { works: false, reorders };
+    for (let i = 0; i < TRIAL_FRAMES; i++) {
+      // A moving edge, so an encoder has something to predict.
+      ctx.fillStyle = '#000';
+      ctx.fillRect(0, 0, config.width, config.height);
+      ctx.fillStyle = '#fff';
+      ctx.fillRect((i * 37) % config.width, 0, 16, config.height);
+      const frame = new VideoFrame(canvas, { timestamp: Math.round((i * 1e6) / (config.framerate ?? 30)) });
+      encoder.encode(frame, { keyFrame: i === 0 });
+      frame.close();
+    }
     await Promise.race([encoder.flush(), new Promise((_r, reject) => setTimeout(() => reject(new Error('timeout')), VERIFY_TIMEOUT_MS))]);
   } catch {
-    ok = false;
+    works = false;
   } finally {
     if (encoder.state !== 'closed') encoder.close();
   }
-  return ok;
+  return { works, reorders };
 }
 
 /**
  * Opens a realtime H.264 encoder (avc format, constant bitrate where supported) with the first
- * profile that is both supported and really encodes here; baseline is the last resort.
+ * profile that is both supported and really encodes here, preferring one that keeps presentation
+ * order (B-frames add their reorder delay to the latency; Firefox's Main and High profiles use
+ * them, its Baseline cannot); baseline is the last resort of the preset's list. A reordering
+ * encoder is used when nothing else works: the muxer derives decode times for it.
  */
 export async function openH264Encoder(s: H264Settings, onChunk: (chunk: H264Chunk) => void, onError: (err: Error) => void): Promise<H264Encoder> {
   if (typeof VideoEncoder === 'undefined') throw new Error('this browser has no WebCodecs VideoEncoder');
   let chosen: VideoEncoderConfig | undefined;
+  let reorders = false;
+  let fallback: VideoEncoderConfig | undefined;
   for (const config of await supportedConfigs(s)) {
-    if (await works(config)) {
+    const t = await trial(config);
+    if (!t.works) continue;
+    if (!t.reorders) {
       chosen = config;
       break;
     }
+    fallback ??= config;
+  }
+  if (chosen === undefined && fallback !== undefined) {
+    chosen = fallback;
+    reorders = true;
   }
   if (chosen === undefined) throw new Error(`no H.264 encoder for ${s.width}×${s.height}@${s.fps} in this browser (tried ${s.codecs.join(', ')})`);
+  let description: Uint8Array | undefined;
+  let announced: Uint8Array | undefined;
   const encoder = new VideoEncoder({
     output: (chunk, meta) => {
       const data = new Uint8Array(chunk.byteLength);
       chunk.copyTo(data);
-      const description = meta?.decoderConfig?.description;
-      let avcC: Uint8Array | undefined;
-      if (description !== undefined) {
-        const view = ArrayBuffer.isView(description) ? new Uint8Array(description.buffer, description.byteOffset, description.byteLength) : new Uint8Array(description);
-        avcC = view.slice();
+      const given = meta?.decoderConfig?.description;
+      if (given !== undefined) {
+        const view = ArrayBuffer.isView(given) ? new Uint8Array(given.buffer, given.byteOffset, given.byteLength) : new Uint8Array(given);
+        description = view.slice();
       }
-      onChunk({ data, key: chunk.type === 'key', timestampUs: chunk.timestamp, avcC });
+      const key = chunk.type === 'key';
+      // The parameter sets a keyframe carries in-band win over the description (Firefox's is malformed).
+      const config = key ? avcCForKeyframe(data, description) : undefined;
+      let avcC: Uint8Array | undefined;
+      if (config !== undefined && (announced === undefined || !sameBytes(config, announced))) {
+        announced = config;
+        avcC = config;
+      }
+      onChunk({ data, key, timestampUs: chunk.timestamp, avcC });
     },
     error: (e) => onError(e),
   });
@@ -116,6 +162,7 @@ export async function openH264Encoder(s: H264Settings, onChunk: (chunk: H264Chun
   const codec = `${chosen.codec}${chosen.bitrateMode === 'constant' ? ' CBR' : ''}`;
   return {
     codec,
+    reorders,
     constantBitrate: chosen.bitrateMode === 'constant',
     get queue() {
       return encoder.encodeQueueSize;

@@ -45,8 +45,12 @@ export interface EncodeStats {
   droppedLate: number;
   droppedEncoderBusy: number;
   droppedBacklog: number;
-  /** Frames the encoder took and gave nothing back for (realtime encoders skip frames when behind). */
+  /** Frames the encoder took and gave nothing back for (realtime encoders skip frames when behind); known once it is flushed. */
   droppedByEncoder: number;
+  /** Frames inside the encoder right now, beyond its queue: its own delay (lookahead, B-frames). */
+  framesInEncoder: number;
+  /** The encoder hands frames back out of presentation order (B-frames); decode times are derived. */
+  reorders: boolean;
   /** Output frames that repeated the previous camera frame (camera slower than the preset). */
   framesRepeated: number;
   wsBufferedBytes: number;
