@@ -91,11 +91,12 @@ async function trial(config: VideoEncoderConfig): Promise<{ works: boolean; reor
     const ctx = canvas.getContext('2d');
     if (ctx === null) return { works: false, reorders };
     for (let i = 0; i < TRIAL_FRAMES; i++) {
-      // A moving edge, so an encoder has something to predict.
-      ctx.fillStyle = '#000';
+      // A changing background and a moving block: motion an encoder predicts with B-frames where
+      // it uses them (a still or nearly still picture makes x264 in Firefox choose P-frames only).
+      ctx.fillStyle = `rgb(${i * 2},${i * 5},100)`;
       ctx.fillRect(0, 0, config.width, config.height);
       ctx.fillStyle = '#fff';
-      ctx.fillRect((i * 37) % config.width, 0, 16, config.height);
+      ctx.fillRect((i * 37) % config.width, (i * 13) % config.height, 64, 64);
       const frame = new VideoFrame(canvas, { timestamp: Math.round((i * 1e6) / (config.framerate ?? 30)) });
       encoder.encode(frame, { keyFrame: i === 0 });
       frame.close();
