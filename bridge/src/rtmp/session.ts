@@ -2,6 +2,7 @@ import { lookup as dnsLookup } from 'node:dns';
 import { isIP, connect as netConnect, type LookupFunction, type Socket } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
 import { OnairError, type ErrorCode } from '@onair/shared';
+import { AckWindow } from './ack-window.js';
 import { RtmpClientCore, type RtmpClientEvent, type RtmpLimits, type RtmpRole } from './client-core.js';
 import { parseRtmpUrl, redactKey, type RtmpUrl } from './url.js';
 
@@ -15,9 +16,23 @@ export interface RtmpClientOptions {
   chunkSize?: number;
   /**
    * Publish: the session fails with RTMP_SEND_STALLED when bytes are waiting to be sent and the
-   * server took none of them for this long (20 s unless set), in drained() and end().
+   * server took none of them for this long (20 s unless set), checked all the while a publish is
+   * live. On loopback and fast links the kernel's buffers take megabytes before a stalled server
+   * shows here; the acknowledgement watchdog below notices sooner where the server acknowledges.
    */
   sendStallTimeoutMs?: number;
+  /**
+   * Publish: Window Acknowledgement Size asked of the server after connect (128 KiB unless set):
+   * a server that honours it acknowledges every that many bytes.
+   */
+  ackWindowSize?: number;
+  /**
+   * Publish: the session fails with RTMP_ACK_STALLED when a server whose acknowledgements have
+   * been counting our bytes owes one (more than a window went out since its last) and none came
+   * for this long (10 s unless set; 0 turns the check off). Servers that never acknowledge
+   * (node-media-server 4) are left to `sendStallTimeoutMs`.
+   */
+  ackStallTimeoutMs?: number;
   /**
    * How long end() waits, once everything is flushed, for the server to close (5 s unless set).
    * A publisher whose server never closes fails with RTMP_CLOSE_TIMEOUT: the bytes sat in a
@@ -40,6 +55,7 @@ export type RtmpAddressOptions = Pick<RtmpClientOptions, 'checkAddress' | 'looku
 
 export const DEFAULT_CONNECT_TIMEOUT_MS = 10_000;
 export const DEFAULT_SEND_STALL_TIMEOUT_MS = 20_000;
+export const DEFAULT_ACK_STALL_TIMEOUT_MS = 10_000;
 export const DEFAULT_CLOSE_TIMEOUT_MS = 5_000;
 /** Bytes of one tick's messages gathered into one socket write at most. */
 const MAX_BATCH_BYTES = 64 * 1024;
@@ -72,8 +88,16 @@ export class RtmpConnection {
   readonly #signal: AbortSignal | undefined;
   readonly #onAbort = (): void => this.destroy(new OnairError('ABORTED', `${this.url.redacted}: aborted`));
   #closeTimer: NodeJS.Timeout | undefined;
-  #stallTimer: NodeJS.Timeout | undefined;
+  #watchTimer: NodeJS.Timeout | undefined;
+  /** The watchdog runs for the whole of a live publish, not only while a caller waits. */
+  #watchAlways = false;
+  #lastQueued = 0;
+  #lastAcks = 0;
+  #lastProgress = 0;
   readonly stallTimeoutMs: number;
+  readonly #ackStallTimeoutMs: number;
+  /** Publish: the server's acknowledgements of what we sent. */
+  readonly acks: AckWindow | undefined;
   readonly #closeTimeoutMs: number;
   #ending = false;
   #closeError: Error | undefined;
@@ -94,6 +118,7 @@ export class RtmpConnection {
     }
     this.#onEvent = onEvent;
     this.stallTimeoutMs = opts.sendStallTimeoutMs ?? DEFAULT_SEND_STALL_TIMEOUT_MS;
+    this.#ackStallTimeoutMs = opts.ackStallTimeoutMs ?? DEFAULT_ACK_STALL_TIMEOUT_MS;
     this.#closeTimeoutMs = opts.closeTimeoutMs ?? DEFAULT_CLOSE_TIMEOUT_MS;
     this.closed = new Promise<void>((resolve, reject) => {
       this.#resolveClosed = resolve;
@@ -102,7 +127,13 @@ export class RtmpConnection {
     // Owners observe `closed` when they care; a session dying unobserved must not crash Node.
     this.closed.catch(() => undefined);
     this.core = new RtmpClientCore(
-      { role, url: this.url, ...(opts.limits ? { limits: opts.limits } : {}), ...(opts.chunkSize ? { chunkSize: opts.chunkSize } : {}) },
+      {
+        role,
+        url: this.url,
+        ...(opts.limits ? { limits: opts.limits } : {}),
+        ...(opts.chunkSize ? { chunkSize: opts.chunkSize } : {}),
+        ...(role === 'publish' && opts.ackWindowSize ? { windowAckSize: opts.ackWindowSize } : {}),
+      },
       {
         send: (bytes) => {
           // After the server's FIN our side is ended too; a write then would only raise
@@ -124,6 +155,7 @@ export class RtmpConnection {
         event: (e) => this.#event(e),
       },
     );
+    this.acks = role === 'publish' ? new AckWindow(this.core.ackWindow) : undefined;
     const lookup = check === undefined ? opts.lookup : this.#checkedLookup(opts.lookup ?? (dnsLookup as LookupFunction), check);
     const target = { host, port, ...(lookup ? { lookup } : {}) };
     if (this.url.protocol === 'rtmps') {
@@ -232,11 +264,24 @@ export class RtmpConnection {
   }
 
   #event(e: RtmpClientEvent): void {
+    if (e.type === 'acknowledgement') {
+      this.acks?.received(e.sequence, this.sentBytes);
+      return;
+    }
     if (e.type === 'started') {
       this.#started = true;
+      if (this.core.role === 'publish') {
+        this.#watchAlways = true;
+        this.watchStall();
+      }
       this.#onStarted?.();
     }
     this.#onEvent(e);
+  }
+
+  /** Bytes the network has taken: handed to the socket and no longer waiting in its queue. */
+  get sentBytes(): number {
+    return this.core.stats.bytesSent - this.socket.writableLength;
   }
 
   /**
@@ -249,7 +294,7 @@ export class RtmpConnection {
     this.core.finish();
     this.flush();
     this.socket.end(() => {
-      this.#stopStallWatch();
+      this.#stopWatch();
       if (this.#done) return;
       this.#closeTimer = setTimeout(() => {
         // nginx-rtmp and node-media-server close at once on our FIN. A player has all it
@@ -269,35 +314,58 @@ export class RtmpConnection {
   }
 
   /**
-   * Fails the session with RTMP_SEND_STALLED when queued bytes stop leaving for stallTimeoutMs.
-   * Progress is the socket's queue shrinking; a slow server that keeps reading never trips it.
+   * Starts the watchdog (a live publish runs it throughout; others while a caller waits for the
+   * queue to drain). It fails the session with RTMP_SEND_STALLED when queued bytes stop leaving
+   * for stallTimeoutMs, and with RTMP_ACK_STALLED when the server owes an acknowledgement for
+   * ackStallTimeoutMs (see AckWindow).
+   *
+   * Progress is the socket's queue shrinking, or an acknowledgement: the kernel takes bytes
+   * from a backed-up socket only when a good part of its buffer is free again, which on a slow
+   * link can be seconds apart, while a server that acknowledges says it is reading every window.
    */
   watchStall(): void {
-    if (this.#stallTimer !== undefined || this.#done) return;
-    let last = this.socket.writableLength;
-    let lastProgress = Date.now();
-    this.#stallTimer = setInterval(
-      () => {
-        const queued = this.socket.writableLength;
-        if (queued === 0) return this.#stopStallWatch();
-        if (queued < last) lastProgress = Date.now();
-        last = queued;
-        if (Date.now() - lastProgress >= this.stallTimeoutMs) {
-          this.destroy(
-            new OnairError(
-              'RTMP_SEND_STALLED',
-              `${this.url.redacted}: the server took none of the ${queued} queued bytes for ${this.stallTimeoutMs} ms`,
-            ),
-          );
-        }
-      },
-      Math.max(10, Math.min(1000, this.stallTimeoutMs / 4)),
-    );
+    if (this.#watchTimer !== undefined || this.#done) return;
+    this.#lastQueued = this.socket.writableLength;
+    this.#lastAcks = this.acks?.acks ?? 0;
+    this.#lastProgress = Date.now();
+    const ack = this.acks && this.#ackStallTimeoutMs > 0 ? this.#ackStallTimeoutMs : Infinity;
+    this.#watchTimer = setInterval(() => this.#checkStall(), Math.max(10, Math.min(1000, this.stallTimeoutMs / 4, ack / 4)));
+    // The socket keeps the process alive while the session matters; the watchdog need not.
+    this.#watchTimer.unref();
   }
 
-  #stopStallWatch(): void {
-    clearInterval(this.#stallTimer);
-    this.#stallTimer = undefined;
+  #checkStall(): void {
+    const now = Date.now();
+    const queued = this.socket.writableLength;
+    const acked = this.acks?.acks ?? 0;
+    if (queued === 0 || queued < this.#lastQueued || acked !== this.#lastAcks) this.#lastProgress = now;
+    this.#lastQueued = queued;
+    this.#lastAcks = acked;
+    if (queued > 0 && now - this.#lastProgress >= this.stallTimeoutMs) {
+      this.destroy(
+        new OnairError('RTMP_SEND_STALLED', `${this.url.redacted}: the server took none of the ${queued} queued bytes for ${this.stallTimeoutMs} ms`),
+      );
+      return;
+    }
+    const acks = this.acks;
+    if (acks && this.#ackStallTimeoutMs > 0) {
+      const overdue = acks.overdue(this.sentBytes, now);
+      if (overdue >= this.#ackStallTimeoutMs) {
+        this.destroy(
+          new OnairError(
+            'RTMP_ACK_STALLED',
+            `${this.url.redacted}: the server stopped acknowledging what we send: none for ${overdue} ms, though more than its window of ${acks.spacing} bytes went out since the last one`,
+          ),
+        );
+        return;
+      }
+    }
+    if (queued === 0 && !this.#watchAlways) this.#stopWatch();
+  }
+
+  #stopWatch(): void {
+    clearInterval(this.#watchTimer);
+    this.#watchTimer = undefined;
   }
 
   destroy(err?: Error): void {
@@ -311,7 +379,7 @@ export class RtmpConnection {
     const err = cause && this.#redact(cause);
     this.#done = true;
     clearTimeout(this.#closeTimer);
-    this.#stopStallWatch();
+    this.#stopWatch();
     this.#signal?.removeEventListener('abort', this.#onAbort);
     this.#closeError = err;
     if (err) {
