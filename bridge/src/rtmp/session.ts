@@ -33,6 +33,8 @@ export interface RtmpClientOptions {
    * (node-media-server 4) are left to `sendStallTimeoutMs`.
    */
   ackStallTimeoutMs?: number;
+  /** Time allowed for resolving the host name (5 s unless set); then RTMP_DNS_TIMEOUT. */
+  dnsTimeoutMs?: number;
   /**
    * How long end() waits, once everything is flushed, for the server to close (5 s unless set).
    * A publisher whose server never closes fails with RTMP_CLOSE_TIMEOUT: the bytes sat in a
@@ -57,6 +59,9 @@ export const DEFAULT_CONNECT_TIMEOUT_MS = 10_000;
 export const DEFAULT_SEND_STALL_TIMEOUT_MS = 20_000;
 export const DEFAULT_ACK_STALL_TIMEOUT_MS = 10_000;
 export const DEFAULT_CLOSE_TIMEOUT_MS = 5_000;
+export const DEFAULT_DNS_TIMEOUT_MS = 5_000;
+/** TCP keepalive probes start after this long without traffic (NAT and firewall timeouts). */
+export const KEEPALIVE_DELAY_MS = 10_000;
 /** Bytes of one tick's messages gathered into one socket write at most. */
 const MAX_BATCH_BYTES = 64 * 1024;
 
@@ -156,8 +161,9 @@ export class RtmpConnection {
       },
     );
     this.acks = role === 'publish' ? new AckWindow(this.core.ackWindow) : undefined;
-    const lookup = check === undefined ? opts.lookup : this.#checkedLookup(opts.lookup ?? (dnsLookup as LookupFunction), check);
-    const target = { host, port, ...(lookup ? { lookup } : {}) };
+    const resolve = this.#timedLookup(opts.lookup ?? (dnsLookup as LookupFunction), opts.dnsTimeoutMs ?? DEFAULT_DNS_TIMEOUT_MS);
+    const lookup = check === undefined ? resolve : this.#checkedLookup(resolve, check);
+    const target = { host, port, lookup };
     if (this.url.protocol === 'rtmps') {
       // Certificate checks stay on: a private CA comes in through NODE_EXTRA_CA_CERTS.
       this.socket = tlsConnect({ ...target, ...(literal ? {} : { servername: host }) }, () => {
@@ -168,6 +174,9 @@ export class RtmpConnection {
       this.socket = netConnect(target, () => this.core.start());
     }
     this.socket.setNoDelay(true);
+    // A peer that vanished without a FIN (power loss, a NAT that forgot us) is found even on a
+    // quiet socket, such as a player waiting for a publisher.
+    this.socket.setKeepAlive(true, KEEPALIVE_DELAY_MS);
     this.socket.on('data', (data: Buffer) => {
       if (this.#done) return;
       try {
@@ -186,6 +195,23 @@ export class RtmpConnection {
       if (this.#signal.aborted) queueMicrotask(this.#onAbort);
       else this.#signal.addEventListener('abort', this.#onAbort, { once: true });
     }
+  }
+
+  /** Name resolution that gives up with RTMP_DNS_TIMEOUT after `timeoutMs`; a late answer is dropped. */
+  #timedLookup(lookup: LookupFunction, timeoutMs: number): LookupFunction {
+    return (hostname, options, callback) => {
+      let done = false;
+      const timer = setTimeout(() => {
+        done = true;
+        callback(new OnairError('RTMP_DNS_TIMEOUT', `${hostname} did not resolve within ${timeoutMs} ms`), '', 4);
+      }, timeoutMs);
+      lookup(hostname, options, (err, address, family) => {
+        if (done) return;
+        done = true;
+        clearTimeout(timer);
+        callback(err, address, family);
+      });
+    };
   }
 
   /**
