@@ -237,6 +237,49 @@ describe('RtmpClientCore publish transcripts', () => {
     expect(err.message).not.toContain('sekret');
   });
 
+  /** A publisher that sent publish (transaction 5) for `key` on stream 1, waiting for its answer. */
+  function starting(key: string): ReturnType<typeof client> {
+    const c = client('publish', `rtmp://127.0.0.1/live/${key}`);
+    handshake(c);
+    c.core.receive(concat(NGINX_CONTROL, command(4096, 0, '_result', 1, null, { level: 'status', code: 'NetConnection.Connect.Success' })));
+    c.core.receive(command(4096, 0, '_result', 4, null, 1));
+    expect(c.core.phase).toBe('starting');
+    return c;
+  }
+
+  function thrown(fn: () => void): { code?: string; message?: string } {
+    try {
+      fn();
+    } catch (err) {
+      return err as { code?: string; message?: string };
+    }
+    throw new Error('expected a throw');
+  }
+
+  it('an _error answer to publish ends the connect with RTMP_PUBLISH_FAILED, or RTMP_PUBLISH_BADNAME for that code', () => {
+    const denied = starting('sekret-key');
+    const err = thrown(() =>
+      denied.core.receive(command(4096, 1, '_error', 5, null, { level: 'error', code: 'NetStream.Publish.Denied', description: 'stream key sekret-key refused' })),
+    );
+    expect(err).toEqual(expect.objectContaining({ code: 'RTMP_PUBLISH_FAILED', message: 'publish failed (NetStream.Publish.Denied: stream key *** refused)' }));
+    const badName = starting('sekret-key');
+    expect(thrown(() => badName.core.receive(command(4096, 1, '_error', 5, null, { level: 'error', code: 'NetStream.Publish.BadName', description: 'in use' })))).toEqual(
+      expect.objectContaining({ code: 'RTMP_PUBLISH_BADNAME', message: 'publish refused (NetStream.Publish.BadName: in use)' }),
+    );
+  });
+
+  it('NetStream.Publish.Failed, .Denied, .Unauthorized end the connect with RTMP_PUBLISH_FAILED whatever their level', () => {
+    for (const [level, code] of [['error', 'NetStream.Publish.Failed'], ['status', 'NetStream.Publish.Failed'], ['warning', 'NetStream.Publish.Denied'], ['error', 'NetStream.publish.Unauthorized']] as const) {
+      const c = starting('sekret-key');
+      const err = thrown(() => c.core.receive(status(4096, 1, level, code, 'no publishing of sekret-key here')));
+      expect(err, `${level} ${code}`).toEqual(expect.objectContaining({ code: 'RTMP_PUBLISH_FAILED', message: `publish failed: no publishing of *** here (${code})` }));
+    }
+    // Other statuses before the start are only reported.
+    const c = starting('key');
+    c.core.receive(status(4096, 1, 'status', 'NetStream.Publish.Idle', 'waiting'));
+    expect(c.events).toEqual([{ type: 'status', info: { level: 'status', code: 'NetStream.Publish.Idle', description: 'waiting' } }]);
+  });
+
   it('reports a close during connect as an app problem (nginx-rtmp with an unknown app)', () => {
     const c = client('publish', 'rtmp://127.0.0.1/nope/key');
     handshake(c);

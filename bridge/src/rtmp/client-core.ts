@@ -90,6 +90,10 @@ const FLASH_VER = 'FMLE/3.0 (compatible; onair)';
 const SET_DATA_FRAME = encodeAmf0(['@setDataFrame']);
 const ON_META_DATA = encodeAmf0(['onMetaData']);
 const PLAY_ENDED = new Set(['NetStream.Play.Stop', 'NetStream.Play.UnpublishNotify', 'NetStream.Play.Complete']);
+/** nginx-rtmp: "Already publishing"; others for a key they refuse. Any case: some write `NetStream.publish.…`. */
+const BAD_NAME = /^NetStream\.Publish\.BadName$/i;
+/** A refusal whatever its level (some servers send `.Failed` or `.Denied` as a plain status). */
+const REFUSED = /^NetStream\.Publish\.(Failed|Denied|Rejected|Unauthorized)$/i;
 
 function startsWith(b: Uint8Array, prefix: Uint8Array): boolean {
   if (b.length < prefix.length) return false;
@@ -440,6 +444,7 @@ export class RtmpClientCore {
       case 'createStream':
       case 'publish':
       case 'play':
+        if (this.role === 'publish' && BAD_NAME.test(statusInfo(cmd).code)) throw this.#error('RTMP_PUBLISH_BADNAME', `${name} refused${info}`);
         throw this.#error(this.role === 'publish' ? 'RTMP_PUBLISH_FAILED' : 'RTMP_PLAY_FAILED', `${name} failed${info}`);
       default:
         return; // some servers answer releaseStream/FCPublish for unknown streams with _error
@@ -456,8 +461,9 @@ export class RtmpClientCore {
         }
         return;
       }
-      if (code === 'NetStream.Publish.BadName') throw this.#error('RTMP_PUBLISH_BADNAME', `publish refused: ${explain(info)}`);
-      if (info.level === 'error' && this.#phase !== 'ending') throw this.#error('RTMP_PUBLISH_FAILED', `publish failed: ${explain(info)}`);
+      if (this.#phase === 'ending') return this.#sink.event({ type: 'status', info });
+      if (BAD_NAME.test(code)) throw this.#error('RTMP_PUBLISH_BADNAME', `publish refused: ${explain(info)}`);
+      if (info.level === 'error' || REFUSED.test(code)) throw this.#error('RTMP_PUBLISH_FAILED', `publish failed: ${explain(info)}`);
     } else {
       if (code === 'NetStream.Play.Start') {
         if (this.#phase === 'starting') {

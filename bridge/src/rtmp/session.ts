@@ -62,6 +62,12 @@ export const DEFAULT_CLOSE_TIMEOUT_MS = 5_000;
 export const DEFAULT_DNS_TIMEOUT_MS = 5_000;
 /** TCP keepalive probes start after this long without traffic (NAT and firewall timeouts). */
 export const KEEPALIVE_DELAY_MS = 10_000;
+/**
+ * node-media-server 4 answers a publish of a name already being published (or with a key it
+ * refuses) with NetStream.Publish.Start and closes at once. A close this soon after the start is
+ * said to maybe be that; it cannot be told from a connection lost at that moment.
+ */
+const SOON_AFTER_START_MS = 1000;
 /** Bytes of one tick's messages gathered into one socket write at most. */
 const MAX_BATCH_BYTES = 64 * 1024;
 
@@ -88,6 +94,7 @@ export class RtmpConnection {
   #done = false;
   #secure = false;
   #started = false;
+  #startedAt = 0;
   #onStarted: ((err?: Error) => void) | undefined;
   readonly #onEvent: (e: RtmpClientEvent) => void;
   readonly #signal: AbortSignal | undefined;
@@ -296,6 +303,7 @@ export class RtmpConnection {
     }
     if (e.type === 'started') {
       this.#started = true;
+      this.#startedAt = performance.now();
       if (this.core.role === 'publish') {
         this.#watchAlways = true;
         this.watchStall();
@@ -431,6 +439,13 @@ export class RtmpConnection {
   #closeReason(): OnairError | undefined {
     const unsent = this.socket.writableLength;
     const err = this.core.peerClosed();
+    const afterStart = Math.round(performance.now() - this.#startedAt);
+    if (err?.code === 'RTMP_CONNECTION_LOST' && this.core.role === 'publish' && afterStart < SOON_AFTER_START_MS) {
+      return new OnairError(
+        err.code,
+        `server closed the connection ${afterStart} ms after NetStream.Publish.Start (node-media-server does so when the name is already being published or the key is refused)`,
+      );
+    }
     if (err || unsent === 0 || this.core.role !== 'publish' || this.#done) return err;
     // Closed while our end of the stream was still being flushed: the server missed the tail.
     return new OnairError('RTMP_CONNECTION_LOST', `server closed the connection with ${unsent} bytes still unsent`);
