@@ -8,12 +8,18 @@ export interface ChunkReaderLimits {
   maxChunkStreams: number;
   /** Largest Set Chunk Size accepted from the peer. */
   maxChunkSize: number;
+  /**
+   * Most bytes held for incomplete messages on all chunk streams together: without it a peer
+   * could start a large message on every chunk stream and finish none (64 × 8 MiB).
+   */
+  maxPartialBytes: number;
 }
 
 export const DEFAULT_CHUNK_READER_LIMITS: Readonly<ChunkReaderLimits> = {
   maxMessageSize: 8 * 1024 * 1024,
   maxChunkStreams: 64,
   maxChunkSize: 16 * 1024 * 1024,
+  maxPartialBytes: 16 * 1024 * 1024,
 };
 
 /** The chunk size every RTMP connection starts with (RTMP spec §5.4.1). */
@@ -41,6 +47,8 @@ interface ChunkStreamState {
   active: boolean;
   buf: Uint8Array | undefined;
   received: number;
+  /** Bytes of `buf` counted against maxPartialBytes (0 for a message read in one piece). */
+  held: number;
 }
 
 function u24(b: Uint8Array, at: number): number {
@@ -76,6 +84,8 @@ export class ChunkReader {
   #current: ChunkStreamState | undefined;
   #chunkLeft = 0;
   #failed: OnairError | undefined;
+  /** Buffer bytes allocated for incomplete messages, on all chunk streams. */
+  #partialBytes = 0;
 
   constructor(limits: Partial<ChunkReaderLimits> = {}) {
     this.#limits = { ...DEFAULT_CHUNK_READER_LIMITS, ...limits };
@@ -83,6 +93,11 @@ export class ChunkReader {
 
   get chunkSize(): number {
     return this.#chunkSize;
+  }
+
+  /** Bytes allocated right now for messages whose chunks have not all arrived. */
+  get partialBytes(): number {
+    return this.#partialBytes;
   }
 
   /** Sets the incoming chunk size; the reader does this itself when it reads Set Chunk Size. */
@@ -167,7 +182,7 @@ export class ChunkReader {
       }
       cs = {
         csid, timestamp: 0, delta: 0, extended: false, extendedValue: 0,
-        length: 0, type: 0, streamId: 0, active: false, buf: undefined, received: 0,
+        length: 0, type: 0, streamId: 0, active: false, buf: undefined, received: 0, held: 0,
       };
       this.#streams.set(csid, cs);
     }
@@ -228,9 +243,16 @@ export class ChunkReader {
 
   #begin(cs: ChunkStreamState, out: RtmpMessage[]): void {
     cs.active = true;
-    cs.received = 0;
-    cs.buf = undefined;
+    this.#release(cs);
     this.#startChunk(cs, out);
+  }
+
+  /** Drops a chunk stream's message buffer and what it counted against maxPartialBytes. */
+  #release(cs: ChunkStreamState): void {
+    this.#partialBytes -= cs.held;
+    cs.held = 0;
+    cs.buf = undefined;
+    cs.received = 0;
   }
 
   #startChunk(cs: ChunkStreamState, out: RtmpMessage[]): void {
@@ -253,6 +275,16 @@ export class ChunkReader {
       let buf = cs.buf;
       if (!buf || buf.length < need) {
         const cap = Math.min(cs.length, Math.max(need, buf ? buf.length * 2 : INITIAL_BUFFER));
+        const total = this.#partialBytes - cs.held + cap;
+        if (total > this.#limits.maxPartialBytes) {
+          const partial = [...this.#streams.values()].filter((s) => s.held > 0 || s === cs).length;
+          throw new OnairError(
+            'RTMP_MESSAGE_TOO_LARGE',
+            `incomplete messages on ${partial} chunk streams would hold ${total} bytes, more than maxPartialBytes ${this.#limits.maxPartialBytes}`,
+          );
+        }
+        this.#partialBytes = total;
+        cs.held = cap;
         const grown = new Uint8Array(cap);
         if (buf) grown.set(buf.subarray(0, cs.received));
         cs.buf = buf = grown;
@@ -271,8 +303,7 @@ export class ChunkReader {
   #complete(cs: ChunkStreamState, out: RtmpMessage[]): void {
     const payload = cs.buf ? cs.buf.subarray(0, cs.length) : new Uint8Array(0);
     cs.active = false;
-    cs.buf = undefined;
-    cs.received = 0;
+    this.#release(cs);
     this.#current = undefined;
     const msg: RtmpMessage = { csid: cs.csid, type: cs.type, timestamp: cs.timestamp, streamId: cs.streamId, payload };
     if (msg.type === MessageType.SetChunkSize) {
@@ -284,8 +315,7 @@ export class ChunkReader {
       const aborted = this.#streams.get(u32(payload, 0));
       if (aborted && aborted !== this.#current) {
         aborted.active = false;
-        aborted.buf = undefined;
-        aborted.received = 0;
+        this.#release(aborted);
       }
     }
     out.push(msg);

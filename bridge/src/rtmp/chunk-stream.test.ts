@@ -249,6 +249,32 @@ describe('ChunkReader limits', () => {
     expect(new ChunkReader().push(hex('02 00 00 00 00 00 04 01 00 00 00 00 01 00 00 00'))).toHaveLength(1);
   });
 
+  it('bounds the bytes of incomplete messages on all chunk streams together (maxPartialBytes)', () => {
+    // Chunk size 128 (the default): fmt0 header announcing 30,080 bytes (235 chunks) of video, one chunk.
+    const start = (csid: number): Uint8Array => concat(hex(`${csid.toString(16).padStart(2, '0')} 00 00 00 00 75 80 09 01 00 00 00`), new Uint8Array(128).fill(csid));
+    const more = (csid: number): Uint8Array => concat(hex((0xc0 | csid).toString(16)), new Uint8Array(128).fill(csid));
+    const r = new ChunkReader({ maxPartialBytes: 50_000 });
+    // A message's buffer starts at 16 KiB and grows to its length; finishing it gives it back.
+    expect(r.push(concat(start(4), start(6)))).toEqual([]);
+    expect(r.partialBytes).toBe(2 * 16384);
+    const rest = Array.from({ length: 234 }, () => more(4));
+    expect(r.push(concat(...rest))).toHaveLength(1);
+    expect(r.partialBytes).toBe(16384);
+    expect(r.push(concat(start(4), start(8)))).toEqual([]);
+    expect(r.partialBytes).toBe(3 * 16384);
+    // Growing one of the three to its 30,080 bytes would hold 62,848 in all.
+    let err: { code?: string; message?: string } = {};
+    try {
+      for (let i = 0; i < 200; i++) r.push(more(6));
+    } catch (e) {
+      err = e as typeof err;
+    }
+    expect(err).toMatchObject({
+      code: 'RTMP_MESSAGE_TOO_LARGE',
+      message: 'incomplete messages on 3 chunk streams would hold 62848 bytes, more than maxPartialBytes 50000',
+    });
+  });
+
   it('refuses a chunk stream that starts without a fmt0 header', () => {
     expect(code(() => new ChunkReader().push(hex('44 00 00 14 00 00 01 08 00')))).toBe('RTMP_PROTOCOL');
   });

@@ -1,5 +1,6 @@
 import { Amf0EcmaArray, amf0Props, decodeAmf0, encodeAmf0, type Amf0Value } from '@onair/shared';
 import { describe, expect, it } from 'vitest';
+import { AckWindow } from './ack-window.js';
 import { ChunkReader } from './chunk-reader.js';
 import { RtmpClientCore, type RtmpClientEvent, type RtmpRole } from './client-core.js';
 import type { RtmpMessage } from './messages.js';
@@ -154,13 +155,16 @@ describe('RtmpClientCore publish transcripts', () => {
       command(4096, 0, '_result', 1, { fmsVer: 'FMS/3,0,1,123', capabilities: 31 }, { level: 'status', code: 'NetConnection.Connect.Success', description: 'Connection succeeded.', objectEncoding: 0 }),
     ));
     const afterConnect = c.out();
-    // Set Peer Bandwidth with the dynamic limit type needs no answer (RTMP spec §5.4.5).
+    // Set Peer Bandwidth with the dynamic limit type needs no answer (RTMP spec §5.4.5). Window
+    // Acknowledgement Size 131,072 on chunk stream 2: the server is to acknowledge every 128 KiB.
     expect(afterConnect.map((m) => m.values?.slice(0, 2) ?? [m.type])).toEqual([
+      [5],
       ['releaseStream', 2],
       ['FCPublish', 3],
       ['createStream', 4],
     ]);
-    expect(afterConnect[1]!.values![3]).toBe('sekret-key?auth=1');
+    expect([afterConnect[0]!.csid, ...afterConnect[0]!.payload]).toEqual([2, 0x00, 0x02, 0x00, 0x00]);
+    expect(afterConnect[2]!.values![3]).toBe('sekret-key?auth=1');
     expect(c.core.phase).toBe('creating-stream');
 
     c.core.receive(command(4096, 0, '_result', 4, null, 1));
@@ -204,7 +208,7 @@ describe('RtmpClientCore publish transcripts', () => {
       command(60000, 0, '_result', 1, { fmsVer: 'FMS/3,5,3,888' }, { level: 'status', code: 'NetConnection.Connect.Success', description: long }),
       command(60000, 0, 'onBWDone', 0, null),
     ));
-    expect(c.out().map((m) => m.values?.[0] ?? m.type)).toEqual(['releaseStream', 'FCPublish', 'createStream']);
+    expect(c.out().map((m) => m.values?.[0] ?? m.type)).toEqual([5, 'releaseStream', 'FCPublish', 'createStream']);
     c.core.receive(concat(
       command(60000, 0, '_result', 2, null, undefined),
       command(60000, 0, 'onFCPublish', 0, null, { code: 'NetStream.Publish.Start', description: 'FCPublish to stream stream.' }),
@@ -231,6 +235,49 @@ describe('RtmpClientCore publish transcripts', () => {
     expect(err.code).toBe('RTMP_PUBLISH_BADNAME');
     expect(err.message).toContain('Already publishing ***');
     expect(err.message).not.toContain('sekret');
+  });
+
+  /** A publisher that sent publish (transaction 5) for `key` on stream 1, waiting for its answer. */
+  function starting(key: string): ReturnType<typeof client> {
+    const c = client('publish', `rtmp://127.0.0.1/live/${key}`);
+    handshake(c);
+    c.core.receive(concat(NGINX_CONTROL, command(4096, 0, '_result', 1, null, { level: 'status', code: 'NetConnection.Connect.Success' })));
+    c.core.receive(command(4096, 0, '_result', 4, null, 1));
+    expect(c.core.phase).toBe('starting');
+    return c;
+  }
+
+  function thrown(fn: () => void): { code?: string; message?: string } {
+    try {
+      fn();
+    } catch (err) {
+      return err as { code?: string; message?: string };
+    }
+    throw new Error('expected a throw');
+  }
+
+  it('an _error answer to publish ends the connect with RTMP_PUBLISH_FAILED, or RTMP_PUBLISH_BADNAME for that code', () => {
+    const denied = starting('sekret-key');
+    const err = thrown(() =>
+      denied.core.receive(command(4096, 1, '_error', 5, null, { level: 'error', code: 'NetStream.Publish.Denied', description: 'stream key sekret-key refused' })),
+    );
+    expect(err).toEqual(expect.objectContaining({ code: 'RTMP_PUBLISH_FAILED', message: 'publish failed (NetStream.Publish.Denied: stream key *** refused)' }));
+    const badName = starting('sekret-key');
+    expect(thrown(() => badName.core.receive(command(4096, 1, '_error', 5, null, { level: 'error', code: 'NetStream.Publish.BadName', description: 'in use' })))).toEqual(
+      expect.objectContaining({ code: 'RTMP_PUBLISH_BADNAME', message: 'publish refused (NetStream.Publish.BadName: in use)' }),
+    );
+  });
+
+  it('NetStream.Publish.Failed, .Denied, .Unauthorized end the connect with RTMP_PUBLISH_FAILED whatever their level', () => {
+    for (const [level, code] of [['error', 'NetStream.Publish.Failed'], ['status', 'NetStream.Publish.Failed'], ['warning', 'NetStream.Publish.Denied'], ['error', 'NetStream.publish.Unauthorized']] as const) {
+      const c = starting('sekret-key');
+      const err = thrown(() => c.core.receive(status(4096, 1, level, code, 'no publishing of sekret-key here')));
+      expect(err, `${level} ${code}`).toEqual(expect.objectContaining({ code: 'RTMP_PUBLISH_FAILED', message: `publish failed: no publishing of *** here (${code})` }));
+    }
+    // Other statuses before the start are only reported.
+    const c = starting('key');
+    c.core.receive(status(4096, 1, 'status', 'NetStream.Publish.Idle', 'waiting'));
+    expect(c.events).toEqual([{ type: 'status', info: { level: 'status', code: 'NetStream.Publish.Idle', description: 'waiting' } }]);
   });
 
   it('reports a close during connect as an app problem (nginx-rtmp with an unknown app)', () => {
@@ -270,6 +317,157 @@ describe('RtmpClientCore publish transcripts', () => {
     const step = ackValue(got[0]!) - ackValue(first!);
     expect(step).toBeGreaterThanOrEqual(2048);
     expect(step).toBeLessThan(2048 + filler.length);
+  });
+});
+
+describe('RtmpClientCore acknowledgements of what a publisher sends', () => {
+  it('asks for one every 128 KiB after connect, keeps that window when a Set Peer Bandwidth comes, reports each Acknowledgement', () => {
+    const c = client('publish', 'rtmp://127.0.0.1/live/key');
+    handshake(c);
+    c.out();
+    // A hard Set Peer Bandwidth of 5,000,000 before the connect _result (RTMP spec §5.4.5).
+    c.core.receive(hex('02 00 00 00 00 00 05 06 00 00 00 00 00 4c 4b 40 00'));
+    const [answer] = c.out();
+    expect([answer!.type, ...answer!.payload]).toEqual([5, 0x00, 0x02, 0x00, 0x00]);
+    // Announced once: the connect _result does not repeat it.
+    c.core.receive(command(128, 0, '_result', 1, null, { level: 'status', code: 'NetConnection.Connect.Success' }));
+    expect(c.out().map((m) => m.values?.[0] ?? m.type)).toEqual(['releaseStream', 'FCPublish', 'createStream']);
+    // Acknowledgement (type 3) of 131,072 bytes, then one past 2^32 − 1 wrapped to 5.
+    c.core.receive(concat(hex('02 00 00 00 00 00 04 03 00 00 00 00 00 02 00 00'), hex('02 00 00 00 00 00 04 03 00 00 00 00 00 00 00 05')));
+    expect(c.events).toEqual([
+      { type: 'acknowledgement', sequence: 131072 },
+      { type: 'acknowledgement', sequence: 5 },
+    ]);
+    expect(c.core.stats.acksReceived).toBe(2);
+    expect(c.out()).toEqual([]); // an Acknowledgement needs no answer
+  });
+
+  it('the window is an option; a player answers Set Peer Bandwidth with the peer size and asks 2,500,000 after connect', () => {
+    const pub = new RtmpClientCore({ role: 'publish', url: parseRtmpUrl('rtmp://h/live/k'), windowAckSize: 4096 }, { send: () => undefined, event: () => undefined });
+    expect(pub.ackWindow).toBe(4096);
+    const c = client('play', 'rtmp://127.0.0.1/live/cam');
+    handshake(c);
+    c.out();
+    c.core.receive(concat(
+      hex('02 00 00 00 00 00 05 06 00 00 00 00 00 4c 4b 40 01'), // soft 5,000,000
+      command(128, 0, '_result', 1, null, { level: 'status', code: 'NetConnection.Connect.Success' }),
+    ));
+    const sizes = c.out().filter((m) => m.type === 5).map((m) => new DataView(m.payload.buffer, m.payload.byteOffset).getUint32(0));
+    expect(sizes).toEqual([5_000_000, 2_500_000]);
+  });
+});
+
+describe('AckWindow: what the server acknowledged, and when an acknowledgement is overdue', () => {
+  it('owes nothing before the first acknowledgement: node-media-server 4 never sends one', () => {
+    const w = new AckWindow(1000);
+    expect(w.overdue(10_000_000, 0)).toBe(0);
+    expect(w.overdue(20_000_000, 600_000)).toBe(0);
+  });
+
+  it('owes nothing until an acknowledgement accounts for half of what went out since the one before', () => {
+    const w = new AckWindow(1000);
+    // A slow link: the kernel took 50,000 bytes at once, the server has read 1000 of them.
+    w.received(1000, 50_000);
+    expect(w.tracking).toBe(false);
+    expect(w.overdue(60_000, 0)).toBe(0);
+    expect(w.overdue(60_000, 60_000)).toBe(0);
+    // The server read bytes that were already out: that counts.
+    w.received(2000, 50_000);
+    expect(w.tracking).toBe(true);
+    expect(w.acknowledged).toBe(2000);
+    expect(w.overdue(51_001, 60_100)).toBe(0);
+    expect(w.overdue(51_001, 70_100)).toBe(10_000);
+  });
+
+  it('owes nothing to a server whose acknowledgements do not count our bytes (old ZLMediaKit counted what it sent)', () => {
+    const w = new AckWindow(128 * 1024);
+    w.received(131_200, 50_000_000); // after 128 KiB of its own pings and answers, 50 MB into the publish
+    expect(w.tracking).toBe(false);
+    expect(w.overdue(60_000_000, 0)).toBe(0);
+    expect(w.overdue(90_000_000, 600_000)).toBe(0);
+    w.received(262_400, 200_000_000);
+    expect(w.tracking).toBe(false);
+    expect(w.overdue(300_000_000, 1_200_000)).toBe(0);
+  });
+
+  it('owes one once more than a window went out since the last, timed from when that was first seen', () => {
+    const w = new AckWindow(1000);
+    w.received(1000, 1200); // the server counts from after the handshake; we counted 200 more
+    expect(w.overdue(2200, 0)).toBe(0); // a window exactly: nothing owed yet
+    expect(w.overdue(2201, 100)).toBe(0); // owed from now
+    expect(w.overdue(5000, 2100)).toBe(2000);
+    expect(w.overdue(9000, 10_100)).toBe(10_000);
+    w.received(2000, 9000);
+    expect(w.overdue(9000, 10_200)).toBe(0);
+    expect(w.overdue(10_001, 10_300)).toBe(0);
+    expect(w.overdue(10_002, 10_900)).toBe(600);
+    expect([w.acks, w.acknowledged]).toEqual([2, 2000]);
+  });
+
+  it('a repeated sequence number is not progress', () => {
+    const w = new AckWindow(1000);
+    w.received(1000, 1000);
+    expect(w.overdue(3000, 0)).toBe(0);
+    w.received(1000, 3000);
+    expect(w.overdue(3000, 5000)).toBe(5000);
+    expect(w.acks).toBe(1);
+  });
+
+  it('counts across the 32-bit wrap of the sequence number, past 4 GiB sent', () => {
+    const window = 1 << 20;
+    const w = new AckWindow(window);
+    const offset = 3073; // bytes we sent that the server does not count (the handshake)
+    let sent = offset;
+    let now = 0;
+    // 4100 MiB at one acknowledgement per MiB: the server's count passes 2^32 once.
+    for (let i = 0; i < 4100; i++) {
+      sent += window;
+      now += 100;
+      expect(w.overdue(sent, now)).toBe(0);
+      w.received((sent - offset) % 2 ** 32, sent);
+    }
+    expect(sent - offset).toBeGreaterThan(2 ** 32);
+    expect(w.acknowledged).toBe(sent - offset);
+    expect(w.spacing).toBe(window);
+    // Then it stops acknowledging.
+    expect(w.overdue(sent + window + 1, now + 100)).toBe(0);
+    expect(w.overdue(sent + 2 * window, now + 10_100)).toBe(10_000);
+  });
+
+  it('a server counter that restarts near the top (nginx-rtmp at 0xF0000000, SRS to its step) is progress, not 256 MiB read', () => {
+    const window = 1 << 26; // 0xF0000000 is 60 windows
+    for (const server of ['nginx-rtmp', 'SRS']) {
+      const w = new AckWindow(window);
+      let sent = 0;
+      let count = 0;
+      let now = 0;
+      for (let i = 0; i < 70; i++) {
+        sent += window;
+        now += 100;
+        expect(w.overdue(sent, now), `${server} after ${i} windows`).toBe(0);
+        count += window;
+        if (server === 'nginx-rtmp' && count >= 0xf000_0000) {
+          count = 0; // ngx_rtmp_recv: reset to 0 and no acknowledgement this time
+          continue;
+        }
+        if (server === 'SRS' && count > 0xf000_0000) count = window; // the step it just counted
+        w.received(count, sent);
+      }
+      // nginx-rtmp never acknowledges the window it read just before its reset.
+      expect(w.acknowledged, server).toBe(server === 'SRS' ? sent : sent - window);
+      expect(w.spacing, server).toBe(window);
+      expect(w.overdue(sent + 2 * window + 1, now + 100)).toBe(0);
+      expect(w.overdue(sent + 2 * window + 1, now + 200)).toBe(100);
+    }
+  });
+
+  it('a server that acknowledges at a larger window of its own is owed an acknowledgement only after that one', () => {
+    const w = new AckWindow(1000);
+    w.received(5000, 5100); // it ignored our 1000 and keeps 5000
+    expect(w.spacing).toBe(5000);
+    expect(w.overdue(9000, 0)).toBe(0);
+    expect(w.overdue(10_101, 10)).toBe(0);
+    expect(w.overdue(10_101, 20)).toBe(10);
   });
 });
 

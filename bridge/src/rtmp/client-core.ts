@@ -8,6 +8,7 @@ import {
   type Amf0Value,
   type FlvTag,
 } from '@onair/shared';
+import { DEFAULT_PUBLISH_ACK_WINDOW } from './ack-window.js';
 import { splitAggregate } from './aggregate.js';
 import { ChunkReader, DEFAULT_CHUNK_READER_LIMITS, type ChunkReaderLimits } from './chunk-reader.js';
 import { ChunkWriter, DEFAULT_OUT_CHUNK_SIZE } from './chunk-writer.js';
@@ -57,7 +58,9 @@ export type RtmpClientEvent =
   /** Any other onStatus or onFCPublish the server sent, for logs. */
   | { type: 'status'; info: StatusInfo }
   /** Play: the publisher stopped (UnpublishNotify, StreamEOF, Play.Stop, Play.Complete). */
-  | { type: 'ended'; reason: string };
+  | { type: 'ended'; reason: string }
+  /** The server's Acknowledgement: `sequence` is its count of bytes received, modulo 2^32. */
+  | { type: 'acknowledgement'; sequence: number };
 
 export interface RtmpClientSink {
   send(bytes: Uint8Array): void;
@@ -72,7 +75,11 @@ export interface RtmpClientCoreOptions {
   chunkSize?: number;
   /** Play: the SetBufferLength sent after play, in ms. */
   bufferLengthMs?: number;
-  /** Window Acknowledgement Size announced to the server. */
+  /**
+   * Window Acknowledgement Size announced to the server after connect: how many bytes it may
+   * receive between two Acknowledgements. Publish: 128 KiB (acknowledgements are how a stalled
+   * server shows); play: 2,500,000.
+   */
   windowAckSize?: number;
   /** C1's time field and random bytes; fixed values make transcripts reproducible. */
   handshakeEpochMs?: number;
@@ -83,6 +90,10 @@ const FLASH_VER = 'FMLE/3.0 (compatible; onair)';
 const SET_DATA_FRAME = encodeAmf0(['@setDataFrame']);
 const ON_META_DATA = encodeAmf0(['onMetaData']);
 const PLAY_ENDED = new Set(['NetStream.Play.Stop', 'NetStream.Play.UnpublishNotify', 'NetStream.Play.Complete']);
+/** nginx-rtmp: "Already publishing"; others for a key they refuse. Any case: some write `NetStream.publish.…`. */
+const BAD_NAME = /^NetStream\.Publish\.BadName$/i;
+/** A refusal whatever its level (some servers send `.Failed` or `.Denied` as a plain status). */
+const REFUSED = /^NetStream\.Publish\.(Failed|Denied|Rejected|Unauthorized)$/i;
 
 function startsWith(b: Uint8Array, prefix: Uint8Array): boolean {
   if (b.length < prefix.length) return false;
@@ -110,7 +121,7 @@ function dataName(b: Uint8Array): string | undefined {
 export class RtmpClientCore {
   readonly role: RtmpRole;
   readonly url: RtmpUrl;
-  readonly stats = { bytesReceived: 0, bytesSent: 0, messagesSent: 0, messagesReceived: 0, acksSent: 0 };
+  readonly stats = { bytesReceived: 0, bytesSent: 0, messagesSent: 0, messagesReceived: 0, acksSent: 0, acksReceived: 0 };
   readonly #sink: RtmpClientSink;
   readonly #opts: RtmpClientCoreOptions;
   readonly #amfLimits: { maxDepth: number };
@@ -124,6 +135,8 @@ export class RtmpClientCore {
   #peerWindow = 0;
   #lastAck = 0;
   #sentWindow = 0;
+  /** The Window Acknowledgement Size this connection asks of the server. */
+  readonly ackWindow: number;
   #ended = false;
 
   constructor(options: RtmpClientCoreOptions, sink: RtmpClientSink) {
@@ -134,6 +147,7 @@ export class RtmpClientCore {
     const limits = { ...DEFAULT_RTMP_LIMITS, ...options.limits };
     this.#reader = new ChunkReader(limits);
     this.#amfLimits = { maxDepth: limits.maxAmfDepth };
+    this.ackWindow = options.windowAckSize ?? (this.role === 'publish' ? DEFAULT_PUBLISH_ACK_WINDOW : 2_500_000);
   }
 
   get phase(): ClientPhase {
@@ -276,6 +290,12 @@ export class RtmpClientCore {
     this.#phase = 'connecting';
   }
 
+  #announceWindow(size: number): void {
+    if (size === this.#sentWindow) return;
+    this.#sentWindow = size;
+    this.#send(windowAckSizeMessage(size));
+  }
+
   #maybeAck(): void {
     if (this.#peerWindow > 0 && this.stats.bytesReceived - this.#lastAck >= this.#peerWindow / 2) {
       this.#lastAck = this.stats.bytesReceived;
@@ -288,8 +308,8 @@ export class RtmpClientCore {
     switch (msg.type) {
       case MessageType.SetChunkSize:
       case MessageType.Abort:
+        return; // the reader applied them
       case MessageType.Acknowledgement:
-        return; // the reader applied chunk size and abort; acks need no answer
       case MessageType.WindowAckSize:
       case MessageType.SetPeerBandwidth:
       case MessageType.UserControl:
@@ -322,15 +342,15 @@ export class RtmpClientCore {
   #control(msg: RtmpMessage): void {
     const c = decodeProtocolControl(msg);
     if (!c) return;
-    if (c.type === MessageType.WindowAckSize) {
+    if (c.type === MessageType.Acknowledgement) {
+      this.stats.acksReceived++;
+      this.#sink.event({ type: 'acknowledgement', sequence: c.sequence });
+    } else if (c.type === MessageType.WindowAckSize) {
       this.#peerWindow = c.size;
     } else if (c.type === MessageType.SetPeerBandwidth) {
-      // RTMP spec §5.4.5: answer with our window size if it differs from the one last sent.
-      const size = c.size;
-      if (size > 0 && size !== this.#sentWindow && c.limit !== PeerBandwidthLimit.Dynamic) {
-        this.#sentWindow = size;
-        this.#send(windowAckSizeMessage(size));
-      }
+      // RTMP spec §5.4.5: answer with our window size if it differs from the one last sent. A
+      // publisher keeps its own small window: the server's acknowledgements are its stall alarm.
+      if (c.size > 0 && c.limit !== PeerBandwidthLimit.Dynamic) this.#announceWindow(this.role === 'publish' ? this.ackWindow : c.size);
     } else if (c.type === MessageType.UserControl) {
       if (c.event === UserControlEvent.PingRequest) {
         this.#send(userControlMessage(UserControlEvent.PingResponse, c.value));
@@ -390,13 +410,10 @@ export class RtmpClientCore {
     if (name === 'connect' && this.#phase === 'connecting') {
       const info = statusInfo(cmd);
       if (info.level === 'error') throw this.#error('RTMP_CONNECT_REJECTED', `connect rejected${describe(info)}`);
+      this.#announceWindow(this.ackWindow);
       if (this.role === 'publish') {
         this.#command('releaseStream', [this.url.streamName]);
         this.#command('FCPublish', [this.url.streamName]);
-      } else {
-        const size = this.#opts.windowAckSize ?? 2_500_000;
-        this.#sentWindow = size;
-        this.#send(windowAckSizeMessage(size));
       }
       this.#command('createStream', []);
       this.#phase = 'creating-stream';
@@ -427,6 +444,7 @@ export class RtmpClientCore {
       case 'createStream':
       case 'publish':
       case 'play':
+        if (this.role === 'publish' && BAD_NAME.test(statusInfo(cmd).code)) throw this.#error('RTMP_PUBLISH_BADNAME', `${name} refused${info}`);
         throw this.#error(this.role === 'publish' ? 'RTMP_PUBLISH_FAILED' : 'RTMP_PLAY_FAILED', `${name} failed${info}`);
       default:
         return; // some servers answer releaseStream/FCPublish for unknown streams with _error
@@ -443,8 +461,9 @@ export class RtmpClientCore {
         }
         return;
       }
-      if (code === 'NetStream.Publish.BadName') throw this.#error('RTMP_PUBLISH_BADNAME', `publish refused: ${explain(info)}`);
-      if (info.level === 'error' && this.#phase !== 'ending') throw this.#error('RTMP_PUBLISH_FAILED', `publish failed: ${explain(info)}`);
+      if (this.#phase === 'ending') return this.#sink.event({ type: 'status', info });
+      if (BAD_NAME.test(code)) throw this.#error('RTMP_PUBLISH_BADNAME', `publish refused: ${explain(info)}`);
+      if (info.level === 'error' || REFUSED.test(code)) throw this.#error('RTMP_PUBLISH_FAILED', `publish failed: ${explain(info)}`);
     } else {
       if (code === 'NetStream.Play.Start') {
         if (this.#phase === 'starting') {

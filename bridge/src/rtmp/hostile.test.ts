@@ -197,6 +197,33 @@ describe('hostile servers end their own session only', () => {
     expect(peak - before).toBeLessThan(announced / 16);
   });
 
+  it('a large message started on each of 60 chunk streams, none finished: refused at 16 MiB held in all', async () => {
+    const streams = 60;
+    const part = 1024 * 1024;
+    const body = garbage(99, part); // one buffer, written 60 times: the server side costs 1 MiB
+    const port = await hostile((s) => {
+      s.write(Buffer.from(setChunkSize(part)));
+      // Each stream announces 8 MiB (maxMessageSize) and sends its first 1 MiB chunk.
+      for (let csid = 3; csid < 3 + streams; csid++) {
+        s.write(Buffer.from(fmt0(csid, 9, 8 * 1024 * 1024, 1)));
+        s.write(body);
+      }
+    });
+    const before = process.memoryUsage().arrayBuffers;
+    let peak = before;
+    const sampler = setInterval(() => (peak = Math.max(peak, process.memoryUsage().arrayBuffers)), 5);
+    const err = await failure(RtmpPlayer.connect(`rtmp://127.0.0.1:${port}/live/sekret`));
+    clearInterval(sampler);
+    expect(err).toMatchObject({
+      code: 'RTMP_MESSAGE_TOO_LARGE',
+      message: expect.stringMatching(/incomplete messages on \d+ chunk streams would hold \d+ bytes, more than maxPartialBytes 16777216$/),
+    });
+    expect(err.message).not.toContain('sekret');
+    // 60 MiB would be held without the total limit; 16 MiB are, plus the buffers outgrown on
+    // the way (each message's buffer doubles from 16 KiB) until they are collected.
+    expect(peak - before).toBeLessThan(40 * 1024 * 1024);
+  });
+
   it('thousands of chunk streams: refused past the limit', async () => {
     const port = await hostile((s) => {
       const bytes: number[] = [];

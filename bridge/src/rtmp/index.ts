@@ -1,8 +1,11 @@
 export { RtmpPublisher, type RtmpPublisherStats } from './publisher.js';
 export { RtmpPlayer, type RtmpPlayerOptions, type RtmpPlayerStats } from './player.js';
+export { AckWindow, DEFAULT_PUBLISH_ACK_WINDOW } from './ack-window.js';
 export {
+  DEFAULT_ACK_STALL_TIMEOUT_MS,
   DEFAULT_CLOSE_TIMEOUT_MS,
   DEFAULT_CONNECT_TIMEOUT_MS,
+  DEFAULT_DNS_TIMEOUT_MS,
   DEFAULT_SEND_STALL_TIMEOUT_MS,
   type RtmpAddressOptions,
   type RtmpClientOptions,

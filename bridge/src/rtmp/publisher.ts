@@ -9,6 +9,10 @@ export interface RtmpPublisherStats {
   bytesReceived: number;
   messagesReceived: number;
   acksSent: number;
+  /** Acknowledgement messages from the server (node-media-server 4 sends none). */
+  acksReceived: number;
+  /** Bytes the server's acknowledgements account for. */
+  bytesAcknowledged: number;
 }
 
 /** Publishes FLV tags to an RTMP or RTMPS URL (`rtmp[s]://host[:port]/app/streamKey`). */
@@ -37,7 +41,7 @@ export class RtmpPublisher {
   }
 
   get stats(): Readonly<RtmpPublisherStats> {
-    return this.#conn.core.stats;
+    return { ...this.#conn.core.stats, bytesAcknowledged: this.#conn.acks?.acknowledged ?? 0 };
   }
 
   /** Rejects with the error that ended the session; resolves on a clean end. */
@@ -66,7 +70,8 @@ export class RtmpPublisher {
 
   /**
    * Resolves when the socket's buffer has drained, or when the session ended: `closed` reports
-   * why, which is RTMP_SEND_STALLED when the server took no bytes for `sendStallTimeoutMs`.
+   * why, which is RTMP_SEND_STALLED when the server took no bytes for `sendStallTimeoutMs`, or
+   * RTMP_ACK_STALLED when it stopped acknowledging them.
    */
   async drained(): Promise<void> {
     const socket = this.#conn.socket;

@@ -177,6 +177,38 @@ describe('RTMP sessions: connection failures', () => {
     expect(await failure(RtmpPublisher.connect(`rtmp://127.0.0.1:${hangup}/live/k`))).toMatchObject({ code: 'HANDSHAKE_FAILED' });
   });
 
+  it('RTMP_DNS_TIMEOUT after 5 s when the name never resolves (a lookup that never calls back)', async () => {
+    const names: string[] = [];
+    const never: LookupFunction = (hostname) => void names.push(hostname);
+    const t0 = performance.now();
+    const [pub, play] = await Promise.all([
+      failure(RtmpPublisher.connect('rtmp://studio.onair.test/live/sekret', { lookup: never })),
+      // Through the destination check too, as the studio connects.
+      failure(RtmpPlayer.connect('rtmps://studio.onair.test/live/sekret', { lookup: never, checkAddress: () => undefined })),
+    ]);
+    const ms = performance.now() - t0;
+    expect(pub).toMatchObject({ code: 'RTMP_DNS_TIMEOUT', message: 'rtmp://studio.onair.test/live/***: studio.onair.test did not resolve within 5000 ms' });
+    expect(play).toMatchObject({ code: 'RTMP_DNS_TIMEOUT', message: 'rtmps://studio.onair.test/live/***: studio.onair.test did not resolve within 5000 ms' });
+    expect(names).toEqual(['studio.onair.test', 'studio.onair.test']);
+    expect(ms).toBeGreaterThan(4900);
+    expect(ms).toBeLessThan(9000); // its own answer, before the 10 s connect timeout
+  });
+
+  it('TCP keepalive is on for rtmp:// and rtmps:// sockets (ss shows the timer)', async () => {
+    const port = await listen(createServer((s) => s.on('error', () => undefined)));
+    for (const scheme of ['rtmp', 'rtmps']) {
+      const attempt = failure(RtmpPublisher.connect(`${scheme}://127.0.0.1:${port}/live/k`, { connectTimeoutMs: 1000 }));
+      let line = '';
+      for (let i = 0; i < 50 && line === ''; i++) {
+        await new Promise((r) => setTimeout(r, 20));
+        const { stdout } = await promisify(execFile)('ss', ['-tnoH', 'state', 'established', `( dport = :${port} )`]);
+        line = stdout.trim();
+      }
+      expect(line, scheme).toContain('timer:(keepalive,');
+      expect(await attempt).toMatchObject({ code: 'RTMP_CONNECT_TIMEOUT' });
+    }
+  });
+
   it('ABORTED when the signal fires while connecting', async () => {
     const port = await listen(createServer(() => undefined));
     const ac = new AbortController();

@@ -2,6 +2,7 @@ import { lookup as dnsLookup } from 'node:dns';
 import { isIP, connect as netConnect, type LookupFunction, type Socket } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
 import { OnairError, type ErrorCode } from '@onair/shared';
+import { AckWindow } from './ack-window.js';
 import { RtmpClientCore, type RtmpClientEvent, type RtmpLimits, type RtmpRole } from './client-core.js';
 import { parseRtmpUrl, redactKey, type RtmpUrl } from './url.js';
 
@@ -15,9 +16,25 @@ export interface RtmpClientOptions {
   chunkSize?: number;
   /**
    * Publish: the session fails with RTMP_SEND_STALLED when bytes are waiting to be sent and the
-   * server took none of them for this long (20 s unless set), in drained() and end().
+   * server took none of them for this long (20 s unless set), checked all the while a publish is
+   * live. On loopback and fast links the kernel's buffers take megabytes before a stalled server
+   * shows here; the acknowledgement watchdog below notices sooner where the server acknowledges.
    */
   sendStallTimeoutMs?: number;
+  /**
+   * Publish: Window Acknowledgement Size asked of the server after connect (128 KiB unless set):
+   * a server that honours it acknowledges every that many bytes.
+   */
+  ackWindowSize?: number;
+  /**
+   * Publish: the session fails with RTMP_ACK_STALLED when a server whose acknowledgements have
+   * been counting our bytes owes one (more than a window went out since its last) and none came
+   * for this long (10 s unless set; 0 turns the check off). Servers that never acknowledge
+   * (node-media-server 4) are left to `sendStallTimeoutMs`.
+   */
+  ackStallTimeoutMs?: number;
+  /** Time allowed for resolving the host name (5 s unless set); then RTMP_DNS_TIMEOUT. */
+  dnsTimeoutMs?: number;
   /**
    * How long end() waits, once everything is flushed, for the server to close (5 s unless set).
    * A publisher whose server never closes fails with RTMP_CLOSE_TIMEOUT: the bytes sat in a
@@ -40,7 +57,17 @@ export type RtmpAddressOptions = Pick<RtmpClientOptions, 'checkAddress' | 'looku
 
 export const DEFAULT_CONNECT_TIMEOUT_MS = 10_000;
 export const DEFAULT_SEND_STALL_TIMEOUT_MS = 20_000;
+export const DEFAULT_ACK_STALL_TIMEOUT_MS = 10_000;
 export const DEFAULT_CLOSE_TIMEOUT_MS = 5_000;
+export const DEFAULT_DNS_TIMEOUT_MS = 5_000;
+/** TCP keepalive probes start after this long without traffic (NAT and firewall timeouts). */
+export const KEEPALIVE_DELAY_MS = 10_000;
+/**
+ * node-media-server 4 answers a publish of a name already being published (or with a key it
+ * refuses) with NetStream.Publish.Start and closes at once. A close this soon after the start is
+ * said to maybe be that; it cannot be told from a connection lost at that moment.
+ */
+const SOON_AFTER_START_MS = 1000;
 /** Bytes of one tick's messages gathered into one socket write at most. */
 const MAX_BATCH_BYTES = 64 * 1024;
 
@@ -67,13 +94,22 @@ export class RtmpConnection {
   #done = false;
   #secure = false;
   #started = false;
+  #startedAt = 0;
   #onStarted: ((err?: Error) => void) | undefined;
   readonly #onEvent: (e: RtmpClientEvent) => void;
   readonly #signal: AbortSignal | undefined;
   readonly #onAbort = (): void => this.destroy(new OnairError('ABORTED', `${this.url.redacted}: aborted`));
   #closeTimer: NodeJS.Timeout | undefined;
-  #stallTimer: NodeJS.Timeout | undefined;
+  #watchTimer: NodeJS.Timeout | undefined;
+  /** The watchdog runs for the whole of a live publish, not only while a caller waits. */
+  #watchAlways = false;
+  #lastQueued = 0;
+  #lastAcks = 0;
+  #lastProgress = 0;
   readonly stallTimeoutMs: number;
+  readonly #ackStallTimeoutMs: number;
+  /** Publish: the server's acknowledgements of what we sent. */
+  readonly acks: AckWindow | undefined;
   readonly #closeTimeoutMs: number;
   #ending = false;
   #closeError: Error | undefined;
@@ -94,6 +130,7 @@ export class RtmpConnection {
     }
     this.#onEvent = onEvent;
     this.stallTimeoutMs = opts.sendStallTimeoutMs ?? DEFAULT_SEND_STALL_TIMEOUT_MS;
+    this.#ackStallTimeoutMs = opts.ackStallTimeoutMs ?? DEFAULT_ACK_STALL_TIMEOUT_MS;
     this.#closeTimeoutMs = opts.closeTimeoutMs ?? DEFAULT_CLOSE_TIMEOUT_MS;
     this.closed = new Promise<void>((resolve, reject) => {
       this.#resolveClosed = resolve;
@@ -102,7 +139,13 @@ export class RtmpConnection {
     // Owners observe `closed` when they care; a session dying unobserved must not crash Node.
     this.closed.catch(() => undefined);
     this.core = new RtmpClientCore(
-      { role, url: this.url, ...(opts.limits ? { limits: opts.limits } : {}), ...(opts.chunkSize ? { chunkSize: opts.chunkSize } : {}) },
+      {
+        role,
+        url: this.url,
+        ...(opts.limits ? { limits: opts.limits } : {}),
+        ...(opts.chunkSize ? { chunkSize: opts.chunkSize } : {}),
+        ...(role === 'publish' && opts.ackWindowSize ? { windowAckSize: opts.ackWindowSize } : {}),
+      },
       {
         send: (bytes) => {
           // After the server's FIN our side is ended too; a write then would only raise
@@ -124,8 +167,10 @@ export class RtmpConnection {
         event: (e) => this.#event(e),
       },
     );
-    const lookup = check === undefined ? opts.lookup : this.#checkedLookup(opts.lookup ?? (dnsLookup as LookupFunction), check);
-    const target = { host, port, ...(lookup ? { lookup } : {}) };
+    this.acks = role === 'publish' ? new AckWindow(this.core.ackWindow) : undefined;
+    const resolve = this.#timedLookup(opts.lookup ?? (dnsLookup as LookupFunction), opts.dnsTimeoutMs ?? DEFAULT_DNS_TIMEOUT_MS);
+    const lookup = check === undefined ? resolve : this.#checkedLookup(resolve, check);
+    const target = { host, port, lookup };
     if (this.url.protocol === 'rtmps') {
       // Certificate checks stay on: a private CA comes in through NODE_EXTRA_CA_CERTS.
       this.socket = tlsConnect({ ...target, ...(literal ? {} : { servername: host }) }, () => {
@@ -136,6 +181,9 @@ export class RtmpConnection {
       this.socket = netConnect(target, () => this.core.start());
     }
     this.socket.setNoDelay(true);
+    // A peer that vanished without a FIN (power loss, a NAT that forgot us) is found even on a
+    // quiet socket, such as a player waiting for a publisher.
+    this.socket.setKeepAlive(true, KEEPALIVE_DELAY_MS);
     this.socket.on('data', (data: Buffer) => {
       if (this.#done) return;
       try {
@@ -154,6 +202,23 @@ export class RtmpConnection {
       if (this.#signal.aborted) queueMicrotask(this.#onAbort);
       else this.#signal.addEventListener('abort', this.#onAbort, { once: true });
     }
+  }
+
+  /** Name resolution that gives up with RTMP_DNS_TIMEOUT after `timeoutMs`; a late answer is dropped. */
+  #timedLookup(lookup: LookupFunction, timeoutMs: number): LookupFunction {
+    return (hostname, options, callback) => {
+      let done = false;
+      const timer = setTimeout(() => {
+        done = true;
+        callback(new OnairError('RTMP_DNS_TIMEOUT', `${hostname} did not resolve within ${timeoutMs} ms`), '', 4);
+      }, timeoutMs);
+      lookup(hostname, options, (err, address, family) => {
+        if (done) return;
+        done = true;
+        clearTimeout(timer);
+        callback(err, address, family);
+      });
+    };
   }
 
   /**
@@ -232,11 +297,25 @@ export class RtmpConnection {
   }
 
   #event(e: RtmpClientEvent): void {
+    if (e.type === 'acknowledgement') {
+      this.acks?.received(e.sequence, this.sentBytes);
+      return;
+    }
     if (e.type === 'started') {
       this.#started = true;
+      this.#startedAt = performance.now();
+      if (this.core.role === 'publish') {
+        this.#watchAlways = true;
+        this.watchStall();
+      }
       this.#onStarted?.();
     }
     this.#onEvent(e);
+  }
+
+  /** Bytes the network has taken: handed to the socket and no longer waiting in its queue. */
+  get sentBytes(): number {
+    return this.core.stats.bytesSent - this.socket.writableLength;
   }
 
   /**
@@ -249,7 +328,7 @@ export class RtmpConnection {
     this.core.finish();
     this.flush();
     this.socket.end(() => {
-      this.#stopStallWatch();
+      this.#stopWatch();
       if (this.#done) return;
       this.#closeTimer = setTimeout(() => {
         // nginx-rtmp and node-media-server close at once on our FIN. A player has all it
@@ -269,35 +348,58 @@ export class RtmpConnection {
   }
 
   /**
-   * Fails the session with RTMP_SEND_STALLED when queued bytes stop leaving for stallTimeoutMs.
-   * Progress is the socket's queue shrinking; a slow server that keeps reading never trips it.
+   * Starts the watchdog (a live publish runs it throughout; others while a caller waits for the
+   * queue to drain). It fails the session with RTMP_SEND_STALLED when queued bytes stop leaving
+   * for stallTimeoutMs, and with RTMP_ACK_STALLED when the server owes an acknowledgement for
+   * ackStallTimeoutMs (see AckWindow).
+   *
+   * Progress is the socket's queue shrinking, or an acknowledgement: the kernel takes bytes
+   * from a backed-up socket only when a good part of its buffer is free again, which on a slow
+   * link can be seconds apart, while a server that acknowledges says it is reading every window.
    */
   watchStall(): void {
-    if (this.#stallTimer !== undefined || this.#done) return;
-    let last = this.socket.writableLength;
-    let lastProgress = Date.now();
-    this.#stallTimer = setInterval(
-      () => {
-        const queued = this.socket.writableLength;
-        if (queued === 0) return this.#stopStallWatch();
-        if (queued < last) lastProgress = Date.now();
-        last = queued;
-        if (Date.now() - lastProgress >= this.stallTimeoutMs) {
-          this.destroy(
-            new OnairError(
-              'RTMP_SEND_STALLED',
-              `${this.url.redacted}: the server took none of the ${queued} queued bytes for ${this.stallTimeoutMs} ms`,
-            ),
-          );
-        }
-      },
-      Math.max(10, Math.min(1000, this.stallTimeoutMs / 4)),
-    );
+    if (this.#watchTimer !== undefined || this.#done) return;
+    this.#lastQueued = this.socket.writableLength;
+    this.#lastAcks = this.acks?.acks ?? 0;
+    this.#lastProgress = Date.now();
+    const ack = this.acks && this.#ackStallTimeoutMs > 0 ? this.#ackStallTimeoutMs : Infinity;
+    this.#watchTimer = setInterval(() => this.#checkStall(), Math.max(10, Math.min(1000, this.stallTimeoutMs / 4, ack / 4)));
+    // The socket keeps the process alive while the session matters; the watchdog need not.
+    this.#watchTimer.unref();
   }
 
-  #stopStallWatch(): void {
-    clearInterval(this.#stallTimer);
-    this.#stallTimer = undefined;
+  #checkStall(): void {
+    const now = Date.now();
+    const queued = this.socket.writableLength;
+    const acked = this.acks?.acks ?? 0;
+    if (queued === 0 || queued < this.#lastQueued || acked !== this.#lastAcks) this.#lastProgress = now;
+    this.#lastQueued = queued;
+    this.#lastAcks = acked;
+    if (queued > 0 && now - this.#lastProgress >= this.stallTimeoutMs) {
+      this.destroy(
+        new OnairError('RTMP_SEND_STALLED', `${this.url.redacted}: the server took none of the ${queued} queued bytes for ${this.stallTimeoutMs} ms`),
+      );
+      return;
+    }
+    const acks = this.acks;
+    if (acks && this.#ackStallTimeoutMs > 0) {
+      const overdue = acks.overdue(this.sentBytes, now);
+      if (overdue >= this.#ackStallTimeoutMs) {
+        this.destroy(
+          new OnairError(
+            'RTMP_ACK_STALLED',
+            `${this.url.redacted}: the server stopped acknowledging what we send: none for ${overdue} ms, though more than its window of ${acks.spacing} bytes went out since the last one`,
+          ),
+        );
+        return;
+      }
+    }
+    if (queued === 0 && !this.#watchAlways) this.#stopWatch();
+  }
+
+  #stopWatch(): void {
+    clearInterval(this.#watchTimer);
+    this.#watchTimer = undefined;
   }
 
   destroy(err?: Error): void {
@@ -311,7 +413,7 @@ export class RtmpConnection {
     const err = cause && this.#redact(cause);
     this.#done = true;
     clearTimeout(this.#closeTimer);
-    this.#stopStallWatch();
+    this.#stopWatch();
     this.#signal?.removeEventListener('abort', this.#onAbort);
     this.#closeError = err;
     if (err) {
@@ -337,6 +439,13 @@ export class RtmpConnection {
   #closeReason(): OnairError | undefined {
     const unsent = this.socket.writableLength;
     const err = this.core.peerClosed();
+    const afterStart = Math.round(performance.now() - this.#startedAt);
+    if (err?.code === 'RTMP_CONNECTION_LOST' && this.core.role === 'publish' && afterStart < SOON_AFTER_START_MS) {
+      return new OnairError(
+        err.code,
+        `server closed the connection ${afterStart} ms after NetStream.Publish.Start (node-media-server does so when the name is already being published or the key is refused)`,
+      );
+    }
     if (err || unsent === 0 || this.core.role !== 'publish' || this.#done) return err;
     // Closed while our end of the stream was still being flushed: the server missed the tail.
     return new OnairError('RTMP_CONNECTION_LOST', `server closed the connection with ${unsent} bytes still unsent`);

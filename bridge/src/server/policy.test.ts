@@ -179,6 +179,17 @@ describe('ServerPolicy beyond loopback', () => {
     await policy.isAllowed('rtmps://[2001:4860:4860::8888]:443/app/key');
   });
 
+  it('a name that never resolves: RTMP_DNS_TIMEOUT after 5 s, not a refusal (a relay may retry it)', async () => {
+    const names: string[] = [];
+    const never: LookupFunction = (hostname) => void names.push(hostname);
+    const slow = new ServerPolicy({ host: '0.0.0.0', token: 't', lookup: never });
+    const t0 = performance.now();
+    const err = await slow.isAllowed('rtmp://studio.onair.test/live/key').catch((e: unknown) => e);
+    expect(err).toMatchObject({ code: 'RTMP_DNS_TIMEOUT', message: 'studio.onair.test did not resolve within 5000 ms' });
+    expect(performance.now() - t0).toBeGreaterThan(4900);
+    expect(names).toEqual(['studio.onair.test']);
+  });
+
   it('lets private destinations through when told to', async () => {
     const open = new ServerPolicy({ host: '0.0.0.0', token: 't', allowPrivateDestinations: true });
     await open.isAllowed('rtmp://127.0.0.1/live/key');

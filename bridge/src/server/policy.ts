@@ -3,7 +3,7 @@ import { lookup as dnsLookup, type LookupAddress } from 'node:dns';
 import type { IncomingMessage } from 'node:http';
 import { BlockList, isIP, type LookupFunction } from 'node:net';
 import { OnairError } from '@onair/shared';
-import type { RtmpAddressOptions } from '../rtmp/session.js';
+import { DEFAULT_DNS_TIMEOUT_MS, type RtmpAddressOptions } from '../rtmp/session.js';
 
 export interface PolicyOptions {
   /** The address the server listens on. */
@@ -266,7 +266,9 @@ export class ServerPolicy {
     } else {
       try {
         addresses = (await this.#resolve(host)).map((a) => a.address);
-      } catch {
+      } catch (err) {
+        // A slow resolver is no refusal: RTMP_DNS_TIMEOUT, as at connect, may be retried.
+        if (err instanceof OnairError) throw err;
         throw new OnairError('DESTINATION_REFUSED', `cannot resolve ${host}`);
       }
     }
@@ -290,7 +292,13 @@ export class ServerPolicy {
   #resolve(host: string): Promise<LookupAddress[]> {
     const lookup = this.#lookup ?? (dnsLookup as LookupFunction);
     return new Promise((resolve, reject) => {
+      // The client's limit at connect: a resolver that never answers must not hold a destination.
+      const timer = setTimeout(
+        () => reject(new OnairError('RTMP_DNS_TIMEOUT', `${host} did not resolve within ${DEFAULT_DNS_TIMEOUT_MS} ms`)),
+        DEFAULT_DNS_TIMEOUT_MS,
+      );
       lookup(host, { all: true, verbatim: true }, (err, addresses) => {
+        clearTimeout(timer);
         if (err) reject(err);
         else resolve(typeof addresses === 'string' ? [{ address: addresses, family: isIP(addresses) }] : addresses);
       });

@@ -22,6 +22,8 @@ export interface NginxRtmp {
   readonly rtmpPort: number;
   readonly httpPort?: number;
   readonly rtmpsPort?: number;
+  /** The nginx process (one: `master_process off`), e.g. to stop it with SIGSTOP in a test. */
+  readonly pid: number;
   /**
    * The temporary prefix directory: nginx.conf, error.log, the recordings. Removed by dispose()
    * or, at the latest, when the test process ends (`ONAIR_KEEP_TMP=1` keeps it).
@@ -171,6 +173,7 @@ export async function startNginxRtmp(options: NginxRtmpOptions = {}): Promise<Ng
     rtmpPort,
     ...(httpPort !== undefined ? { httpPort } : {}),
     ...(tls ? { rtmpsPort: tls.port } : {}),
+    pid: child.pid,
     prefix,
     recordDir,
     url: (app, name) => `rtmp://127.0.0.1:${rtmpPort}/${app}/${name}`,
