@@ -375,6 +375,55 @@ describe('studio session: the socket drops, the session stays', () => {
   });
 });
 
+describe('studio session: a destination that stops reading', () => {
+  it('is found out by its missing acknowledgements and retried within 30 s; the other destination carries on', async () => {
+    const scratch = mkdtempSync(join(tmpdir(), 'onair-stall-'));
+    const [stalled, healthy] = await Promise.all([startNginxRtmp({ record: true }), startNginxRtmp({ record: true })]);
+    const server = await OnairServer.listen({
+      host: '127.0.0.1',
+      port: 0,
+      webRoot: scratch,
+      policy: new ServerPolicy({ host: '127.0.0.1' }),
+      studioConfig: { localRtmp: null },
+      studio: { retry: { baseMs: 60_000, factor: 1, maxMs: 60_000, jitter: 0 }, statusIntervalMs: 200 },
+    });
+    try {
+      const input = readFlv(await flvFixture({ seconds: 60 }));
+      const client = new StudioClient(server.port);
+      await client.start([
+        { id: 'stalled', url: stalled.url('live', 'stall1') },
+        { id: 'healthy', url: healthy.url('live', 'stall2') },
+      ]);
+      await Promise.all([client.waitState('stalled', 'live'), client.waitState('healthy', 'live')]);
+      const sending = client.sendTags(input.filter((t) => t.timestamp < 20_000), true);
+      await new Promise((r) => setTimeout(r, 3000));
+      process.kill(stalled.pid, 'SIGSTOP');
+      const stoppedAt = Date.now();
+      try {
+        const retrying = await client.waitState('stalled', 'retrying', 30_000);
+        const after = Date.now() - stoppedAt;
+        console.log(`a destination that stopped reading was retried ${after} ms later: ${retrying.reason}`);
+        expect(retrying.reason).toMatch(/RTMP_ACK_STALLED|RTMP_SEND_STALLED/);
+        expect(client.destination('healthy')?.state).toBe('live');
+      } finally {
+        process.kill(stalled.pid, 'SIGCONT');
+      }
+      await sending;
+      await client.stop();
+      client.close();
+      const recorded = await healthy.recordingDone('stall2');
+      const packets = await videoPackets(recorded);
+      const times = packets.map((p) => Number(p.dts_time));
+      expect(Math.max(...times.slice(1).map((t, i) => t - times[i]!))).toBeLessThan(0.1);
+      expect(times[times.length - 1]).toBeGreaterThan(18);
+    } finally {
+      await server.close();
+      await Promise.all([stalled.dispose(), healthy.dispose()]);
+      rmSync(scratch, { recursive: true, force: true });
+    }
+  });
+});
+
 describe('studio session: what a page may not send', () => {
   let nginx: NginxRtmp;
   let server: OnairServer;
