@@ -39,6 +39,11 @@ Reliability (docs/studio.md, "What survives what"):
   --max-sessions N              studio sessions at once (default 16)              [ONAIR_MAX_SESSIONS]
   --max-sessions-per-client N   studio sessions per client address; loopback
                                 clients are exempt (default 4)                    [ONAIR_MAX_SESSIONS_PER_CLIENT]
+  --max-viewers N               watch viewers at once, WebSocket and HTTP-FLV
+                                (default 2000)                                    [ONAIR_MAX_VIEWERS]
+  --max-viewers-per-client N    viewers per client address; loopback clients are
+                                exempt (default 20)                               [ONAIR_MAX_VIEWERS_PER_CLIENT]
+  --max-upstreams N             streams relayed to viewers at once (default 64)   [ONAIR_MAX_UPSTREAMS]
   --verbose                     log sessions and the embedded server's messages   [ONAIR_VERBOSE=1]
   -h, --help                    show this help
 
@@ -59,6 +64,9 @@ export interface ServeOptions {
   resendBufferMs: number;
   maxSessions: number;
   maxSessionsPerClient: number;
+  maxViewers: number;
+  maxViewersPerClient: number;
+  maxUpstreams: number;
 }
 
 const DEFAULT_WEB_ROOT = fileURLToPath(new URL('../../web/dist/', import.meta.url));
@@ -103,6 +111,9 @@ export function parseServeArgs(argv: string[], env: NodeJS.ProcessEnv): ServeOpt
       'resend-buffer': { type: 'string' },
       'max-sessions': { type: 'string' },
       'max-sessions-per-client': { type: 'string' },
+      'max-viewers': { type: 'string' },
+      'max-viewers-per-client': { type: 'string' },
+      'max-upstreams': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
     allowPositionals: false,
@@ -122,6 +133,9 @@ export function parseServeArgs(argv: string[], env: NodeJS.ProcessEnv): ServeOpt
     resendBufferMs: seconds(values['resend-buffer'] ?? env['ONAIR_RESEND_BUFFER'] ?? '15', 'resend buffer'),
     maxSessions: count(values['max-sessions'] ?? env['ONAIR_MAX_SESSIONS'] ?? '16', 'max sessions'),
     maxSessionsPerClient: count(values['max-sessions-per-client'] ?? env['ONAIR_MAX_SESSIONS_PER_CLIENT'] ?? '4', 'max sessions per client'),
+    maxViewers: count(values['max-viewers'] ?? env['ONAIR_MAX_VIEWERS'] ?? '2000', 'max viewers'),
+    maxViewersPerClient: count(values['max-viewers-per-client'] ?? env['ONAIR_MAX_VIEWERS_PER_CLIENT'] ?? '20', 'max viewers per client'),
+    maxUpstreams: count(values['max-upstreams'] ?? env['ONAIR_MAX_UPSTREAMS'] ?? '64', 'max upstreams'),
   };
 }
 
@@ -152,7 +166,8 @@ export async function startServe(opts: ServeOptions, log: (line: string) => void
     local === undefined
       ? undefined
       : { port: local.port, url: `rtmp://127.0.0.1:${local.port}/live`, key, status: () => local.status(), onUp: (fn) => local.onUp(fn) };
-  const watch = new WatchService({ policy, ...(local !== undefined ? { localRtmp: { port: local.port, status: () => local.status() } } : {}) });
+  const limits = { maxViewers: opts.maxViewers, maxViewersPerClient: opts.maxViewersPerClient, maxUpstreams: opts.maxUpstreams };
+  const watch = new WatchService({ policy, limits, ...(local !== undefined ? { localRtmp: { port: local.port, status: () => local.status() } } : {}) });
   if (local !== undefined) {
     // The first viewer of a local stream then starts from the GOP cache, not the next keyframe.
     local.warmPublished((app, stream) => watch.warmLocal(app, stream));

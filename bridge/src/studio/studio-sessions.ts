@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { OnairError, type StudioDestination } from '@onair/shared';
-import { isLoopbackHost } from '../server/policy.js';
+import { Admission } from '../server/admission.js';
 import { StudioSession, type StudioSessionOptions } from './studio-session.js';
 
 export interface StudioLimits {
@@ -20,10 +20,12 @@ export class StudioSessions {
   readonly #opts: StudioSessionOptions;
   readonly #limits: StudioLimits;
   readonly #sessions = new Map<string, StudioSession>();
+  readonly #admission: Admission;
 
   constructor(opts: StudioSessionOptions, limits: Partial<StudioLimits> = {}) {
     this.#opts = opts;
     this.#limits = { ...DEFAULT_STUDIO_LIMITS, ...limits };
+    this.#admission = new Admission({ max: this.#limits.maxSessions, perClient: this.#limits.maxSessionsPerClient }, 'SESSION_LIMIT', 'studio sessions');
   }
 
   get size(): number {
@@ -39,19 +41,11 @@ export class StudioSessions {
    * once, never kept in clear); SESSION_LIMIT when a cap is reached.
    */
   create(destinations: readonly StudioDestination[], client: string): { session: StudioSession; token: string } {
-    if (this.#sessions.size >= this.#limits.maxSessions) {
-      throw new OnairError('SESSION_LIMIT', `this bridge carries ${this.#limits.maxSessions} studio sessions already; try again later`);
-    }
-    if (!isLoopbackHost(client)) {
-      let mine = 0;
-      for (const s of this.#sessions.values()) if (s.client === client) mine++;
-      if (mine >= this.#limits.maxSessionsPerClient) {
-        throw new OnairError('SESSION_LIMIT', `${this.#limits.maxSessionsPerClient} studio sessions from one address at once at most; try again later`);
-      }
-    }
+    const release = this.#admission.admit(client);
     const id = randomBytes(8).toString('hex');
     const token = randomBytes(24).toString('base64url');
     const session = new StudioSession({ id, token, client, destinations }, this.#opts, (s) => {
+      release();
       if (this.#sessions.get(s.id) === s) this.#sessions.delete(s.id);
     });
     this.#sessions.set(id, session);

@@ -62,6 +62,8 @@ export interface StreamStats {
 interface Attached {
   sink: ViewerSink;
   gate: ViewerGate;
+  /** The newest header of each kind that met a full queue: it goes out before the next keyframe. */
+  pending: Map<TagKind, RelayedTag>;
 }
 
 /** A relayed tag with its FLV file form, encoded once and shared by every viewer and joiner. */
@@ -126,12 +128,12 @@ export class StreamRelay {
   add(sink: ViewerSink): void {
     if (this.#closed) throw new OnairError('WATCH_CLOSED', 'the stream relay is closed');
     this.#cancelLinger();
-    const viewer: Attached = { sink, gate: new ViewerGate(this.#opts.viewer) };
+    const viewer: Attached = { sink, gate: new ViewerGate(this.#opts.viewer), pending: new Map() };
     this.#viewers.add(viewer);
     this.#broadcastStatus();
     const { headers, gop } = this.#cache.snapshot();
     for (const tag of [...headers, ...gop]) this.#deliver(viewer, tag, true);
-    if (!this.#running) void this.#run();
+    if (!this.#running) this.#start();
   }
 
   remove(sink: ViewerSink): void {
@@ -149,7 +151,7 @@ export class StreamRelay {
     if (this.#closed) throw new OnairError('WATCH_CLOSED', 'the stream relay is closed');
     this.#holds++;
     this.#cancelLinger();
-    if (!this.#running) void this.#run();
+    if (!this.#running) this.#start();
     let released = false;
     return () => {
       if (released) return;
@@ -214,6 +216,14 @@ export class StreamRelay {
     this.#wake?.();
     for (const v of this.#viewers) v.sink.close(reason);
     this.#viewers.clear();
+  }
+
+  /** Runs the upstream loop; a fault that escaped it ends this relay, never the process. */
+  #start(): void {
+    this.#run().catch((err: unknown) => {
+      this.#running = false;
+      this.close(`the stream relay failed: ${err instanceof Error ? err.message : String(err)}`);
+    });
   }
 
   async #run(): Promise<void> {
@@ -327,12 +337,29 @@ export class StreamRelay {
   #deliver(v: Attached, tag: RelayedTag, joining: boolean): void {
     // The cached GOP goes out in one burst on join; only live tags are subject to the limit.
     const buffered = joining ? 0 : v.sink.bufferedBytes();
+    const header = tag.kind === TagKind.Metadata || tag.kind === TagKind.VideoConfig || tag.kind === TagKind.AudioConfig;
+    // Headers count against the same budget as media: a source that sends nothing but script
+    // tags must not grow a slow viewer's queue either.
+    if (header && buffered > 2 * this.#opts.viewer.maxBufferedBytes) {
+      v.pending.set(tag.kind, tag);
+      this.#stats.droppedTags++;
+      return;
+    }
     const skipsBefore = v.gate.skips;
     if (!v.gate.admit(tag.kind, buffered, this.#hasVideo)) {
       this.#stats.droppedTags++;
       if (v.gate.skips !== skipsBefore) this.#stats.skips++;
       return;
     }
+    const startsOver = tag.kind === TagKind.Keyframe || (!this.#hasVideo && tag.kind === TagKind.Audio);
+    if (startsOver && v.pending.size > 0) {
+      for (const h of v.pending.values()) this.#send(v, h);
+      v.pending.clear();
+    }
+    this.#send(v, tag);
+  }
+
+  #send(v: Attached, tag: RelayedTag): void {
     v.sink.sendTag(tag.bytes);
     this.#stats.bytesOut += tag.bytes.length;
   }

@@ -1,6 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
-import { CloseCode, closeReason, flvHeader, OnairError } from '@onair/shared';
+import { CloseCode, capReason, closeReason, flvHeader, OnairError } from '@onair/shared';
+import { Admission } from '../server/admission.js';
 import { WebSocketServer, type WebSocket } from 'ws';
 import type { LocalRtmpStatus } from '../local-rtmp/local-rtmp.js';
 import type { RtmpAddressOptions } from '../rtmp/session.js';
@@ -12,7 +13,6 @@ import { DEFAULT_VIEWER_LIMITS } from './viewer-gate.js';
 import { TickCorker } from './tick-corker.js';
 import { WsOpcode, wsFrame } from './ws-frame.js';
 import {
-  MAX_WATCH_TEXT_BYTES,
   WATCH_PROTOCOL_VERSION,
   WATCH_WS_PATH,
   parseWatchTarget,
@@ -43,7 +43,21 @@ export interface WatchServiceOptions {
   /** Opens an upstream play session; RtmpPlayer by default. */
   connect?: OpenSource;
   relay?: Partial<StreamRelayOptions>;
+  limits?: Partial<WatchLimits>;
 }
+
+export interface WatchLimits {
+  /** Viewers at once (WebSocket and HTTP-FLV together). */
+  maxViewers: number;
+  /** Viewers one client address may hold at once; loopback clients (the local user, a proxy) are exempt. */
+  maxViewersPerClient: number;
+  /** Upstream play sessions (distinct sources) at once. */
+  maxUpstreams: number;
+}
+
+export const DEFAULT_WATCH_LIMITS: WatchLimits = { maxViewers: 2000, maxViewersPerClient: 20, maxUpstreams: 64 };
+/** Seconds a viewer refused for a limit is told to wait (HTTP `Retry-After`). */
+const RETRY_AFTER_S = 10;
 
 export interface WatchMetrics {
   /** Upstream RTMP play sessions open right now. */
@@ -131,9 +145,13 @@ export class WatchService {
   readonly #alive = new WeakSet<WebSocket>();
   readonly #pinger: ReturnType<typeof setInterval>;
   readonly #corker = new TickCorker();
+  readonly #limits: WatchLimits;
+  readonly #viewers: Admission;
   #closed = false;
 
   constructor(opts: WatchServiceOptions) {
+    this.#limits = { ...DEFAULT_WATCH_LIMITS, ...opts.limits };
+    this.#viewers = new Admission({ max: this.#limits.maxViewers, perClient: this.#limits.maxViewersPerClient }, 'VIEWER_LIMIT', 'viewers');
     this.#policy = opts.policy;
     this.#localPort = opts.localRtmp?.port;
     this.#localStatus = opts.localRtmp?.status;
@@ -175,7 +193,10 @@ export class WatchService {
       this.#httpError(res, 400, 'expected /live/<stream>.flv or /flv?src=<rtmp URL>');
       return true;
     }
-    void this.#serveFlv(target, req, res);
+    this.#serveFlv(target, req, res).catch((err: unknown) => {
+      if (!res.headersSent) this.#httpError(res, 500, `watch failed: ${err instanceof Error ? err.message : String(err)}`);
+      else res.destroy();
+    });
     return true;
   }
 
@@ -189,7 +210,10 @@ export class WatchService {
       else refuseUpgrade(socket, 400, 'expected /watch-ws/<app>/<stream> or /watch-ws?src=<rtmp URL>');
       return true;
     }
-    this.#wss.handleUpgrade(req, socket, head, (ws) => void this.#serveWs(target, ws));
+    const client = req.socket.remoteAddress ?? '';
+    this.#wss.handleUpgrade(req, socket, head, (ws) =>
+      this.#serveWs(target, ws, client).catch((err: unknown) => ws.close(CloseCode.InternalError, closeReason(`watch failed: ${err instanceof Error ? err.message : String(err)}`))),
+    );
     return true;
   }
 
@@ -225,7 +249,12 @@ export class WatchService {
   warmLocal(app: string, stream: string): () => void {
     const target = parseWatchTarget('', watchTargetPath('', { kind: 'local', app, stream }), '');
     if (this.#closed || this.#localPort === undefined || target?.kind !== 'local' || target.app !== app || target.stream !== stream) return () => {};
-    return this.#relayFor(this.#localUrl(app, stream), {}).hold();
+    try {
+      return this.#relayFor(this.#localUrl(app, stream), {}).hold();
+    } catch {
+      // At the upstream limit: the stream is simply not warmed.
+      return () => {};
+    }
   }
 
   /** Closes every viewer and upstream session. */
@@ -258,9 +287,13 @@ export class WatchService {
     return `rtmp://127.0.0.1:${this.#localPort ?? 0}/${app}/${stream}`;
   }
 
+  /** The relay of `url`, made when it has none; RELAY_LIMIT when that would pass maxUpstreams. */
   #relayFor(url: string, address: RtmpAddressOptions): StreamRelay {
     let relay = this.#relays.get(url);
     if (relay === undefined || relay.closed) {
+      if (this.#relays.size >= this.#limits.maxUpstreams) {
+        throw new OnairError('RELAY_LIMIT', `this bridge relays ${this.#limits.maxUpstreams} streams already; try again later`);
+      }
       const connect: ConnectSource = (u) => this.#connect(u, address);
       const created: StreamRelay = new StreamRelay(url, redactUrl(url), connect, this.#relayOpts, () => {
         created.close();
@@ -275,34 +308,61 @@ export class WatchService {
   #reason(err: unknown, url: string | undefined): { code: string; message: string } {
     const code = err instanceof OnairError ? err.code : 'WATCH_FAILED';
     const text = err instanceof Error ? err.message : String(err);
-    return { code, message: url === undefined ? text : redactKey(text, url) };
+    return { code, message: capReason(url === undefined ? text : redactKey(text, url)) };
   }
 
-  async #serveWs(target: WatchTarget, ws: WebSocket): Promise<void> {
+  async #serveWs(target: WatchTarget, ws: WebSocket, client: string): Promise<void> {
     ws.on('error', () => ws.terminate());
     this.#alive.add(ws);
     ws.on('pong', () => this.#alive.add(ws));
     ws.on('message', () => ws.close(CloseCode.Unsupported, 'watch sockets take no messages'));
+    const refuse = (err: unknown, code: CloseCode): void => {
+      const error: WatchErrorMessage = { type: 'error', ...this.#reason(err, target.kind === 'src' ? target.url : undefined) };
+      if (ws.readyState === ws.OPEN) ws.send(JSON.stringify(error));
+      ws.close(code, closeReason(error.code));
+    };
+    let release: () => void;
+    try {
+      release = this.#viewers.admit(client);
+    } catch (err) {
+      refuse(err, CloseCode.TryAgainLater);
+      return;
+    }
+    ws.on('close', release);
     let url: string;
     let address: RtmpAddressOptions;
     try {
       ({ url, address } = await this.#resolve(target));
     } catch (err) {
-      const error: WatchErrorMessage = { type: 'error', ...this.#reason(err, target.kind === 'src' ? target.url : undefined) };
-      if (ws.readyState === ws.OPEN) ws.send(JSON.stringify(error).slice(0, MAX_WATCH_TEXT_BYTES));
-      ws.close(CloseCode.PolicyViolation, closeReason(error.code));
+      refuse(err, CloseCode.PolicyViolation);
       return;
     }
     if (ws.readyState !== ws.OPEN || this.#closed) return;
+    let relay: StreamRelay;
+    try {
+      relay = this.#relayFor(url, address);
+    } catch (err) {
+      refuse(err, CloseCode.TryAgainLater);
+      return;
+    }
     const welcome: WatchWelcomeMessage = { type: 'welcome', version: WATCH_PROTOCOL_VERSION, source: redactUrl(url) };
     ws.send(JSON.stringify(welcome));
     const sink = wsSink(ws, this.#corker);
-    const relay = this.#relayFor(url, address);
     ws.on('close', () => relay.remove(sink));
     relay.add(sink);
   }
 
   async #serveFlv(target: WatchTarget, req: IncomingMessage, res: ServerResponse): Promise<void> {
+    let release: () => void;
+    try {
+      release = this.#viewers.admit(req.socket.remoteAddress ?? '');
+    } catch (err) {
+      const { code, message } = this.#reason(err, undefined);
+      res.setHeader('retry-after', String(RETRY_AFTER_S));
+      this.#httpError(res, 503, `${message} [${code}]`);
+      return;
+    }
+    res.on('close', release);
     let url: string;
     let address: RtmpAddressOptions;
     try {
@@ -313,6 +373,15 @@ export class WatchService {
       return;
     }
     if (this.#closed || req.destroyed) return;
+    let relay: StreamRelay;
+    try {
+      relay = this.#relayFor(url, address);
+    } catch (err) {
+      const { code, message } = this.#reason(err, undefined);
+      res.setHeader('retry-after', String(RETRY_AFTER_S));
+      this.#httpError(res, 503, `${message} [${code}]`);
+      return;
+    }
     if (req.method === 'HEAD') {
       res.writeHead(200, { 'content-type': 'video/x-flv', 'cache-control': 'no-store' });
       res.end();
@@ -322,7 +391,6 @@ export class WatchService {
     res.flushHeaders();
     res.write(flvHeader({ audio: true, video: true }));
     const sink = flvSink(res);
-    const relay = this.#relayFor(url, address);
     this.#flvResponses.add(res);
     res.on('close', () => {
       this.#flvResponses.delete(res);

@@ -14,7 +14,7 @@ import { GopCache } from '../media/gop-cache.js';
 import { TagKind, tagKind } from '@onair/shared';
 import { TickCorker } from './tick-corker.js';
 import { DEFAULT_VIEWER_LIMITS, ViewerGate } from './viewer-gate.js';
-import { StreamRelay, type StreamStats, type ViewerSink } from './stream-relay.js';
+import { StreamRelay, type StreamStats, type TagSource, type ViewerSink } from './stream-relay.js';
 import { WatchService, type WatchMetrics } from './watch-service.js';
 import { parseServeArgs, startServe } from '../serve.js';
 import { freePort } from '../../test/harness/ports.js';
@@ -452,5 +452,108 @@ describe('warm start', () => {
       await new Promise((resolve) => coldServer.close(resolve));
       await serve.close();
     }
+  });
+});
+
+describe('watch limits', () => {
+  /** A source that never ends: headers, a keyframe, then frames every 33 ms until destroyed. */
+  function endless(): TagSource {
+    let done = false;
+    async function* tags(): AsyncGenerator<FlvTag> {
+      yield meta;
+      yield avcConfig;
+      yield aacConfig;
+      for (let ts = 0; !done; ts += 33) {
+        yield ts % 2000 === 0 ? key(ts) : inter(ts);
+        await new Promise((resolve) => setTimeout(resolve, 33));
+      }
+    }
+    return Object.assign(tags(), { destroy: () => void (done = true) });
+  }
+
+  it('refuses viewers and upstreams past their limits: 1013 on the WebSocket, 503 with Retry-After over HTTP', async () => {
+    const service = new WatchService({
+      policy: { isAllowed: () => undefined, connectOptions: () => ({}) },
+      connect: async () => endless(),
+      limits: { maxViewers: 3, maxUpstreams: 1 },
+      relay: { lingerMs: 100 },
+    });
+    const server = createServer((req, res) => service.handleRequest(req, res) || res.writeHead(404).end());
+    server.on('upgrade', (req, socket, head) => service.handleUpgrade(req, socket, head) || socket.destroy());
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const base = `127.0.0.1:${(server.address() as AddressInfo).port}`;
+    const a = encodeURIComponent('rtmp://a.example/live/one');
+    const b = encodeURIComponent('rtmp://b.example/live/two');
+    try {
+      const viewers = [openClient(`ws://${base}/watch-ws?src=${a}`), openClient(`ws://${base}/watch-ws?src=${a}`)];
+      await waitFor('two viewers with video', () => (viewers.every((v) => v.tags.some((t) => t.type === 9)) ? true : undefined), 5000);
+      // A second source while one is relayed: the upstream limit.
+      const other = openClient(`ws://${base}/watch-ws?src=${b}`);
+      const otherCode = await new Promise<number>((resolve) => other.ws.once('close', (code) => resolve(code)));
+      expect(otherCode).toBe(1013);
+      expect(other.messages.find((m) => m.type === 'error')).toMatchObject({ code: 'RELAY_LIMIT' });
+      // A third viewer of the first: allowed; a fourth: the viewer limit.
+      const third = openClient(`ws://${base}/watch-ws?src=${a}`);
+      await waitFor('the third viewer', () => (third.tags.length > 0 ? true : undefined), 5000);
+      const fourth = openClient(`ws://${base}/watch-ws?src=${a}`);
+      expect(await new Promise<number>((resolve) => fourth.ws.once('close', (code) => resolve(code)))).toBe(1013);
+      expect(fourth.messages.find((m) => m.type === 'error')).toMatchObject({ code: 'VIEWER_LIMIT' });
+      const flv = await fetch(`http://${base}/flv?src=${a}`);
+      expect(flv.status).toBe(503);
+      expect(flv.headers.get('retry-after')).toBe('10');
+      expect(await flv.text()).toMatch(/VIEWER_LIMIT/);
+      // A viewer leaving frees its place.
+      third.ws.close();
+      await third.closed;
+      const again = openClient(`ws://${base}/watch-ws?src=${a}`);
+      await waitFor('a viewer again', () => (again.tags.length > 0 ? true : undefined), 5000);
+      for (const v of [...viewers, again]) v.ws.close();
+    } finally {
+      await service.close();
+      await new Promise((resolve) => server.close(resolve));
+    }
+  });
+
+  it('counts headers against a slow viewer’s queue: a flood of script tags is held to one, sent before the next keyframe', async () => {
+    let flood = 0;
+    async function* session(): AsyncGenerator<FlvTag> {
+      yield meta;
+      yield avcConfig;
+      yield aacConfig;
+      yield key(0);
+      for (let i = 0; i < 20_000; i++) {
+        flood++;
+        yield { type: 18, timestamp: 10, data: meta.data };
+      }
+      yield key(2000);
+      await new Promise((resolve) => setTimeout(resolve, 1000));
+    }
+    const relay = new StreamRelay(
+      'rtmp://h/live/key',
+      'rtmp://h/live/***',
+      async () => Object.assign(session(), { destroy: () => undefined }),
+      { lingerMs: 100, retry: { baseMs: 50, factor: 1.5, maxMs: 100, jitter: 0.2 }, silenceMs: 2000, reopenMs: 10_000, gop: {}, viewer: { maxBufferedBytes: 64 * 1024 } },
+      () => relay.close(),
+    );
+    let queued = 0;
+    const kinds: TagKind[] = [];
+    const sink: ViewerSink = {
+      kind: 'ws',
+      // The viewer reads nothing during the flood and catches up just before the second keyframe.
+      bufferedBytes: () => (flood < 20_000 ? queued : 0),
+      sendTag: (bytes) => {
+        queued += bytes.length;
+        kinds.push(tagKind(parseFlvTag(bytes)));
+      },
+      sendStatus: () => undefined,
+      close: () => undefined,
+    };
+    relay.add(sink);
+    await waitFor('the second keyframe', () => (kinds.filter((k) => k === TagKind.Keyframe).length === 2 ? true : undefined), 5000);
+    relay.close();
+    // Without the budget every one of the 20 000 script tags would have been queued.
+    expect(queued).toBeLessThan(2 * 64 * 1024 + 64 * 1024);
+    const second = kinds.lastIndexOf(TagKind.Keyframe);
+    expect(kinds[second - 1]).toBe(TagKind.Metadata);
   });
 });
