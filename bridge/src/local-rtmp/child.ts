@@ -68,7 +68,10 @@ let stopping = false;
 process.on('message', (m: ParentMessage) => {
   if (m.type !== 'stop' || stopping) return;
   stopping = true;
-  void server.stop().finally(() => process.exit(0));
+  server.stop().then(
+    () => process.exit(0),
+    () => process.exit(1),
+  );
 });
 
 const running = server.run();

@@ -3,6 +3,7 @@ import {
   MAX_STUDIO_BINARY_BYTES,
   OnairError,
   STUDIO_PROTOCOL_VERSION,
+  capReason,
   closeReason,
   parseStudioClientMessage,
   type StudioClientMessage,
@@ -44,7 +45,7 @@ export function serveStudioSocket(ws: WebSocket, client: string, sessions: Studi
   };
   const refuse = (code: CloseCode, err: unknown): void => {
     const e = err instanceof OnairError ? err : new OnairError('INTERNAL', err instanceof Error ? err.message : String(err));
-    send({ type: 'error', code: e.code, message: e.message });
+    send({ type: 'error', code: e.code, message: capReason(e.message) });
     ws.close(code, closeReason(`${e.code}: ${e.message}`));
   };
 

@@ -1,4 +1,4 @@
-import { backoffMs, flvTag, OnairError, type Backoff, type FlvTag } from '@onair/shared';
+import { backoffMs, capReason, flvTag, OnairError, type Backoff, type FlvTag } from '@onair/shared';
 import { redactKey } from '../rtmp/url.js';
 import type { WatchState, WatchStatusMessage } from '@onair/shared';
 import { GopCache, type GopCacheLimits } from '../media/gop-cache.js';
@@ -366,7 +366,7 @@ export class StreamRelay {
 
   #setState(state: WatchState, reason?: string, retryInMs?: number): void {
     this.#state = state;
-    this.#reason = reason;
+    this.#reason = reason === undefined ? undefined : capReason(reason);
     this.#retryInMs = retryInMs;
     this.#broadcastStatus();
   }

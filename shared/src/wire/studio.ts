@@ -1,5 +1,5 @@
 import { MAX_REASON_LENGTH } from './close.js';
-import { fail, nonNegative, parseJsonObject, record, str } from './validate.js';
+import { fail, shown, nonNegative, parseJsonObject, record, str } from './validate.js';
 
 /**
  * The studio WebSocket protocol, version 2 (docs/ws-protocol.md). Binary frames carry exactly one
@@ -179,7 +179,7 @@ export function parseStudioClientMessage(text: string): StudioClientMessage {
       return { type: 'start', destinations };
     }
     default:
-      return fail(`unknown message type ${JSON.stringify(obj['type'])}`);
+      return fail(`unknown message type ${shown(obj['type'])}`);
   }
 }
 
@@ -215,7 +215,7 @@ export function parseStudioServerMessage(text: string): StudioServerMessage {
         destinations: list.map((item, i) => {
           const d = record(item, `destinations[${i}]`);
           const state = d['state'];
-          if (!DESTINATION_STATES.includes(state as DestinationState)) fail(`destinations[${i}].state ${JSON.stringify(state)} unknown`);
+          if (!DESTINATION_STATES.includes(state as DestinationState)) fail(`destinations[${i}].state ${shown(state)} unknown`);
           const status: DestinationStatus = {
             id: str(d, 'id', MAX_ID_LENGTH),
             url: str(d, 'url', MAX_URL_LENGTH),
@@ -231,7 +231,7 @@ export function parseStudioServerMessage(text: string): StudioServerMessage {
       };
     }
     default:
-      return fail(`unknown message type ${JSON.stringify(obj['type'])}`);
+      return fail(`unknown message type ${shown(obj['type'])}`);
   }
 }
 

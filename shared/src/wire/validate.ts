@@ -7,6 +7,12 @@ export function fail(message: string): never {
   throw new OnairError('BAD_MESSAGE', message);
 }
 
+/** A value as it appears in a refusal: JSON, cut to 64 characters (the refusal goes back in a reason). */
+export function shown(value: unknown): string {
+  const text = JSON.stringify(value) ?? String(value);
+  return text.length <= 64 ? text : `${text.slice(0, 63)}…`;
+}
+
 /** Parses a text frame of at most `maxChars` characters that must hold a JSON object. */
 export function parseJsonObject(text: string, maxChars: number): Record<string, unknown> {
   if (text.length > maxChars) fail(`message of ${text.length} characters exceeds ${maxChars}`);

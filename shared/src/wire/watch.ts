@@ -1,5 +1,5 @@
 import { MAX_REASON_LENGTH } from './close.js';
-import { fail, nonNegative, parseJsonObject, str } from './validate.js';
+import { fail, shown, nonNegative, parseJsonObject, str } from './validate.js';
 
 /**
  * The watch WebSocket protocol (docs/ws-protocol.md, "Watch"). Bridge → page only: binary frames
@@ -68,14 +68,14 @@ export function parseWatchServerMessage(text: string): WatchServerMessage {
       return { type: 'error', code: str(obj, 'code', 64), message: str(obj, 'message', MAX_REASON_LENGTH) };
     case 'status': {
       const state = obj['state'];
-      if (!WATCH_STATES.includes(state as WatchState)) fail(`state ${JSON.stringify(state)} unknown`);
+      if (!WATCH_STATES.includes(state as WatchState)) fail(`state ${shown(state)} unknown`);
       const msg: WatchStatusMessage = { type: 'status', state: state as WatchState, viewers: nonNegative(obj, 'viewers') };
       if (obj['reason'] !== undefined) msg.reason = str(obj, 'reason', MAX_REASON_LENGTH);
       if (obj['retryInMs'] !== undefined) msg.retryInMs = nonNegative(obj, 'retryInMs');
       return msg;
     }
     default:
-      return fail(`unknown message type ${JSON.stringify(obj['type'])}`);
+      return fail(`unknown message type ${shown(obj['type'])}`);
   }
 }
 
