@@ -67,6 +67,10 @@ export class EncodeSession {
   /** Frames handed to the encoder, and chunks it gave back. */
   #submitted = 0;
   #chunks = 0;
+  /** Presentation times of frames the studio asked to be keyframes, and of the keyframes that came out. */
+  readonly #keysAsked = new Set<number>();
+  #keyTimes: number[] = [];
+  #unaskedKeys = 0;
 
   constructor(settings: EncodeSettings, post: (msg: FromWorker) => void) {
     this.#s = settings;
@@ -93,6 +97,8 @@ export class EncodeSession {
       droppedByEncoder: 0,
       framesInEncoder: 0,
       reorders: false,
+      keyframeIntervalMs: 0,
+      encoderKeyframes: false,
       framesRepeated: 0,
       wsBufferedBytes: 0,
       framesSent: 0,
@@ -247,6 +253,10 @@ export class EncodeSession {
     const key = plan === FramePlan.Key;
     this.#flow.encoded(n, key);
     this.#submitted++;
+    if (key) {
+      this.#keysAsked.add(frame.timestamp);
+      if (this.#keysAsked.size > 64) this.#keysAsked.delete(this.#keysAsked.values().next().value!);
+    }
     video.encode(frame, key);
     frame.close();
   }
@@ -274,6 +284,7 @@ export class EncodeSession {
   #onVideo(chunk: H264Chunk): void {
     if (this.#stopped) return;
     this.#chunks++;
+    if (chunk.key) this.#keyframeOut(chunk.timestampUs);
     const link = this.#link;
     if (link === undefined) return;
     try {
@@ -327,6 +338,17 @@ export class EncodeSession {
         this.#stats.audioFramesSent++;
       }
     }
+  }
+
+  /** Notes a keyframe the encoder produced: the real interval, and whether it was asked for. */
+  #keyframeOut(ptsUs: number): void {
+    if (!this.#keysAsked.delete(ptsUs)) this.#unaskedKeys++;
+    this.#keyTimes.push(ptsUs);
+    if (this.#keyTimes.length > 9) this.#keyTimes.shift();
+    const gaps = this.#keyTimes.slice(1).map((t, i) => t - this.#keyTimes[i]!).sort((a, b) => a - b);
+    if (gaps.length > 0) this.#stats.keyframeIntervalMs = Math.round(gaps[Math.floor(gaps.length / 2)]! / 1000);
+    // More than the first one or two (a trial, a start) means the encoder decides for itself.
+    this.#stats.encoderKeyframes = this.#unaskedKeys > 2;
   }
 
   #postStats(): void {

@@ -1,4 +1,5 @@
 import { CONFIG_PATH, STUDIO_WS_PATH, type DestinationStatus, type StudioConfig } from '@onair/shared';
+import { detectCapabilities, reportCapabilities } from './capabilities.js';
 import { AudioMix, createFeed, type Feed } from './capture.js';
 import { Destinations } from './destinations.svelte.js';
 import { AUDIO, DEFAULT_PRESET_ID, KEYFRAME_INTERVAL_S, presetById } from './presets.js';
@@ -40,6 +41,14 @@ export class Studio {
    * so a reload never puts the code on a broadcast unasked.
    */
   measureLatency = $state(false);
+  /** What this browser can do, once known: a reason it cannot go live at all, and notes. */
+  blocking = $state<string | undefined>(undefined);
+  notes = $state.raw<string[]>([]);
+  /** The shared screen came without sound. */
+  screenSilent = $state(false);
+  /** The page is hidden (another tab in front, a minimised window). */
+  hidden = $state(false);
+  backgroundCapture = $state(true);
   readonly destinations = new Destinations();
 
   preset = $derived(presetById(this.presetId));
@@ -55,6 +64,14 @@ export class Studio {
   #liveIds: string[] = [];
 
   async init(): Promise<void> {
+    const p = this.preset;
+    const caps = await detectCapabilities(p.codecs, p.width, p.height);
+    const report = reportCapabilities(caps, location);
+    this.blocking = report.blocking;
+    this.notes = report.notes;
+    this.backgroundCapture = caps.backgroundCapture;
+    this.hidden = document.visibilityState === 'hidden';
+    document.addEventListener('visibilitychange', this.#onVisibility);
     try {
       const saved = globalThis.localStorage?.getItem(PRESET_STORAGE_KEY);
       if (saved) {
@@ -73,6 +90,8 @@ export class Studio {
       this.localRtmp = null;
     }
     this.destinations.load(this.localRtmp);
+    // Without a camera API there is nothing to open; the page says why instead.
+    if (this.blocking !== undefined) return;
     await this.openCamera();
     await this.openMicrophone();
     await this.refreshDevices();
@@ -148,6 +167,7 @@ export class Studio {
       this.#screen?.getTracks().forEach((t) => t.stop());
       this.#screen = stream;
       this.source = 'screen';
+      this.screenSilent = stream.getAudioTracks().length === 0;
       stream.getVideoTracks()[0]?.addEventListener('ended', () => void this.stopScreen());
     } catch (err) {
       if ((err as Error).name !== 'NotAllowedError') this.error = `screen share: ${(err as Error).message}`;
@@ -160,6 +180,7 @@ export class Studio {
     this.#screen?.getTracks().forEach((t) => t.stop());
     this.#screen = null;
     this.source = 'camera';
+    this.screenSilent = false;
     await this.#sourcesChanged();
   }
 
@@ -203,8 +224,12 @@ export class Studio {
     this.#worker?.postMessage(msg, transfer);
   }
 
+  readonly #onVisibility = (): void => {
+    this.hidden = document.visibilityState === 'hidden';
+  };
+
   async goLive(): Promise<void> {
-    if (this.phase !== 'idle') return;
+    if (this.phase !== 'idle' || this.blocking !== undefined) return;
     const destinations = this.destinations.forStart();
     if (destinations.length === 0) {
       this.error = 'add a destination with a server URL first';
@@ -315,6 +340,7 @@ export class Studio {
   }
 
   destroy(): void {
+    document.removeEventListener('visibilitychange', this.#onVisibility);
     this.endStream();
     this.#feed?.stop();
     this.#mix.close();

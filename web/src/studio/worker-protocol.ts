@@ -51,6 +51,10 @@ export interface EncodeStats {
   framesInEncoder: number;
   /** The encoder hands frames back out of presentation order (B-frames); decode times are derived. */
   reorders: boolean;
+  /** The keyframe interval the encoder really produced, median of the recent ones, ms. */
+  keyframeIntervalMs: number;
+  /** The encoder makes keyframes the studio did not ask for (WebKit's every 0.5 s). */
+  encoderKeyframes: boolean;
   /** Output frames that repeated the previous camera frame (camera slower than the preset). */
   framesRepeated: number;
   wsBufferedBytes: number;
