@@ -1,4 +1,5 @@
 import { hasTrackProcessor } from './capture.js';
+import { supportedConfigs, type H264Settings } from './h264-encoder.js';
 
 /** What this browser offers the studio, found out on load, before anything is asked of the user. */
 export interface Capabilities {
@@ -24,18 +25,6 @@ export interface CapabilityReport {
 
 const BETTER = 'a current Chrome, Edge, Safari or Firefox';
 
-async function h264Codec(codecs: readonly string[], width: number, height: number): Promise<string | undefined> {
-  if (typeof VideoEncoder === 'undefined') return undefined;
-  for (const codec of codecs) {
-    try {
-      const { supported } = await VideoEncoder.isConfigSupported({ codec, width, height, bitrate: 2_500_000, framerate: 30, avc: { format: 'avc' } });
-      if (supported === true) return codec;
-    } catch {
-      // The next one.
-    }
-  }
-  return undefined;
-}
 
 async function aacEncoder(): Promise<Capabilities['aac']> {
   if (typeof AudioEncoder !== 'undefined') {
@@ -49,18 +38,26 @@ async function aacEncoder(): Promise<Capabilities['aac']> {
   return typeof WebAssembly === 'object' ? 'wasm' : 'none';
 }
 
-/** Finds out what the studio can do here; `codecs` is the quality preset's H.264 list. */
-export async function detectCapabilities(codecs: readonly string[], width: number, height: number): Promise<Capabilities> {
-  const secure = globalThis.isSecureContext === true;
+/** What the page can tell without asking anything of the browser's media stack. */
+export function detectPage(): Omit<Capabilities, 'h264' | 'aac'> {
   const devices = typeof navigator !== 'undefined' ? navigator.mediaDevices : undefined;
   return {
-    secure,
+    secure: globalThis.isSecureContext === true,
     camera: typeof devices?.getUserMedia === 'function',
     videoEncoder: typeof VideoEncoder !== 'undefined',
-    h264: await h264Codec(codecs, width, height),
-    aac: await aacEncoder(),
     backgroundCapture: hasTrackProcessor(),
     screen: typeof devices?.getDisplayMedia === 'function',
+  };
+}
+
+/**
+ * The encoders for `preset`, asked exactly what going live will ask. Call it once the camera is
+ * open: WebKitGTK's page crashed when asked about encoders before any getUserMedia.
+ */
+export async function detectEncoders(preset: H264Settings): Promise<Pick<Capabilities, 'h264' | 'aac'>> {
+  return {
+    h264: typeof VideoEncoder === 'undefined' ? undefined : (await supportedConfigs(preset))[0]?.codec,
+    aac: await aacEncoder(),
   };
 }
 

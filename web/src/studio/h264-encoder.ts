@@ -54,7 +54,7 @@ function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
 }
 
 /** The first config (codec × bitrate mode) the browser says it supports, in preference order. */
-async function supportedConfigs(s: H264Settings): Promise<VideoEncoderConfig[]> {
+export async function supportedConfigs(s: H264Settings): Promise<VideoEncoderConfig[]> {
   const out: VideoEncoderConfig[] = [];
   for (const codec of s.codecs) {
     for (const mode of ['constant', undefined] as const) {

@@ -1,5 +1,5 @@
 import { CONFIG_PATH, STUDIO_WS_PATH, type DestinationStatus, type StudioConfig } from '@onair/shared';
-import { detectCapabilities, reportCapabilities } from './capabilities.js';
+import { detectEncoders, detectPage, reportCapabilities, type Capabilities } from './capabilities.js';
 import { AudioMix, createFeed, type Feed } from './capture.js';
 import { Destinations } from './destinations.svelte.js';
 import { AUDIO, DEFAULT_PRESET_ID, KEYFRAME_INTERVAL_S, presetById } from './presets.js';
@@ -64,12 +64,10 @@ export class Studio {
   #liveIds: string[] = [];
 
   async init(): Promise<void> {
-    const p = this.preset;
-    const caps = await detectCapabilities(p.codecs, p.width, p.height);
-    const report = reportCapabilities(caps, location);
-    this.blocking = report.blocking;
-    this.notes = report.notes;
-    this.backgroundCapture = caps.backgroundCapture;
+    const page = detectPage();
+    // Until the encoders are asked (after the camera opens), assume they are there.
+    this.#report({ ...page, h264: 'unknown', aac: 'wasm' });
+    this.backgroundCapture = page.backgroundCapture;
     this.hidden = document.visibilityState === 'hidden';
     document.addEventListener('visibilitychange', this.#onVisibility);
     try {
@@ -95,6 +93,14 @@ export class Studio {
     await this.openCamera();
     await this.openMicrophone();
     await this.refreshDevices();
+    const p = this.preset;
+    this.#report({ ...page, ...(await detectEncoders({ width: p.width, height: p.height, fps: p.fps, bitrate: this.videoBitrate, codecs: p.codecs })) });
+  }
+
+  #report(caps: Capabilities): void {
+    const report = reportCapabilities(caps, location);
+    this.blocking = report.blocking;
+    this.notes = report.notes;
   }
 
   saveSettings(): void {
