@@ -93,10 +93,16 @@ export class LatencyController {
   }
 
   destroy(): void {
-    this.#video.playbackRate = 1;
+    this.#setRate(1);
   }
 
   #setRate(rate: number): void {
-    if (Math.abs(this.#video.playbackRate - rate) > 0.005) this.#video.playbackRate = rate;
+    const v = this.#video;
+    if (Math.abs(v.playbackRate - rate) <= 0.005) return;
+    // WebKitGTK 2.50 unmutes a muted element whenever its playbackRate is set (measured here);
+    // the viewer, not the latency controller, decides about sound.
+    const muted = v.muted;
+    v.playbackRate = rate;
+    if (v.muted !== muted) v.muted = muted;
   }
 }
