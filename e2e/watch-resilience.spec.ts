@@ -414,3 +414,31 @@ test('where the browser will not start playback on its own: "tap to play", and o
   const run = await countFrames(page, 3);
   expect(run.decoded).toBeGreaterThan(0.9 * FPS * run.seconds);
 });
+
+test('a play() that never settles: the player kicks the still playhead and playback starts', async ({ page }) => {
+  // One way the WebKit failure seen one run in five (15 s buffered, the playhead never past
+  // 0.05 s) can look from the page, emulated: the first play() neither plays nor settles. The
+  // player does not call play() again while one is pending; only its watchdog gets it going.
+  await page.addInitScript(() => {
+    const play = HTMLMediaElement.prototype.play;
+    let calls = 0;
+    HTMLMediaElement.prototype.play = function (this: HTMLMediaElement): Promise<void> {
+      return calls++ === 0 ? new Promise<void>(() => undefined) : play.call(this);
+    };
+  });
+  publishLive('stuck', 2 * FPS);
+  await isPublishing('stuck');
+  await instrument(page);
+  await page.goto(watchUrl(nginx.rtmpPort, 'stuck'));
+  await page.waitForFunction(() => document.querySelector('video')!.currentTime > 1, undefined, { timeout: 15_000 });
+  const log = await watchLog(page);
+  const buffered = log.samples.find((s) => s.end !== undefined)!;
+  const playing = log.samples.find((s) => !s.paused)!;
+  console.log(`media buffered at ${buffered.t.toFixed(0)} ms, playing from ${playing.t.toFixed(0)} ms; ${await page.locator('.stats').textContent()}`);
+  // Held until the watchdog's first look (1.5 s of a still playhead with media well ahead).
+  expect(playing.t - buffered.t).toBeGreaterThan(1000);
+  expect(playing.t - buffered.t).toBeLessThan(6000);
+  await expect(page.locator('[data-stat="jumps-stalls"]')).toContainText('restart');
+  const run = await countFrames(page, 3);
+  expect(run.decoded).toBeGreaterThan(0.9 * FPS * run.seconds);
+});

@@ -96,9 +96,9 @@ const AUDIO_RESYNC_MS = 100;
 // Gap left between two timeline segments so they never share a timestamp.
 const SEGMENT_GAP_MS = 40;
 // onMetaData codec ids a stand-in can precede: FLV's AVC and AAC ids, or the Enhanced RTMP
-// FourCC as a number.
-const AVC_CODEC_IDS: readonly unknown[] = [VideoCodecId.Avc, 0x61766331, 'avc1']; // 'avc1'
-const AAC_CODEC_IDS: readonly unknown[] = [SoundFormat.Aac, 0x6d703461, 'mp4a']; // 'mp4a'
+// FourCC ('avc1', 'mp4a') as a number or as text.
+const AVC_CODEC_IDS: readonly unknown[] = [VideoCodecId.Avc, 0x61766331, 'avc1'];
+const AAC_CODEC_IDS: readonly unknown[] = [SoundFormat.Aac, 0x6d703461, 'mp4a'];
 const FILLER_SAMPLE_RATES = [48000, 44100, 32000, 24000, 22050, 16000, 11025, 8000];
 
 interface VideoState {
@@ -172,14 +172,6 @@ export class FlvToFmp4 {
   /** Track kinds given to MSE, once fixed. */
   get tracks(): readonly RemuxTrackKind[] {
     return this.#tracks === undefined ? [] : [...this.#tracks];
-  }
-
-  /** Track kinds in the set whose media is still a stand-in. */
-  get filling(): readonly RemuxTrackKind[] {
-    const out: RemuxTrackKind[] = [];
-    if (this.#videoFill !== undefined) out.push('video');
-    if (this.#audioFill !== undefined) out.push('audio');
-    return out;
   }
 
   /**

@@ -26,7 +26,7 @@ export interface TargetOptions {
   marginS: number;
 }
 
-export const DEFAULT_TARGET_OPTIONS: TargetOptions = { minTargetS: 0.12, maxTargetS: 2, marginS: 0.08 };
+export const DEFAULT_TARGET_OPTIONS: TargetOptions = { minTargetS: 0.15, maxTargetS: 2, marginS: 0.12 };
 
 /** How far behind the expected live edge to play for a source with this arrival jitter. */
 export function targetBufferS(jitterS: number, opts: TargetOptions = DEFAULT_TARGET_OPTIONS): number {

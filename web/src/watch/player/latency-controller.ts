@@ -8,16 +8,17 @@ export interface LatencyOptions extends TargetOptions {
    * runs dry) and comes down slowly enough for playbackRate to follow without a jump.
    */
   fallPerS: number;
-  /** Largest speed-up (and slow-down) of playbackRate, e.g. 0.05 for 0.95–1.05×. */
-  maxRateChange: number;
+  /** The speed-up (and slow-down) of playbackRate while correcting, e.g. 0.03 for 0.97 or 1.03×. */
+  rateChange: number;
 }
 
-export const DEFAULT_LATENCY_OPTIONS: LatencyOptions = { ...DEFAULT_TARGET_OPTIONS, jumpS: 0.3, fallPerS: 0.03, maxRateChange: 0.05 };
+export const DEFAULT_LATENCY_OPTIONS: LatencyOptions = { ...DEFAULT_TARGET_OPTIONS, jumpS: 0.3, fallPerS: 0.03, rateChange: 0.03 };
 
 // Every playbackRate change cost a few dropped frames in headless Chromium, so the rate moves
-// only for an error past START_CHASE_S and holds until it is under STOP_CHASE_S. The error is
-// measured against the expected edge, which moves smoothly whatever the arrival pattern, so
-// these can be tighter than against the buffered end, which jumps with every burst.
+// only for an error past START_CHASE_S, to one value, and holds until the error is under
+// STOP_CHASE_S: two changes per correction. The error is measured against the expected edge,
+// which moves smoothly whatever the arrival pattern, so these can be tighter than against the
+// buffered end, which jumps with every burst.
 const START_CHASE_S = 0.1;
 const STOP_CHASE_S = 0.03;
 // A jump lands at least this far inside the buffered media.
@@ -28,7 +29,7 @@ const MIN_AHEAD_S = 0.05;
  * from the expected edge (where the stream's end would be had everything arrived as early as
  * its earliest arrival), and the target is the arrival jitter plus a margin: with 350 ms
  * bursts the buffer just before a burst is the margin, never empty. A gentle playbackRate
- * change corrects small errors, a jump within the buffer large ones (the decoder starts from
+ * change (±3 %) corrects small errors, a jump within the buffer large ones (the decoder starts from
  * the previous keyframe, so the picture never goes black). Call `tick` often (every 100 ms).
  */
 export class LatencyController {
@@ -86,9 +87,7 @@ export class LatencyController {
     }
     if (Math.abs(error) > START_CHASE_S) this.#chasing = true;
     else if (Math.abs(error) < STOP_CHASE_S) this.#chasing = false;
-    // Proportional, with a floor so that a small remaining error still closes in seconds.
-    const step = Math.min(this.#opts.maxRateChange, Math.max(0.02, Math.abs(error)));
-    this.#setRate(this.#chasing ? 1 + Math.sign(error) * step : 1);
+    this.#setRate(this.#chasing ? 1 + Math.sign(error) * this.#opts.rateChange : 1);
     return behind;
   }
 

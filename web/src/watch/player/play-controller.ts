@@ -1,5 +1,8 @@
 export interface PlayOptions {
-  /** The playhead standing still this long with media well ahead of it gets a kick. */
+  /**
+   * A playhead that advanced less than half the clock's time over this long, with media well
+   * ahead of it, gets a kick.
+   */
   stuckMs: number;
   /** Media ahead of a playhead that should be moving, beyond the latency target. */
   aheadS: number;
@@ -11,9 +14,9 @@ export const DEFAULT_PLAY_OPTIONS: PlayOptions = { stuckMs: 1500, aheadS: 0.3 };
  * Starts playback and keeps it started: play() whenever media is buffered and the element is
  * paused (muted if the browser refuses sound without a gesture), `blocked` when it refuses even
  * that (iOS in Low Power Mode, a strict autoplay policy) until `userPlay()` runs from a tap.
- * A playhead that stands still with media well ahead of it, paused or not, is kicked: a seek
- * to the live edge, then pause and play, in turn. Seen in WebKit: 15 s buffered and the
- * playhead never left 0.05 s.
+ * A playhead that plays less than half the clock's time with media well ahead of it, paused,
+ * seeking or playing, is kicked: a seek to the live edge, then pause and play, in turn. Seen in
+ * WebKit: 15 s buffered and the playhead never left 0.05 s.
  */
 export class PlayController {
   readonly #video: HTMLVideoElement;
@@ -21,8 +24,15 @@ export class PlayController {
   readonly #onBlocked: (blocked: boolean) => void;
   #pending = false;
   #blocked = false;
-  #lastTime = -1;
-  #stillSince: number | undefined;
+  // The current watch window: when it started (clock ms), and how far the playhead has played in
+  // it (seconds; seeks, by anyone, do not count).
+  #since: number | undefined;
+  #played = 0;
+  #lastTime = 0;
+  #seeked = false;
+  readonly #onSeeking = (): void => {
+    this.#seeked = true;
+  };
   #destroyed = false;
   kicks = 0;
 
@@ -33,6 +43,7 @@ export class PlayController {
     // Inline on iOS, not fullscreen on play.
     video.playsInline = true;
     video.setAttribute('webkit-playsinline', '');
+    video.addEventListener('seeking', this.#onSeeking);
   }
 
   get blocked(): boolean {
@@ -51,14 +62,26 @@ export class PlayController {
     if (edge === undefined || v.ended) return;
     if (v.paused && !this.#pending && !this.#blocked) this.#play();
     const t = v.currentTime;
-    if (t !== this.#lastTime || this.#blocked || edge - t < this.#opts.aheadS + Math.max(0, edge - start())) {
-      this.#lastTime = t;
-      this.#stillSince = undefined;
+    // Progress is what the playhead played, measured against the clock: the gap controller's
+    // nudges and the latency controller's jumps move a stuck playhead without starting it.
+    if (!this.#seeked && t > this.#lastTime) this.#played += t - this.#lastTime;
+    this.#seeked = false;
+    this.#lastTime = t;
+    if (this.#blocked || edge - t < this.#opts.aheadS + Math.max(0, edge - start())) {
+      this.#since = undefined;
       return;
     }
-    this.#stillSince ??= now;
-    if (now - this.#stillSince < this.#opts.stuckMs) return;
-    this.#stillSince = now;
+    if (this.#since === undefined) {
+      this.#since = now;
+      this.#played = 0;
+      return;
+    }
+    const elapsedMs = now - this.#since;
+    if (elapsedMs < this.#opts.stuckMs) return;
+    const played = this.#played;
+    this.#since = now;
+    this.#played = 0;
+    if (played >= (0.5 * elapsedMs) / 1000) return;
     this.kicks++;
     if (this.kicks % 2 === 1) {
       const b = v.buffered;
@@ -71,6 +94,7 @@ export class PlayController {
 
   destroy(): void {
     this.#destroyed = true;
+    this.#video.removeEventListener('seeking', this.#onSeeking);
   }
 
   #play(): void {
