@@ -120,6 +120,15 @@ describe('ArrivalJitter', () => {
     expect(j.jitterS(20)).toBeLessThan(0.06);
   });
 
+  it('does not count its first second: a page starting up delays its own arrivals', () => {
+    // The first second arrives in 300 ms lumps (the page busy compiling and decoding), then the
+    // stream flows smoothly.
+    const j = play(source(0, 5), (p) => (p.sentS < 1 ? Math.ceil((p.sentS + 0.03) / 0.3) * 0.3 : onTime()(p)));
+    expect(j.jitterS(5)).toBeLessThan(0.06);
+    // Bursts that go on past the first second are counted.
+    expect(play(source(0, 5), bursts(0.35)).jitterS(5)).toBeGreaterThanOrEqual(0.35);
+  });
+
   it('starts afresh after an outage, on the timeline that follows it', () => {
     // The publisher stops for 5 s; its next session continues the timeline where it left off
     // (as the bridge does), so its media now arrive 5 s later than before.

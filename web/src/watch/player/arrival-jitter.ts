@@ -13,9 +13,14 @@ export interface JitterOptions {
    * the estimate is the lateness that two buckets further apart than this both reach.
    */
   eventS: number;
+  /**
+   * Lateness in the first seconds after a (re)start is not counted: a page starting up
+   * (compiling, laying out, decoding its first frames) delays its own arrivals.
+   */
+  warmupS: number;
 }
 
-export const DEFAULT_JITTER_OPTIONS: JitterOptions = { windowS: 10, bucketS: 0.25, outageS: 2, eventS: 0.3 };
+export const DEFAULT_JITTER_OPTIONS: JitterOptions = { windowS: 10, bucketS: 0.25, outageS: 2, eventS: 0.3, warmupS: 1 };
 
 export interface TargetOptions {
   /** Least distance behind the expected live edge, seconds. */
@@ -58,6 +63,7 @@ export class ArrivalJitter {
   readonly #opts: JitterOptions;
   #buckets: Bucket[] = [];
   #edge: number | undefined;
+  #since: number | undefined;
   outages = 0;
 
   constructor(opts: Partial<JitterOptions> = {}) {
@@ -69,13 +75,15 @@ export class ArrivalJitter {
     const last = this.#edge;
     if (last !== undefined && edgeS <= last) return;
     this.#edge = edgeS;
+    this.#since ??= nowS;
     this.#expire(nowS);
     const base = this.#earliest();
     let late = 0;
-    if (last !== undefined && base !== undefined) {
+    if (last !== undefined && base !== undefined && nowS - this.#since >= this.#opts.warmupS) {
       late = nowS - last - base;
       if (late > this.#opts.outageS) {
         this.#buckets = [];
+        this.#since = nowS;
         this.outages++;
         late = 0;
       }
@@ -96,6 +104,7 @@ export class ArrivalJitter {
   reset(): void {
     this.#buckets = [];
     this.#edge = undefined;
+    this.#since = undefined;
   }
 
   /** Seconds by which the edge can be late; 0 until arrivals say otherwise. */

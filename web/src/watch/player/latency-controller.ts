@@ -15,11 +15,12 @@ export interface LatencyOptions extends TargetOptions {
 export const DEFAULT_LATENCY_OPTIONS: LatencyOptions = { ...DEFAULT_TARGET_OPTIONS, jumpS: 0.3, fallPerS: 0.03, rateChange: 0.03 };
 
 // Every playbackRate change cost a few dropped frames in headless Chromium, so the rate moves
-// only for an error past START_CHASE_S, to one value, and holds until the error is under
-// STOP_CHASE_S: two changes per correction. The error is measured against the expected edge,
-// which moves smoothly whatever the arrival pattern, so these can be tighter than against the
-// buffered end, which jumps with every burst.
-const START_CHASE_S = 0.1;
+// only for a clear error, to one value, and holds until the error is under STOP_CHASE_S: two
+// changes per correction. A speed-up goes on costing frames while it lasts (at 1.03 Chromium
+// dropped one frame every 1.1 s), a slow-down does not: so the playhead slows down once it is
+// 0.1 s short of the target (a stall is near), and speeds up only once it is 0.2 s past it.
+const START_SLOW_DOWN_S = 0.1;
+const START_SPEED_UP_S = 0.2;
 const STOP_CHASE_S = 0.03;
 // A jump lands at least this far inside the buffered media.
 const MIN_AHEAD_S = 0.05;
@@ -85,7 +86,7 @@ export class LatencyController {
       this.#chasing = false;
       return behind;
     }
-    if (Math.abs(error) > START_CHASE_S) this.#chasing = true;
+    if (error < -START_SLOW_DOWN_S || error > START_SPEED_UP_S) this.#chasing = true;
     else if (Math.abs(error) < STOP_CHASE_S) this.#chasing = false;
     this.#setRate(this.#chasing ? 1 + Math.sign(error) * this.#opts.rateChange : 1);
     return behind;

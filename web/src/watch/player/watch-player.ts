@@ -10,12 +10,13 @@ import { PlayController, type PlayOptions } from './play-controller.js';
 import { WatchTransport, type TransportOptions } from './transport.js';
 
 /**
- * `connecting`: no media yet. `live`: playing. `blocked`: media is here but the browser will not
+ * `connecting`: no media yet. `live`: playing. `sound-only`: playing, the picture a black
+ * stand-in until the stream's first keyframe. `blocked`: media is here but the browser will not
  * start playback without a tap (`WatchPlayer.userPlay()`). `waiting`: the source stopped
  * (publisher gone or socket down); the last frame stays up while the player retries.
  * `failed`: given up.
  */
-export type PlayerState = 'connecting' | 'live' | 'blocked' | 'waiting' | 'failed';
+export type PlayerState = 'connecting' | 'live' | 'sound-only' | 'blocked' | 'waiting' | 'failed';
 
 export interface PlayerStatus {
   state: PlayerState;
@@ -134,6 +135,7 @@ export class WatchPlayer {
   #opens = 0;
   #positioned = false;
   #positionTries = 0;
+  #settledTicks = 0;
   #lastEdge: number | undefined;
   #destroyed = false;
 
@@ -143,9 +145,8 @@ export class WatchPlayer {
     this.#latency = new LatencyController(video, this.#jitter, opts.latency);
     this.#play = new PlayController(
       video,
-      (blocked) => {
-        if (blocked) this.#setStatus({ state: 'blocked', reason: 'tap to play' });
-        else if (this.#status.state === 'blocked') this.#setStatus({ state: 'live' });
+      () => {
+        if (this.#status.state === 'blocked' || this.#playing()) this.#setPlaying();
       },
       opts.play,
     );
@@ -224,6 +225,18 @@ export class WatchPlayer {
     this.#jitter.reset();
   }
 
+  #playing(): boolean {
+    const s = this.#status.state;
+    return s === 'live' || s === 'sound-only';
+  }
+
+  /** Media is flowing: live, sound only (black stand-in picture), or blocked (needs a tap). */
+  #setPlaying(): void {
+    if (this.#play.blocked) this.#setStatus({ state: 'blocked', reason: 'tap to play' });
+    else if (this.#stats.waitingForKeyframe) this.#setStatus({ state: 'sound-only', reason: 'waiting for a keyframe' });
+    else this.#setStatus({ state: 'live' });
+  }
+
   #setStatus(status: PlayerStatus): void {
     const s = this.#status;
     if (s.state === status.state && s.reason === status.reason && s.retryInMs === status.retryInMs) return;
@@ -292,9 +305,11 @@ export class WatchPlayer {
     if (e.kind === 'init') {
       this.#buffer.reconfigure(e.track);
       this.#describe(e.track);
+      if (this.#playing()) this.#setPlaying();
     } else if (e.kind === 'media') {
       this.#buffer.append(e.track, e.data);
-      if (this.#status.state === 'connecting' || this.#status.state === 'waiting') this.#setStatus(this.#play.blocked ? { state: 'blocked', reason: 'tap to play' } : { state: 'live' });
+      const s = this.#status.state;
+      if (s === 'connecting' || s === 'waiting') this.#setPlaying();
     }
   }
 
@@ -312,6 +327,7 @@ export class WatchPlayer {
     this.#ends.clear();
     this.#positioned = false;
     this.#positionTries = 0;
+    this.#settledTicks = 0;
     this.#lastEdge = undefined;
   }
 
@@ -355,10 +371,12 @@ export class WatchPlayer {
     const v = this.#video;
     if (edge === undefined) return false;
     // Wait, a second at most, until the cached GOP is in: nothing queued, and the edge moving at
-    // the live pace (a tick's worth) rather than by the burst.
-    const settled = this.#buffer.queuedBytes === 0 && this.#lastEdge !== undefined && edge - this.#lastEdge < 0.2;
+    // the live pace (a tick's worth and a frame or so) rather than by the burst, twice in a row
+    // (on a busy machine the GOP's appends spread over several ticks).
+    const settled = this.#buffer.queuedBytes === 0 && this.#lastEdge !== undefined && edge - this.#lastEdge < 0.15;
     this.#lastEdge = edge;
-    if (!settled && this.#positionTries++ < 10) return false;
+    this.#settledTicks = settled ? this.#settledTicks + 1 : 0;
+    if (this.#settledTicks < 2 && this.#positionTries++ < 10) return false;
     const b = v.buffered;
     const start = Math.max(b.length > 0 ? b.start(b.length - 1) : 0, this.#latency.startAt(nowS, edge));
     if (Math.abs(v.currentTime - start) > 0.01) v.currentTime = start;
