@@ -110,8 +110,6 @@ async function instrument(page: Page): Promise<void> {
       audioBytes: number;
       paused: boolean;
       muted: boolean;
-      dropped: number;
-      rate: number;
     }
     const log = {
       firstFrameAt: undefined as number | undefined,
@@ -149,8 +147,6 @@ async function instrument(page: Page): Promise<void> {
           audioBytes: (video as unknown as { webkitAudioDecodedByteCount: number }).webkitAudioDecodedByteCount,
           paused: video.paused,
           muted: video.muted,
-          dropped: video.getVideoPlaybackQuality().droppedVideoFrames,
-          rate: video.playbackRate,
         });
         if (log.samples.length > 1200) log.samples.shift();
       }, 100);
@@ -165,7 +161,7 @@ interface WatchLog {
   standIns: number;
   waiting: number[];
   seeks: { t: number; to: number }[];
-  samples: { t: number; ct: number; end: number | undefined; audioBytes: number; paused: boolean; muted: boolean; dropped: number; rate: number }[];
+  samples: { t: number; ct: number; end: number | undefined; audioBytes: number; paused: boolean; muted: boolean }[];
 }
 
 const watchLog = (page: Page): Promise<WatchLog> => page.evaluate(() => (window as unknown as { watchLog: WatchLog }).watchLog);
@@ -323,7 +319,6 @@ test('350 ms bursts: every frame, no stall, a buffer just above the burst that c
     const log = await watchLog(page);
     const window = log.samples.filter((s) => s.t >= from && s.end !== undefined);
     const buffer = window.map((s) => s.end! - s.ct);
-    if (process.env['TRACE']) console.log(log.samples.map((s) => `${(s.t / 1000).toFixed(1)}:${s.ct.toFixed(2)}/${((s.end ?? 0) - s.ct).toFixed(2)}/${s.dropped}/${s.rate}`).join(' '), log.waiting.map((t) => (t / 1000).toFixed(2)).join(' '));
     const peaks = perSecondMax(window);
     const stalls = log.waiting.filter((t) => t >= window[0]!.t);
     console.log(

@@ -30,8 +30,8 @@ const MIN_AHEAD_S = 0.05;
  * from the expected edge (where the stream's end would be had everything arrived as early as
  * its earliest arrival), and the target is the arrival jitter plus a margin: with 350 ms
  * bursts the buffer just before a burst is the margin, never empty. A gentle playbackRate
- * change (±3 %) corrects small errors, a jump within the buffer large ones (the decoder starts from
- * the previous keyframe, so the picture never goes black). Call `tick` often (every 100 ms).
+ * change (±3 %) corrects small errors, a jump within the buffer large ones (the decoder starts
+ * from the previous keyframe, so the picture never goes black). Call `tick` often (every 100 ms).
  */
 export class LatencyController {
   readonly #video: HTMLVideoElement;
