@@ -11,6 +11,7 @@ import {
   parseAudioBody,
   parseScriptBody,
   parseVideoBody,
+  type VideoBody,
 } from '../flv/flv-media.js';
 import { FlvTagType, type FlvTag } from '../flv/flv-tag.js';
 import { fragment, initSegment } from '../mp4/fmp4-writer.js';
@@ -137,6 +138,27 @@ interface AudioFill {
   nextSample: number | undefined;
 }
 
+/** A video track and its init segment for an avcC. */
+function videoTrack(avcC: Uint8Array, width: number, height: number, filler: boolean): RemuxTrack {
+  const codec = avcCodecString(avcC);
+  const init = initSegment([{ kind: 'video', id: VIDEO_TRACK_ID, timescale: 1000, width, height, avcC }]);
+  return { kind: 'video', codec, mimeType: `video/mp4; codecs="${codec}"`, init, width, height, filler };
+}
+
+/** An audio track and its init segment for an AudioSpecificConfig; timescale = sample rate. */
+function audioTrack(asc: Uint8Array, sampleRate: number, channels: number, filler: boolean): RemuxTrack {
+  const codec = aacCodecString(asc);
+  const init = initSegment([{ kind: 'audio', id: AUDIO_TRACK_ID, timescale: sampleRate, sampleRate, channels, asc }]);
+  return { kind: 'audio', codec, mimeType: `audio/mp4; codecs="${codec}"`, init, sampleRate, channels, filler };
+}
+
+/** A video body that carries an AVC picture (legacy FLV or Enhanced RTMP `avc1`). */
+function isCodedAvc(body: VideoBody): boolean {
+  return body.codecId === VideoCodecId.Avc
+    ? body.packetType === AvcPacketType.Nalu
+    : body.fourcc === 'avc1' && (body.packetType === ExVideoPacketType.CodedFrames || body.packetType === ExVideoPacketType.CodedFramesX);
+}
+
 function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
   if (a.length !== b.length) return false;
   for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
@@ -244,16 +266,7 @@ export class FlvToFmp4 {
     const sps = config.sps[0];
     if (sps === undefined) throw new OnairError('REMUX_BAD_CONFIG', 'AVC sequence header without an SPS');
     const { width, height } = parseSps(sps);
-    const codec = avcCodecString(config);
-    const track: RemuxTrack = {
-      kind: 'video',
-      codec,
-      mimeType: `video/mp4; codecs="${codec}"`,
-      init: initSegment([{ kind: 'video', id: VIDEO_TRACK_ID, timescale: 1000, width, height, avcC }]),
-      width,
-      height,
-      filler: false,
-    };
+    const track = videoTrack(avcC, width, height, false);
     const previous = this.#video;
     this.#video = {
       avcC,
@@ -285,18 +298,7 @@ export class FlvToFmp4 {
     const asc = body.data.slice();
     const config = parseAudioSpecificConfig(asc);
     const channels = config.channels === 0 ? 2 : config.channels;
-    const codec = aacCodecString(config);
-    const track: RemuxTrack = {
-      kind: 'audio',
-      codec,
-      mimeType: `audio/mp4; codecs="${codec}"`,
-      init: initSegment([
-        { kind: 'audio', id: AUDIO_TRACK_ID, timescale: config.sampleRate, sampleRate: config.sampleRate, channels, asc },
-      ]),
-      sampleRate: config.sampleRate,
-      channels,
-      filler: false,
-    };
+    const track = audioTrack(asc, config.sampleRate, channels, false);
     const previous = this.#audio;
     const sameRate = previous?.sampleRate === config.sampleRate;
     this.#audio = {
@@ -355,48 +357,19 @@ export class FlvToFmp4 {
   }
 
   #newVideoFill(): VideoFill {
-    const avcC = blackFrameAvcC();
-    const codec = avcCodecString(avcC);
-    const width = BLACK_FRAME_WIDTH;
-    const height = BLACK_FRAME_HEIGHT;
-    const track: RemuxTrack = {
-      kind: 'video',
-      codec,
-      mimeType: `video/mp4; codecs="${codec}"`,
-      init: initSegment([{ kind: 'video', id: VIDEO_TRACK_ID, timescale: 1000, width, height, avcC }]),
-      width,
-      height,
-      filler: true,
-    };
-    return { track, endMs: undefined, frames: 0 };
+    return { track: videoTrack(blackFrameAvcC(), BLACK_FRAME_WIDTH, BLACK_FRAME_HEIGHT, true), endMs: undefined, frames: 0 };
   }
 
   #newAudioFill(): AudioFill {
     const sampleRate = this.#metaSampleRate ?? 48000;
     const channels = this.#metaChannels ?? 2;
-    const asc = silenceConfig(sampleRate, channels);
-    const codec = aacCodecString(asc);
-    const track: RemuxTrack = {
-      kind: 'audio',
-      codec,
-      mimeType: `audio/mp4; codecs="${codec}"`,
-      init: initSegment([{ kind: 'audio', id: AUDIO_TRACK_ID, timescale: sampleRate, sampleRate, channels, asc }]),
-      sampleRate,
-      channels,
-      filler: true,
-    };
+    const track = audioTrack(silenceConfig(sampleRate, channels), sampleRate, channels, true);
     return { track, sampleRate, frame: silentAacFrame(channels), nextSample: undefined };
   }
 
   #isKeyframe(tag: FlvTag): boolean {
     const body = parseVideoBody(tag.data);
-    return body.keyframe && this.#video !== undefined && this.#isCodedAvc(body) && body.data.length > 0;
-  }
-
-  #isCodedAvc(body: ReturnType<typeof parseVideoBody>): boolean {
-    return body.codecId === VideoCodecId.Avc
-      ? body.packetType === AvcPacketType.Nalu
-      : body.fourcc === 'avc1' && (body.packetType === ExVideoPacketType.CodedFrames || body.packetType === ExVideoPacketType.CodedFramesX);
+    return body.keyframe && this.#video !== undefined && isCodedAvc(body) && body.data.length > 0;
   }
 
   /** Maps an input timestamp onto the output timeline (ms). */
@@ -423,7 +396,7 @@ export class FlvToFmp4 {
     const v = this.#video;
     if (v === undefined || this.#tracks?.has('video') !== true) return;
     const body = parseVideoBody(tag.data);
-    if (!this.#isCodedAvc(body) || body.data.length === 0) return;
+    if (!isCodedAvc(body) || body.data.length === 0) return;
     if (v.needKeyframe) {
       if (!body.keyframe) return;
       v.needKeyframe = false;
