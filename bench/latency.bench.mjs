@@ -105,7 +105,13 @@ async function main() {
           const video = document.querySelector('video');
           if (video === null) return;
           observer.disconnect();
-          video.requestVideoFrameCallback(() => (window.firstFrameAt = performance.now()));
+          // The stream's own first frame: a cold viewer may first see the player's 128×72 black
+          // stand-in (sound before the first keyframe), which does not count.
+          const onFrame = (_now, meta) => {
+            if (meta.width >= 640) window.firstFrameAt = performance.now();
+            else video.requestVideoFrameCallback(onFrame);
+          };
+          video.requestVideoFrameCallback(onFrame);
         }).observe(document, { childList: true, subtree: true });
       });
       await page.goto(url);
@@ -200,9 +206,10 @@ and subtracts it from the frame's expected display time. The page's own glass-to
 | time to first frame, later viewer (GOP cache) | ${warm.toFixed(0)} ms | ≤ 1000 ms |
 
 Sampled for ${SECONDS} s. The studio publishes to the embedded server and nginx at once; latency
-is measured through nginx. Time to first frame is counted from navigation start. The first viewer
-of a stream on nginx-rtmp waits for the upstream's next keyframe (nginx keeps no GOP), up to one
-keyframe interval (2 s). On the embedded server the bridge opens the upstream when the publish
+is measured through nginx. Time to first frame is counted from navigation start to the stream's
+own first frame. The first viewer of a stream on nginx-rtmp waits for the upstream's next keyframe
+(nginx keeps no GOP), up to one keyframe interval (2 s), with sound and the player's black
+stand-in picture meanwhile. On the embedded server the bridge opens the upstream when the publish
 begins (warm start), so even the first viewer starts from the bridge's GOP cache, like every
 later viewer. (node-media-server also keeps a GOP of its own, so there the warm start saves the
 upstream's connect rather than a keyframe interval: 57–59 ms cold against 6–31 ms warm to a watch

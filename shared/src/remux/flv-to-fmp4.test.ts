@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createFile, MP4BoxBuffer, type Sample } from 'mp4box';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { onMetaDataBody } from '../flv/flv-media.js';
 import { FlvReader } from '../flv/flv-reader.js';
 import type { FlvTag } from '../flv/flv-tag.js';
 import { FlvToFmp4, type RemuxEvent, type RemuxTrack } from './flv-to-fmp4.js';
@@ -169,13 +170,106 @@ describe('FlvToFmp4', () => {
     const tracks = events.find((e) => e.kind === 'tracks');
     expect(tracks?.kind === 'tracks' && tracks.tracks.map((t) => t.kind)).toEqual(['video', 'audio']);
 
-    // nginx-rtmp also holds video back until the next keyframe: up to a GOP of audio alone. The
-    // metadata announces video, so the remuxer waits past its 1 s default.
+    // nginx-rtmp also holds video back until the next keyframe: up to a GOP of audio alone, which
+    // the next test plays.
+  });
+
+  it('plays an announced video track that starts late: black frames under the sound until its first keyframe', () => {
+    // As nginx-rtmp serves a new player: onMetaData, the AAC header and audio at once; the AVC
+    // header only right before the next keyframe (here the one at 1 s).
+    const tags = tagsOf(join(dir, 'bf.flv'));
     const meta = tags.find((t) => t.type === 18)!;
-    const audioFirst = shifted.filter((t) => t.type === 8).slice(0, 100); // ~2.1 s
-    const late = [meta, ordered[0]!, ...audioFirst, videoConfig, ...shifted.filter((t) => t.type === 9)];
-    const lateTracks = remux(late).find((e) => e.kind === 'tracks');
-    expect(lateTracks?.kind === 'tracks' && lateTracks.tracks.map((t) => t.kind)).toEqual(['video', 'audio']);
+    const [aacHeader, avcHeader] = [tags.find((t) => t.type === 8 && t.data[1] === 0)!, tags.find((t) => t.type === 9 && t.data[1] === 0)!];
+    const media = tags.filter((t) => t.type !== 18 && t.data[1] !== 0);
+    const keyAt = media.find((t) => t.type === 9 && t.timestamp >= 1000 && t.data[0]! >> 4 === 1)!.timestamp;
+    const audioFirst = media.filter((t) => t.type === 8 && t.timestamp < keyAt);
+    const rest = media.filter((t) => t.timestamp >= keyAt);
+    const events = remux([meta, aacHeader, ...audioFirst, avcHeader, ...rest]);
+
+    const tracks = events.find((e) => e.kind === 'tracks');
+    expect(tracks?.kind === 'tracks' && tracks.tracks.map((t) => [t.kind, t.filler])).toEqual([['video', true], ['audio', false]]);
+    const video = events.filter((e) => (e.kind === 'media' && e.track === 'video') || e.kind === 'init');
+    const init = video.findIndex((e) => e.kind === 'init');
+    const fill = video.slice(0, init).flatMap((e) => (e.kind === 'media' ? [e] : []));
+    const real = video.slice(init + 1).flatMap((e) => (e.kind === 'media' ? [e] : []));
+    const audio = events.flatMap((e) => (e.kind === 'media' && e.track === 'audio' ? [e] : []));
+    // The stand-in covers the sound from its first frame without a hole, until the real picture.
+    expect(fill[0]!.start).toBeCloseTo(audio[0]!.start, 3);
+    fill.forEach((e, i) => i > 0 && expect(e.start).toBe(fill[i - 1]!.end));
+    expect(fill.every((e) => e.keyframe && e.bytes === 0)).toBe(true);
+    expect(fill[fill.length - 1]!.end).toBeGreaterThanOrEqual((keyAt - audioFirst[0]!.timestamp) / 1000 - 0.03);
+    // Then the stream's own configuration, and its frames from the keyframe on.
+    const realInit = video[init];
+    expect(realInit?.kind === 'init' && [realInit.track.filler, realInit.track.width]).toEqual([false, 320]);
+    expect(real[0]!.keyframe).toBe(true);
+    expect(real[0]!.start).toBeCloseTo((keyAt - audioFirst[0]!.timestamp) / 1000, 3);
+    expect(real.length).toBe(media.filter((t) => t.type === 9 && t.data[1] === 1 && t.timestamp >= keyAt).length);
+    // Every audio frame went out.
+    expect(audio.length).toBe(media.filter((t) => t.type === 8).length);
+
+    // ffprobe reads both halves: the stand-in's frames, and the stream's from its keyframe.
+    const fillerTrack = tracks?.kind === 'tracks' ? tracks.tracks[0]! : undefined;
+    const fillFile = join(dir, 'late-fill.mp4');
+    writeFileSync(fillFile, Buffer.concat([fillerTrack!.init, ...fill.map((e) => e.data)]));
+    expect(packets(fillFile, 'v').length).toBe(fill.length);
+    const realFile = join(dir, 'late-real.mp4');
+    writeFileSync(realFile, Buffer.concat([realInit?.kind === 'init' ? realInit.track.init : new Uint8Array(), ...real.map((e) => e.data)]));
+    const ref = packets(join(dir, 'bf.flv'), 'v').filter((p) => p.dts >= keyAt);
+    expect(packets(realFile, 'v').map((p) => [p.dts, p.pts, p.size])).toEqual(ref.map((p) => [p.dts - audioFirst[0]!.timestamp, p.pts - audioFirst[0]!.timestamp, p.size]));
+  });
+
+  it('plays an announced audio track that starts late: silence under the picture until its first frame', () => {
+    const tags = tagsOf(join(dir, 'bf.flv'));
+    const meta = tags.find((t) => t.type === 18)!;
+    const [aacHeader, avcHeader] = [tags.find((t) => t.type === 8 && t.data[1] === 0)!, tags.find((t) => t.type === 9 && t.data[1] === 0)!];
+    const media = tags.filter((t) => t.type !== 18 && t.data[1] !== 0);
+    const late = media.filter((t) => t.type === 9 || t.timestamp >= 1000);
+    const at = late.findIndex((t) => t.type === 8);
+    const events = remux([meta, avcHeader, ...late.slice(0, at), aacHeader, ...late.slice(at)]);
+    const tracks = events.find((e) => e.kind === 'tracks');
+    expect(tracks?.kind === 'tracks' && tracks.tracks.map((t) => [t.kind, t.filler, t.sampleRate, t.channels])).toEqual([
+      ['video', false, undefined, undefined],
+      ['audio', true, 48000, 1], // the fixture's sine is mono (onMetaData stereo: false)
+    ]);
+    const audio = events.filter((e) => (e.kind === 'media' && e.track === 'audio') || e.kind === 'init');
+    const init = audio.findIndex((e) => e.kind === 'init');
+    const silence = audio.slice(0, init).flatMap((e) => (e.kind === 'media' ? [e] : []));
+    expect(silence.length).toBeGreaterThan(40);
+    silence.forEach((e, i) => i > 0 && expect(e.start).toBeCloseTo(silence[i - 1]!.end, 9));
+    expect(silence[silence.length - 1]!.end).toBeGreaterThanOrEqual(0.98);
+    const first = audio[init + 1];
+    expect(first?.kind === 'media' && first.bytes > 0 && first.start).toBeCloseTo(late[at]!.timestamp / 1000, 2);
+  });
+
+  it('rebuilds the track set at the next keyframe when a track it was not told about appears', () => {
+    // No onMetaData: after a second of audio alone the set is fixed without video.
+    const tags = tagsOf(join(dir, 'bf.flv'));
+    const [aacHeader, avcHeader] = [tags.find((t) => t.type === 8 && t.data[1] === 0)!, tags.find((t) => t.type === 9 && t.data[1] === 0)!];
+    const media = tags.filter((t) => t.type !== 18 && t.data[1] !== 0);
+    // The video header arrives mid-GOP at 1.5 s; the next keyframe is at 2 s.
+    const audio = media.filter((t) => t.type === 8 && t.timestamp < 1500);
+    const after = media.filter((t) => t.timestamp >= 1500);
+    const events = remux([aacHeader, ...audio, avcHeader, ...after]);
+    const sets = events.flatMap((e, i) => (e.kind === 'tracks' ? [[i, e.tracks.map((t) => [t.kind, t.filler])] as const] : []));
+    expect(sets.map(([, t]) => t)).toEqual([[['audio', false]], [['video', false], ['audio', false]]]);
+    const [rebuiltAt] = sets[1]!;
+    const next = events[rebuiltAt + 1];
+    expect(next?.kind === 'media' && [next.track, next.keyframe, next.start]).toEqual(['video', true, 2 - audio[0]!.timestamp / 1000]);
+    // No video before the rebuild, no init for the new track (the new set carries it), and the
+    // sound goes on without a hole.
+    expect(events.slice(0, rebuiltAt).some((e) => (e.kind === 'media' && e.track === 'video') || e.kind === 'init')).toBe(false);
+    const sound = events.flatMap((e) => (e.kind === 'media' && e.track === 'audio' ? [e] : []));
+    expect(sound.length).toBe(media.filter((t) => t.type === 8).length);
+  });
+
+  it('fills no track it could not play once configured', () => {
+    // HEVC announced: no black H.264 stands in for it; the sound plays alone.
+    const tags = tagsOf(join(dir, 'bf.flv'));
+    const aacHeader = tags.find((t) => t.type === 8 && t.data[1] === 0)!;
+    const meta = { type: 18, timestamp: 0, data: onMetaDataBody({ videocodecid: 12, audiocodecid: 10, width: 320, height: 240 }, false) } as FlvTag;
+    const events = remux([meta, aacHeader, ...tags.filter((t) => t.type === 8 && t.data[1] === 1)]);
+    const tracks = events.find((e) => e.kind === 'tracks');
+    expect(tracks?.kind === 'tracks' && tracks.tracks.map((t) => [t.kind, t.filler])).toEqual([['audio', false]]);
   });
 
   it('continues the timeline after a discontinuity, restarting video on a keyframe', () => {

@@ -11,9 +11,11 @@ import {
   parseAudioBody,
   parseScriptBody,
   parseVideoBody,
+  type VideoBody,
 } from '../flv/flv-media.js';
 import { FlvTagType, type FlvTag } from '../flv/flv-tag.js';
 import { fragment, initSegment } from '../mp4/fmp4-writer.js';
+import { BLACK_FRAME_HEIGHT, BLACK_FRAME_WIDTH, blackFrame, blackFrameAvcC, silenceConfig, silentAacFrame } from './filler.js';
 
 /**
  * FLV tags in, fragmented MP4 out, one fragment per frame so nothing waits: the live edge is the
@@ -35,26 +37,39 @@ export interface RemuxTrack {
   height?: number;
   sampleRate?: number;
   channels?: number;
+  /**
+   * A stand-in (a black picture, silence) for a track the stream announced but has not configured
+   * yet: its media fills the time the other track covers, so that one plays. The real
+   * configuration arrives as an `init` event right before the track's first real frame.
+   */
+  filler: boolean;
 }
 
 export type RemuxEvent =
-  /** The track set is known: create one SourceBuffer per track, then append each init. */
+  /**
+   * The track set: create one SourceBuffer per track, then append each init. A second `tracks`
+   * event means a track the stream had not announced has appeared: MSE cannot add a SourceBuffer
+   * to a MediaSource that holds media, so build a new one; the media that follows starts on a
+   * video keyframe and continues the same timeline.
+   */
   | { kind: 'tracks'; tracks: RemuxTrack[] }
-  /** A track's configuration changed mid-stream (new sequence header): append the new init. */
+  /** A track's configuration changed (new sequence header, or the real one after a stand-in): append the new init. */
   | { kind: 'init'; track: RemuxTrack }
-  /** One moof + mdat; times in seconds on the output timeline. */
+  /** One moof + mdat; times in seconds on the output timeline. `bytes`: FLV bytes it came from (0 for a stand-in). */
   | { kind: 'media'; track: RemuxTrackKind; data: Uint8Array; start: number; end: number; keyframe: boolean; bytes: number }
   | { kind: 'metadata'; value: Amf0Object };
 
 export interface RemuxOptions {
   /**
    * How long (in stream time) media of one track may flow while the other track's configuration
-   * is still missing before the track set is fixed without it. MSE cannot add a SourceBuffer later.
+   * is missing, and onMetaData did not announce it, before the track set is fixed without it.
+   * Should it appear later, the set is rebuilt at its next keyframe.
    */
   trackWaitMs: number;
   /**
-   * The same wait when onMetaData announced the missing track: a server like nginx-rtmp sends a
-   * new player no video until the next keyframe, so this must exceed a GOP.
+   * The same wait when onMetaData announced the missing track: then a stand-in takes its place
+   * until its real media starts (nginx-rtmp sends a new player no video until the next keyframe,
+   * which may be a long GOP away). Short: both configurations normally arrive together.
    */
   announcedTrackWaitMs: number;
   /** Video frame duration assumed until two frames have been seen. */
@@ -67,7 +82,7 @@ export interface RemuxOptions {
 
 export const DEFAULT_REMUX_OPTIONS: RemuxOptions = {
   trackWaitMs: 1000,
-  announcedTrackWaitMs: 5000,
+  announcedTrackWaitMs: 300,
   defaultFrameMs: 33,
   maxPendingTags: 1000,
   maxJumpMs: 10_000,
@@ -81,11 +96,15 @@ const AAC_FRAME_SAMPLES = 1024;
 const AUDIO_RESYNC_MS = 100;
 // Gap left between two timeline segments so they never share a timestamp.
 const SEGMENT_GAP_MS = 40;
+// onMetaData codec ids a stand-in can precede: FLV's AVC and AAC ids, or the Enhanced RTMP
+// FourCC ('avc1', 'mp4a') as a number or as text.
+const AVC_CODEC_IDS: readonly unknown[] = [VideoCodecId.Avc, 0x61766331, 'avc1'];
+const AAC_CODEC_IDS: readonly unknown[] = [SoundFormat.Aac, 0x6d703461, 'mp4a'];
+const FILLER_SAMPLE_RATES = [48000, 44100, 32000, 24000, 22050, 16000, 11025, 8000];
 
 interface VideoState {
   avcC: Uint8Array;
   track: RemuxTrack;
-  sequence: number;
   lastDts: number | undefined;
   frameMs: number;
   needKeyframe: boolean;
@@ -94,9 +113,50 @@ interface VideoState {
 interface AudioState {
   asc: Uint8Array;
   track: RemuxTrack;
-  sequence: number;
   sampleRate: number;
   nextSample: number | undefined;
+}
+
+/** What onMetaData says about a track: undefined when it says nothing. */
+interface Announced {
+  present: boolean;
+  /** A stand-in can precede it (AVC or AAC, or no codec named). */
+  fillable: boolean;
+}
+
+interface VideoFill {
+  track: RemuxTrack;
+  /** End of the last fill frame, output ms. */
+  endMs: number | undefined;
+  frames: number;
+}
+
+interface AudioFill {
+  track: RemuxTrack;
+  sampleRate: number;
+  frame: Uint8Array;
+  nextSample: number | undefined;
+}
+
+/** A video track and its init segment for an avcC. */
+function videoTrack(avcC: Uint8Array, width: number, height: number, filler: boolean): RemuxTrack {
+  const codec = avcCodecString(avcC);
+  const init = initSegment([{ kind: 'video', id: VIDEO_TRACK_ID, timescale: 1000, width, height, avcC }]);
+  return { kind: 'video', codec, mimeType: `video/mp4; codecs="${codec}"`, init, width, height, filler };
+}
+
+/** An audio track and its init segment for an AudioSpecificConfig; timescale = sample rate. */
+function audioTrack(asc: Uint8Array, sampleRate: number, channels: number, filler: boolean): RemuxTrack {
+  const codec = aacCodecString(asc);
+  const init = initSegment([{ kind: 'audio', id: AUDIO_TRACK_ID, timescale: sampleRate, sampleRate, channels, asc }]);
+  return { kind: 'audio', codec, mimeType: `audio/mp4; codecs="${codec}"`, init, sampleRate, channels, filler };
+}
+
+/** A video body that carries an AVC picture (legacy FLV or Enhanced RTMP `avc1`). */
+function isCodedAvc(body: VideoBody): boolean {
+  return body.codecId === VideoCodecId.Avc
+    ? body.packetType === AvcPacketType.Nalu
+    : body.fourcc === 'avc1' && (body.packetType === ExVideoPacketType.CodedFrames || body.packetType === ExVideoPacketType.CodedFramesX);
 }
 
 function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
@@ -109,12 +169,19 @@ export class FlvToFmp4 {
   readonly #opts: RemuxOptions;
   #video: VideoState | undefined;
   #audio: AudioState | undefined;
-  /** The track set handed to MSE, fixed once known. */
+  /** The track set handed to MSE; replaced only by a rebuild. */
   #tracks: Set<RemuxTrackKind> | undefined;
+  /** A track outside the set was configured: a new set starts at the next video keyframe. */
+  #rebuild = false;
+  #videoFill: VideoFill | undefined;
+  #audioFill: AudioFill | undefined;
+  readonly #sequence = { video: 0, audio: 0 };
   #pending: FlvTag[] = [];
   #firstPendingTs: number | undefined;
-  #metaHasVideo: boolean | undefined;
-  #metaHasAudio: boolean | undefined;
+  #metaVideo: Announced | undefined;
+  #metaAudio: Announced | undefined;
+  #metaSampleRate: number | undefined;
+  #metaChannels: 1 | 2 | undefined;
   // Output ms = input ms − origin. Undefined: the next media tag starts a new segment.
   #origin: number | undefined;
   #lastIn: number | undefined;
@@ -158,6 +225,7 @@ export class FlvToFmp4 {
       return out;
     }
     if (config) return out;
+    if (this.#rebuild && tag.type === FlvTagType.Video && this.#isKeyframe(tag)) this.#rebuildTracks(out);
     this.#media(tag, out);
     return out;
   }
@@ -169,15 +237,20 @@ export class FlvToFmp4 {
     if (props === undefined) return;
     // Writers that omit hasVideo/hasAudio still name the codec of every track they carry.
     const anyCodec = props['videocodecid'] !== undefined || props['audiocodecid'] !== undefined;
-    const has = (key: string, codecKey: string): boolean | undefined => {
+    const announced = (key: string, codecKey: string, fillable: readonly unknown[]): Announced | undefined => {
       const flag = props[key];
-      if (typeof flag === 'boolean') return flag;
       const codec = props[codecKey];
-      if (codec === undefined) return anyCodec ? false : undefined;
-      return codec !== 0 && codec !== '';
+      const present = typeof flag === 'boolean' ? flag : codec === undefined ? (anyCodec ? false : undefined) : codec !== 0 && codec !== '';
+      if (present === undefined) return undefined;
+      return { present, fillable: present && (codec === undefined || fillable.includes(codec)) };
     };
-    this.#metaHasVideo = has('hasVideo', 'videocodecid');
-    this.#metaHasAudio = has('hasAudio', 'audiocodecid');
+    this.#metaVideo = announced('hasVideo', 'videocodecid', AVC_CODEC_IDS);
+    this.#metaAudio = announced('hasAudio', 'audiocodecid', AAC_CODEC_IDS);
+    const rate = props['audiosamplerate'];
+    this.#metaSampleRate = typeof rate === 'number' && FILLER_SAMPLE_RATES.includes(rate) ? rate : undefined;
+    const stereo = props['stereo'];
+    const channels = props['audiochannels'];
+    this.#metaChannels = stereo === false || channels === 1 ? 1 : stereo === true || channels === 2 ? 2 : undefined;
     out.push({ kind: 'metadata', value: props });
   }
 
@@ -193,26 +266,28 @@ export class FlvToFmp4 {
     const sps = config.sps[0];
     if (sps === undefined) throw new OnairError('REMUX_BAD_CONFIG', 'AVC sequence header without an SPS');
     const { width, height } = parseSps(sps);
-    const codec = avcCodecString(config);
-    const track: RemuxTrack = {
-      kind: 'video',
-      codec,
-      mimeType: `video/mp4; codecs="${codec}"`,
-      init: initSegment([{ kind: 'video', id: VIDEO_TRACK_ID, timescale: 1000, width, height, avcC }]),
-      width,
-      height,
-    };
+    const track = videoTrack(avcC, width, height, false);
     const previous = this.#video;
     this.#video = {
       avcC,
       track,
-      sequence: previous?.sequence ?? 0,
       lastDts: previous?.lastDts,
       frameMs: previous?.frameMs ?? this.#opts.defaultFrameMs,
       needKeyframe: true,
     };
-    if (this.#tracks?.has('video') === true) out.push({ kind: 'init', track });
+    this.#configured('video', track, out);
     return true;
+  }
+
+  /**
+   * A track's configuration arrived or changed: the new init goes out at once, or right before
+   * the first real frame while a stand-in fills the track; a track outside the set asks for a
+   * rebuild.
+   */
+  #configured(kind: RemuxTrackKind, track: RemuxTrack, out: RemuxEvent[]): void {
+    if (this.#tracks === undefined) return;
+    if (!this.#tracks.has(kind)) this.#rebuild = true;
+    else if ((kind === 'video' ? this.#videoFill : this.#audioFill) === undefined) out.push({ kind: 'init', track });
   }
 
   /** Returns true when `tag` is an audio sequence header. */
@@ -223,27 +298,16 @@ export class FlvToFmp4 {
     const asc = body.data.slice();
     const config = parseAudioSpecificConfig(asc);
     const channels = config.channels === 0 ? 2 : config.channels;
-    const codec = aacCodecString(config);
-    const track: RemuxTrack = {
-      kind: 'audio',
-      codec,
-      mimeType: `audio/mp4; codecs="${codec}"`,
-      init: initSegment([
-        { kind: 'audio', id: AUDIO_TRACK_ID, timescale: config.sampleRate, sampleRate: config.sampleRate, channels, asc },
-      ]),
-      sampleRate: config.sampleRate,
-      channels,
-    };
+    const track = audioTrack(asc, config.sampleRate, channels, false);
     const previous = this.#audio;
     const sameRate = previous?.sampleRate === config.sampleRate;
     this.#audio = {
       asc,
       track,
-      sequence: previous?.sequence ?? 0,
       sampleRate: config.sampleRate,
       nextSample: sameRate ? previous.nextSample : undefined,
     };
-    if (this.#tracks?.has('audio') === true) out.push({ kind: 'init', track });
+    this.#configured('audio', track, out);
     return true;
   }
 
@@ -254,26 +318,58 @@ export class FlvToFmp4 {
   }
 
   #tryFixTracks(out: RemuxEvent[]): void {
-    const v = this.#video !== undefined;
-    const a = this.#audio !== undefined;
-    if (!v && !a) return;
+    if (this.#video === undefined && this.#audio === undefined) return;
     const first = this.#firstPendingTs;
     const last = this.#pending[this.#pending.length - 1]?.timestamp;
     const waitedMs = first !== undefined && last !== undefined ? last - first : 0;
-    const done = (have: boolean, announced: boolean | undefined): boolean =>
-      have || announced === false || waitedMs >= (announced === true ? this.#opts.announcedTrackWaitMs : this.#opts.trackWaitMs);
-    const videoDone = done(v, this.#metaHasVideo);
-    const audioDone = done(a, this.#metaHasAudio);
-    if (!videoDone || !audioDone) return;
+    // For each track: its own, a stand-in, none, or not decided yet (undefined).
+    const decide = (have: boolean, announced: Announced | undefined): 'real' | 'filler' | 'none' | undefined => {
+      if (have) return 'real';
+      if (announced?.present === false) return 'none';
+      if (waitedMs < (announced === undefined ? this.#opts.trackWaitMs : this.#opts.announcedTrackWaitMs)) return undefined;
+      return announced?.fillable === true ? 'filler' : 'none';
+    };
+    const video = decide(this.#video !== undefined, this.#metaVideo);
+    const audio = decide(this.#audio !== undefined, this.#metaAudio);
+    if (video === undefined || audio === undefined) return;
     const tracks: RemuxTrack[] = [];
-    if (this.#video !== undefined) tracks.push(this.#video.track);
-    if (this.#audio !== undefined) tracks.push(this.#audio.track);
+    if (video === 'real') tracks.push(this.#video!.track);
+    if (video === 'filler') tracks.push((this.#videoFill = this.#newVideoFill()).track);
+    if (audio === 'real') tracks.push(this.#audio!.track);
+    if (audio === 'filler') tracks.push((this.#audioFill = this.#newAudioFill()).track);
     this.#tracks = new Set(tracks.map((t) => t.kind));
     out.push({ kind: 'tracks', tracks });
     const pending = this.#pending;
     this.#pending = [];
     this.#firstPendingTs = undefined;
     for (const tag of pending) this.#media(tag, out);
+  }
+
+  /** A new track set with every configured track, at a video keyframe. */
+  #rebuildTracks(out: RemuxEvent[]): void {
+    this.#rebuild = false;
+    this.#videoFill = this.#audioFill = undefined;
+    const tracks: RemuxTrack[] = [];
+    if (this.#video !== undefined) tracks.push(this.#video.track);
+    if (this.#audio !== undefined) tracks.push(this.#audio.track);
+    this.#tracks = new Set(tracks.map((t) => t.kind));
+    out.push({ kind: 'tracks', tracks });
+  }
+
+  #newVideoFill(): VideoFill {
+    return { track: videoTrack(blackFrameAvcC(), BLACK_FRAME_WIDTH, BLACK_FRAME_HEIGHT, true), endMs: undefined, frames: 0 };
+  }
+
+  #newAudioFill(): AudioFill {
+    const sampleRate = this.#metaSampleRate ?? 48000;
+    const channels = this.#metaChannels ?? 2;
+    const track = audioTrack(silenceConfig(sampleRate, channels), sampleRate, channels, true);
+    return { track, sampleRate, frame: silentAacFrame(channels), nextSample: undefined };
+  }
+
+  #isKeyframe(tag: FlvTag): boolean {
+    const body = parseVideoBody(tag.data);
+    return body.keyframe && this.#video !== undefined && isCodedAvc(body) && body.data.length > 0;
   }
 
   /** Maps an input timestamp onto the output timeline (ms). */
@@ -300,14 +396,15 @@ export class FlvToFmp4 {
     const v = this.#video;
     if (v === undefined || this.#tracks?.has('video') !== true) return;
     const body = parseVideoBody(tag.data);
-    const coded =
-      body.codecId === VideoCodecId.Avc
-        ? body.packetType === AvcPacketType.Nalu
-        : body.fourcc === 'avc1' && (body.packetType === ExVideoPacketType.CodedFrames || body.packetType === ExVideoPacketType.CodedFramesX);
-    if (!coded || body.data.length === 0) return;
+    if (!isCodedAvc(body) || body.data.length === 0) return;
     if (v.needKeyframe) {
       if (!body.keyframe) return;
       v.needKeyframe = false;
+    }
+    if (this.#videoFill !== undefined) {
+      // The real picture starts here: its configuration replaces the stand-in's.
+      this.#videoFill = undefined;
+      out.push({ kind: 'init', track: v.track });
     }
     let dts = this.#map(tag.timestamp);
     if (v.lastDts !== undefined) {
@@ -318,14 +415,14 @@ export class FlvToFmp4 {
     // The frame's own duration is unknown until the next one arrives; waiting for it would add
     // a frame of latency, so it takes the last frame interval.
     const duration = v.frameMs;
-    v.sequence++;
     const data = fragment({
       trackId: VIDEO_TRACK_ID,
-      sequence: v.sequence,
+      sequence: ++this.#sequence.video,
       baseDecodeTime: dts,
       samples: [{ duration, keyframe: body.keyframe, cts: body.cts, data: body.data }],
     });
     out.push({ kind: 'media', track: 'video', data, start: dts / 1000, end: (dts + duration) / 1000, keyframe: body.keyframe, bytes: tag.data.length });
+    if (this.#audioFill !== undefined) this.#fillAudio(this.#audioFill, dts / 1000, (dts + duration) / 1000, out);
   }
 
   #audioFrame(tag: FlvTag, out: RemuxEvent[]): void {
@@ -333,6 +430,10 @@ export class FlvToFmp4 {
     if (a === undefined || this.#tracks?.has('audio') !== true) return;
     const body = parseAudioBody(tag.data);
     if (body.soundFormat !== SoundFormat.Aac || body.packetType !== AacPacketType.Raw || body.data.length === 0) return;
+    if (this.#audioFill !== undefined) {
+      this.#audioFill = undefined;
+      out.push({ kind: 'init', track: a.track });
+    }
     const ms = this.#map(tag.timestamp);
     const expected = Math.round((ms * a.sampleRate) / 1000);
     if (a.nextSample === undefined || Math.abs(expected - a.nextSample) > (AUDIO_RESYNC_MS * a.sampleRate) / 1000) {
@@ -340,21 +441,43 @@ export class FlvToFmp4 {
     }
     const start = a.nextSample;
     a.nextSample += AAC_FRAME_SAMPLES;
-    a.sequence++;
+    this.#audioFragment(start, a.sampleRate, body.data, tag.data.length, out);
+    if (this.#videoFill !== undefined) this.#fillVideo(this.#videoFill, start / a.sampleRate, (start + AAC_FRAME_SAMPLES) / a.sampleRate, out);
+  }
+
+  #audioFragment(start: number, sampleRate: number, frame: Uint8Array, bytes: number, out: RemuxEvent[]): void {
     const data = fragment({
       trackId: AUDIO_TRACK_ID,
-      sequence: a.sequence,
+      sequence: ++this.#sequence.audio,
       baseDecodeTime: start,
-      samples: [{ duration: AAC_FRAME_SAMPLES, keyframe: true, cts: 0, data: body.data }],
+      samples: [{ duration: AAC_FRAME_SAMPLES, keyframe: true, cts: 0, data: frame }],
     });
-    out.push({
-      kind: 'media',
-      track: 'audio',
-      data,
-      start: start / a.sampleRate,
-      end: (start + AAC_FRAME_SAMPLES) / a.sampleRate,
-      keyframe: true,
-      bytes: tag.data.length,
+    out.push({ kind: 'media', track: 'audio', data, start: start / sampleRate, end: (start + AAC_FRAME_SAMPLES) / sampleRate, keyframe: true, bytes });
+  }
+
+  /** Black frames over [startS, endS), the time an audio frame just covered. */
+  #fillVideo(f: VideoFill, startS: number, endS: number, out: RemuxEvent[]): void {
+    const startMs = Math.floor(startS * 1000);
+    const from = f.endMs === undefined || startMs > f.endMs ? startMs : f.endMs;
+    const to = Math.round(endS * 1000);
+    if (to <= from) return;
+    f.endMs = to;
+    const data = fragment({
+      trackId: VIDEO_TRACK_ID,
+      sequence: ++this.#sequence.video,
+      baseDecodeTime: from,
+      samples: [{ duration: to - from, keyframe: true, cts: 0, data: blackFrame(f.frames++) }],
     });
+    out.push({ kind: 'media', track: 'video', data, start: from / 1000, end: to / 1000, keyframe: true, bytes: 0 });
+  }
+
+  /** Silent frames up to `endS`, the end of a video frame just output. */
+  #fillAudio(f: AudioFill, startS: number, endS: number, out: RemuxEvent[]): void {
+    const first = Math.floor(startS * f.sampleRate);
+    if (f.nextSample === undefined || first > f.nextSample + AAC_FRAME_SAMPLES) f.nextSample = first;
+    while (f.nextSample < endS * f.sampleRate) {
+      this.#audioFragment(f.nextSample, f.sampleRate, f.frame, 0, out);
+      f.nextSample += AAC_FRAME_SAMPLES;
+    }
   }
 }

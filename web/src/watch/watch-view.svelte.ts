@@ -18,7 +18,7 @@ export class WatchView {
   showStats = $state(true);
   #player: WatchPlayer | undefined;
 
-  /** `?latency=<seconds>`: the distance to the live edge the player steers towards. */
+  /** `?latency=<seconds>`: the least distance behind the live edge; arrival jitter can raise it. */
   readonly latencyTargetS: number | undefined;
 
   constructor(loc: Pick<Location, 'pathname' | 'search' | 'host' | 'protocol'>) {
@@ -42,7 +42,8 @@ export class WatchView {
     const scheme = loc.protocol === 'https:' ? 'wss:' : 'ws:';
     let player: WatchPlayer;
     try {
-      const latency = this.latencyTargetS === undefined ? {} : { targetS: this.latencyTargetS, jumpS: Math.max(0.45, this.latencyTargetS * 2) };
+      const min = this.latencyTargetS;
+      const latency = min === undefined ? {} : { minTargetS: min, maxTargetS: Math.max(2, min) };
       player = new WatchPlayer(video, `${scheme}//${loc.host}${watchTargetPath(WATCH_WS_PATH, this.target)}`, { latency });
     } catch (err) {
       this.status = { state: 'failed', reason: err instanceof Error ? err.message : String(err) };
@@ -61,5 +62,11 @@ export class WatchView {
 
   get playing(): boolean {
     return this.#player !== undefined;
+  }
+
+  /** From a tap or click: play with sound (the browser allows it inside a user gesture). */
+  userPlay(): void {
+    this.muted = false;
+    this.#player?.userPlay();
   }
 }

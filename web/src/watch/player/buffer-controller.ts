@@ -131,8 +131,9 @@ class SourceBufferQueue {
           this.#sb.remove(op.start, op.end);
           return;
         }
-        // changeType is synchronous: no updateend follows.
-        this.#sb.changeType(op.type);
+        // changeType is synchronous: no updateend follows. Without it (Safari before 13.1) the
+        // next init segment still reconfigures a decoder of the same codec family.
+        if (typeof this.#sb.changeType === 'function') this.#sb.changeType(op.type);
         this.#ops.shift();
       } catch (err) {
         if (op.kind === 'append' && !op.retried && err instanceof DOMException && err.name === 'QuotaExceededError') {

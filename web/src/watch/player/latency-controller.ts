@@ -1,68 +1,108 @@
-export interface LatencyOptions {
-  /** Seconds between the playhead and the live edge the controller steers towards. */
-  targetS: number;
-  /** Beyond this the playhead jumps to the target instead of speeding up. */
+import { ArrivalJitter, DEFAULT_TARGET_OPTIONS, targetBufferS, type TargetOptions } from './arrival-jitter.js';
+
+export interface LatencyOptions extends TargetOptions {
+  /** Beyond the target by this much, the playhead jumps instead of speeding up. */
   jumpS: number;
-  /** Largest speed-up (and slow-down) of playbackRate, e.g. 0.1 for 0.9–1.1×. */
-  maxRateChange: number;
+  /**
+   * Seconds per second the target may fall: it rises at once with the jitter (or the buffer
+   * runs dry) and comes down slowly enough for playbackRate to follow without a jump.
+   */
+  fallPerS: number;
+  /** The speed-up (and slow-down) of playbackRate while correcting, e.g. 0.03 for 0.97 or 1.03×. */
+  rateChange: number;
 }
 
-export const DEFAULT_LATENCY_OPTIONS: LatencyOptions = { targetS: 0.2, jumpS: 0.45, maxRateChange: 0.05 };
+export const DEFAULT_LATENCY_OPTIONS: LatencyOptions = { ...DEFAULT_TARGET_OPTIONS, jumpS: 0.3, fallPerS: 0.03, rateChange: 0.03 };
 
-// Producer and player run on the same clock, so after the first jump the distance to the edge
-// stays put; it only grows after a stall. Chasing small drift is worse than useless: measured in
-// headless Chromium, every playbackRate change costs a few dropped frames. So the rate moves
-// only for drift past START_CHASE_S and holds until the drift is under STOP_CHASE_S.
-const START_CHASE_S = 0.2;
-const STOP_CHASE_S = 0.05;
+// Every playbackRate change cost a few dropped frames in headless Chromium, so the rate moves
+// only for a clear error, to one value, and holds until the error is under STOP_CHASE_S: two
+// changes per correction. A speed-up goes on costing frames while it lasts (at 1.03 Chromium
+// dropped one frame every 1.1 s), a slow-down does not: so the playhead slows down once it is
+// 0.1 s short of the target (a stall is near), and speeds up only once it is 0.2 s past it.
+const START_SLOW_DOWN_S = 0.1;
+const START_SPEED_UP_S = 0.2;
+const STOP_CHASE_S = 0.03;
+// A jump lands at least this far inside the buffered media.
+const MIN_AHEAD_S = 0.05;
 
 /**
- * Keeps the playhead just behind the live edge: a gentle playbackRate change for small drift,
- * a jump within the buffer for large drift (the decoder starts from the previous keyframe, so
- * the picture never goes black). Call `tick` often (every 100 ms).
+ * Keeps the playhead a jitter-dependent distance behind the live edge. The distance is measured
+ * from the expected edge (where the stream's end would be had everything arrived as early as
+ * its earliest arrival), and the target is the arrival jitter plus a margin: with 350 ms
+ * bursts the buffer just before a burst is the margin, never empty. A gentle playbackRate
+ * change (±3 %) corrects small errors, a jump within the buffer large ones (the decoder starts
+ * from the previous keyframe, so the picture never goes black). Call `tick` often (every 100 ms).
  */
 export class LatencyController {
   readonly #video: HTMLVideoElement;
   readonly #opts: LatencyOptions;
+  readonly #jitter: ArrivalJitter;
   #chasing = false;
-  #smoothed: number | undefined;
+  #target: number | undefined;
+  #targetAt = 0;
   jumps = 0;
 
-  constructor(video: HTMLVideoElement, opts: Partial<LatencyOptions> = {}) {
+  constructor(video: HTMLVideoElement, jitter: ArrivalJitter, opts: Partial<LatencyOptions> = {}) {
     this.#video = video;
+    this.#jitter = jitter;
     this.#opts = { ...DEFAULT_LATENCY_OPTIONS, ...opts };
   }
 
-  get targetS(): number {
-    return this.#opts.targetS;
+  /** The distance behind the expected edge steered towards, seconds. */
+  targetS(nowS: number): number {
+    const wanted = targetBufferS(this.#jitter.jitterS(nowS), this.#opts);
+    const last = this.#target;
+    this.#target = last === undefined || wanted >= last ? wanted : Math.max(wanted, last - this.#opts.fallPerS * Math.max(0, nowS - this.#targetAt));
+    this.#targetAt = nowS;
+    return this.#target;
   }
 
-  /** `edge`: the end of the buffered media. Returns the latency (edge − playhead) it saw. */
-  tick(edge: number | undefined): number | undefined {
+  /** Where the playhead should be: the target behind the expected edge, within the buffer. */
+  startAt(nowS: number, edge: number): number {
+    const expected = Math.max(edge, this.#jitter.expectedEdge(nowS) ?? edge);
+    return Math.min(expected - this.targetS(nowS), edge - MIN_AHEAD_S);
+  }
+
+  /**
+   * `edge`: the end of the buffered media. Returns how far the playhead is behind the expected
+   * edge, or undefined while there is nothing to steer.
+   */
+  tick(nowS: number, edge: number | undefined): number | undefined {
     const v = this.#video;
     if (edge === undefined || v.seeking) return undefined;
-    const latency = edge - v.currentTime;
-    const { targetS, jumpS, maxRateChange } = this.#opts;
-    if (latency > jumpS) {
-      v.currentTime = Math.max(0, edge - targetS);
-      v.playbackRate = 1;
-      this.#smoothed = undefined;
-      this.jumps++;
-      return latency;
+    const expected = Math.max(edge, this.#jitter.expectedEdge(nowS) ?? edge);
+    const behind = expected - v.currentTime;
+    const target = this.targetS(nowS);
+    // Paused (waiting for a tap): the first tick after play() jumps once, not one per tick now.
+    if (v.paused) return behind;
+    const error = behind - target;
+    if (error > this.#opts.jumpS) {
+      const to = this.startAt(nowS, edge);
+      if (to > v.currentTime) {
+        v.currentTime = to;
+        this.jumps++;
+      }
+      this.#setRate(1);
+      this.#chasing = false;
+      return behind;
     }
-    // Each arriving frame moves the edge by a frame duration: steer on an average over ~1 s.
-    this.#smoothed = this.#smoothed === undefined ? latency : this.#smoothed + 0.1 * (latency - this.#smoothed);
-    const error = this.#smoothed - targetS;
-    if (Math.abs(error) > START_CHASE_S) this.#chasing = true;
+    if (error < -START_SLOW_DOWN_S || error > START_SPEED_UP_S) this.#chasing = true;
     else if (Math.abs(error) < STOP_CHASE_S) this.#chasing = false;
-    // Proportional, with a floor so that a small remaining drift still closes in seconds.
-    const step = Math.min(maxRateChange, Math.max(0.02, Math.abs(error)));
-    const rate = this.#chasing ? 1 + Math.sign(error) * step : 1;
-    if (Math.abs(v.playbackRate - rate) > 0.005) v.playbackRate = rate;
-    return latency;
+    this.#setRate(this.#chasing ? 1 + Math.sign(error) * this.#opts.rateChange : 1);
+    return behind;
   }
 
   destroy(): void {
-    this.#video.playbackRate = 1;
+    this.#setRate(1);
+  }
+
+  #setRate(rate: number): void {
+    const v = this.#video;
+    if (Math.abs(v.playbackRate - rate) <= 0.005) return;
+    // WebKitGTK 2.50 unmutes a muted element whenever its playbackRate is set (measured here);
+    // the viewer, not the latency controller, decides about sound.
+    const muted = v.muted;
+    v.playbackRate = rate;
+    if (v.muted !== muted) v.muted = muted;
   }
 }

@@ -1,17 +1,22 @@
 import type { FlvTag } from '@onair/shared';
-import { FlvToFmp4, type RemuxEvent, type RemuxTrack } from '@onair/shared';
+import { FlvToFmp4, type RemuxEvent, type RemuxTrack, type RemuxTrackKind } from '@onair/shared';
 import type { WatchServerMessage } from '@onair/shared';
+import { ArrivalJitter } from './arrival-jitter.js';
 import { BufferController, DEFAULT_BUFFER_OPTIONS } from './buffer-controller.js';
 import { GapController } from './gap-controller.js';
 import { GlassMeter, type GlassMeterOptions } from './glass-meter.js';
 import { LatencyController, type LatencyOptions } from './latency-controller.js';
+import { PlayController, type PlayOptions } from './play-controller.js';
 import { WatchTransport, type TransportOptions } from './transport.js';
 
 /**
- * `connecting`: no media yet. `live`: playing. `waiting`: the source stopped (publisher gone or
- * socket down); the last frame stays up while the player retries. `failed`: given up.
+ * `connecting`: no media yet. `live`: playing. `sound-only`: playing, the picture a black
+ * stand-in until the stream's first keyframe. `blocked`: media is here but the browser will not
+ * start playback without a tap (`WatchPlayer.userPlay()`). `waiting`: the source stopped
+ * (publisher gone or socket down); the last frame stays up while the player retries.
+ * `failed`: given up.
  */
-export type PlayerState = 'connecting' | 'live' | 'waiting' | 'failed';
+export type PlayerState = 'connecting' | 'live' | 'sound-only' | 'blocked' | 'waiting' | 'failed';
 
 export interface PlayerStatus {
   state: PlayerState;
@@ -20,10 +25,19 @@ export interface PlayerStatus {
 }
 
 export interface PlayerStats {
-  /** Buffered end − playhead, seconds: how far behind the live edge the picture is. */
+  /**
+   * How far the playhead is behind the expected live edge (where the stream's end would be had
+   * everything arrived as early as its earliest arrival), seconds.
+   */
   latencyS: number | undefined;
-  /** Seconds of media the page holds ahead of the playhead (same as latency for a live stream). */
+  /** Seconds of media the page holds ahead of the playhead: buffered end − playhead. */
   bufferS: number | undefined;
+  /** The distance behind the expected edge the player steers towards: jitter + margin, bounded. */
+  targetS: number | undefined;
+  /** How late the stream's end arrives at worst: reached by two separate events in the last 10 s. */
+  jitterS: number | undefined;
+  /** The video track shows a black stand-in until the stream's first keyframe. */
+  waitingForKeyframe: boolean;
   bitrateKbps: number;
   fps: number;
   decodedFrames: number;
@@ -36,6 +50,10 @@ export interface PlayerStats {
   stalls: number;
   reconnects: number;
   resyncs: number;
+  /** MediaSources built again for a track that appeared unannounced. */
+  rebuilds: number;
+  /** Kicks given to a playhead that stood still with media ahead. */
+  kicks: number;
   /**
    * Glass-to-glass latency from the clock code the studio draws with Measure latency, median over
    * the last ~5 s and the latest reading, in ms; undefined while frames carry no code.
@@ -51,6 +69,7 @@ export interface PlayerEvents {
 
 export interface WatchPlayerOptions {
   latency?: Partial<LatencyOptions>;
+  play?: Partial<PlayOptions>;
   transport?: Partial<TransportOptions>;
   /** `false`: do not look for a clock code in frames. */
   glass?: Partial<GlassMeterOptions> | false;
@@ -63,13 +82,16 @@ const EVICT_EVERY_MS = 5000;
 
 /**
  * The watch player: WebSocket FLV tags → remux to fMP4 → MSE, with latency control, stall
- * recovery and reconnects that keep the same video element and MediaSource.
+ * recovery and reconnects that keep the same video element and MediaSource (a new one only when
+ * a track appears that the stream had not announced).
  */
 export class WatchPlayer {
   readonly #video: HTMLVideoElement;
   readonly #remux = new FlvToFmp4();
-  readonly #buffer: BufferController;
+  #buffer: BufferController;
+  readonly #jitter = new ArrivalJitter();
   readonly #latency: LatencyController;
+  readonly #play: PlayController;
   readonly #gap: GapController;
   readonly #transport: WatchTransport;
   readonly #glass: GlassMeter | undefined;
@@ -78,10 +100,17 @@ export class WatchPlayer {
   // Remux output held until the SourceBuffers exist.
   #backlog: RemuxEvent[] | undefined = [];
   #tracksRequested = false;
+  /** Bumped by every MediaSource (re)build, so a stale one's late completion is ignored. */
+  #generation = 0;
+  /** End of the media output so far per track of the current set: the least is the playable edge. */
+  readonly #ends = new Map<RemuxTrackKind, number>();
   #status: PlayerStatus = { state: 'connecting' };
   #stats: PlayerStats = {
     latencyS: undefined,
     bufferS: undefined,
+    targetS: undefined,
+    jitterS: undefined,
+    waitingForKeyframe: false,
     bitrateKbps: 0,
     fps: 0,
     decodedFrames: 0,
@@ -93,6 +122,8 @@ export class WatchPlayer {
     jumps: 0,
     stalls: 0,
     resyncs: 0,
+    rebuilds: 0,
+    kicks: 0,
     reconnects: 0,
     glassP50Ms: undefined,
     glassLastMs: undefined,
@@ -104,30 +135,28 @@ export class WatchPlayer {
   #opens = 0;
   #positioned = false;
   #positionTries = 0;
+  #settledTicks = 0;
   #lastEdge: number | undefined;
   #destroyed = false;
 
   constructor(video: HTMLVideoElement, wsUrl: string, opts: WatchPlayerOptions = {}) {
     this.#video = video;
-    this.#buffer = new BufferController(video, {
-      ...DEFAULT_BUFFER_OPTIONS,
-      onResync: () => {
-        this.#stats.resyncs++;
-        this.#remux.discontinuity();
+    this.#buffer = this.#newBuffer();
+    this.#latency = new LatencyController(video, this.#jitter, opts.latency);
+    this.#play = new PlayController(
+      video,
+      () => {
+        if (this.#status.state === 'blocked' || this.#playing()) this.#setPlaying();
       },
-      onError: () => {
-        this.#stats.resyncs++;
-        this.#remux.discontinuity();
-      },
-    });
-    this.#latency = new LatencyController(video, opts.latency);
+      opts.play,
+    );
     this.#gap = new GapController(video);
     this.#glass = opts.glass !== false && GlassMeter.supported ? new GlassMeter(video, opts.glass) : undefined;
     this.#transport = new WatchTransport(
       wsUrl,
       {
         onOpen: () => {
-          if (this.#opens++ > 0) this.#remux.discontinuity();
+          if (this.#opens++ > 0) this.#discontinuity();
         },
         onTag: (tag, bytes) => this.#onTag(tag, bytes),
         onMessage: (msg) => this.#onMessage(msg),
@@ -154,12 +183,18 @@ export class WatchPlayer {
     return () => this.#listeners[event].delete(fn);
   }
 
+  /** Call from a user gesture (a tap or click): starts playback with sound. */
+  userPlay(): void {
+    this.#play.userPlay();
+  }
+
   destroy(): void {
     if (this.#destroyed) return;
     this.#destroyed = true;
     clearInterval(this.#timer);
     this.#transport.destroy();
     this.#latency.destroy();
+    this.#play.destroy();
     this.#glass?.destroy();
     this.#buffer.destroy();
     this.#listeners.status.clear();
@@ -168,6 +203,38 @@ export class WatchPlayer {
 
   #emit<K extends keyof PlayerEvents>(event: K, value: PlayerEvents[K]): void {
     for (const fn of this.#listeners[event]) fn(value);
+  }
+
+  #newBuffer(): BufferController {
+    return new BufferController(this.#video, {
+      ...DEFAULT_BUFFER_OPTIONS,
+      onResync: () => {
+        this.#stats.resyncs++;
+        this.#discontinuity();
+      },
+      onError: () => {
+        this.#stats.resyncs++;
+        this.#discontinuity();
+      },
+    });
+  }
+
+  /** What follows does not continue what came before: video restarts at a keyframe. */
+  #discontinuity(): void {
+    this.#remux.discontinuity();
+    this.#jitter.reset();
+  }
+
+  #playing(): boolean {
+    const s = this.#status.state;
+    return s === 'live' || s === 'sound-only';
+  }
+
+  /** Media is flowing: live, sound only (black stand-in picture), or blocked (needs a tap). */
+  #setPlaying(): void {
+    if (this.#play.blocked) this.#setStatus({ state: 'blocked', reason: 'tap to play' });
+    else if (this.#stats.waitingForKeyframe) this.#setStatus({ state: 'sound-only', reason: 'waiting for a keyframe' });
+    else this.#setStatus({ state: 'live' });
   }
 
   #setStatus(status: PlayerStatus): void {
@@ -185,6 +252,9 @@ export class WatchPlayer {
       if (msg.state === 'waiting') {
         const status: PlayerStatus = { state: 'waiting', reason: msg.reason ?? 'the stream stopped' };
         if (msg.retryInMs !== undefined) status.retryInMs = msg.retryInMs;
+        // The next upstream session continues the timeline from where this one stopped: its
+        // arrival times say nothing about this one's.
+        if (this.#status.state !== 'waiting') this.#jitter.reset();
         this.#setStatus(status);
       } else if (msg.state === 'failed') {
         this.#setStatus({ state: 'failed', reason: msg.reason ?? 'the source failed' });
@@ -201,14 +271,30 @@ export class WatchPlayer {
       // One malformed tag: skip it and restart video on the next keyframe.
       console.warn('watch: dropped a tag the remuxer refused', err);
       this.#stats.resyncs++;
-      this.#remux.discontinuity();
+      this.#discontinuity();
       return;
     }
-    for (const e of events) this.#handle(e);
+    let moved = false;
+    for (const e of events) {
+      if (e.kind === 'media') {
+        this.#ends.set(e.track, Math.max(this.#ends.get(e.track) ?? 0, e.end));
+        moved = true;
+      }
+      this.#handle(e);
+    }
+    if (moved) this.#arrived();
+  }
+
+  /** Tells the jitter estimator where the playable edge is now. */
+  #arrived(): void {
+    let edge = Infinity;
+    for (const kind of this.#remux.tracks) edge = Math.min(edge, this.#ends.get(kind) ?? -Infinity);
+    if (edge > 0 && edge < Infinity) this.#jitter.arrive(performance.now() / 1000, edge);
   }
 
   #handle(e: RemuxEvent): void {
     if (e.kind === 'tracks') {
+      if (this.#tracksRequested) this.#rebuild();
       void this.#addTracks(e.tracks);
       return;
     }
@@ -219,15 +305,36 @@ export class WatchPlayer {
     if (e.kind === 'init') {
       this.#buffer.reconfigure(e.track);
       this.#describe(e.track);
+      if (this.#playing()) this.#setPlaying();
     } else if (e.kind === 'media') {
       this.#buffer.append(e.track, e.data);
-      if (this.#status.state !== 'live') this.#setStatus({ state: 'live' });
+      const s = this.#status.state;
+      if (s === 'connecting' || s === 'waiting') this.#setPlaying();
     }
+  }
+
+  /**
+   * A track appeared that the MediaSource was not built for: MSE cannot add a SourceBuffer once
+   * media is in, so a new MediaSource takes its place. The timeline continues; the playhead is
+   * placed again once the new media is in.
+   */
+  #rebuild(): void {
+    this.#stats.rebuilds++;
+    this.#buffer.destroy();
+    this.#buffer = this.#newBuffer();
+    this.#backlog = [];
+    this.#tracksRequested = false;
+    this.#ends.clear();
+    this.#positioned = false;
+    this.#positionTries = 0;
+    this.#settledTicks = 0;
+    this.#lastEdge = undefined;
   }
 
   async #addTracks(tracks: RemuxTrack[]): Promise<void> {
     if (this.#tracksRequested) return;
     this.#tracksRequested = true;
+    const generation = ++this.#generation;
     const playable = tracks.filter((t) => BufferController.isSupported(t));
     if (playable.length < tracks.length) console.warn(`watch: the browser cannot play ${tracks.filter((t) => !playable.includes(t)).map((t) => t.mimeType).join(', ')}`);
     if (playable.length === 0) {
@@ -236,62 +343,62 @@ export class WatchPlayer {
     }
     for (const t of playable) this.#describe(t);
     await this.#buffer.addTracks(playable);
-    if (this.#destroyed) return;
+    if (this.#destroyed || generation !== this.#generation) return;
     const backlog = this.#backlog ?? [];
     this.#backlog = undefined;
     for (const e of backlog) this.#handle(e);
   }
 
   #describe(track: RemuxTrack): void {
+    if (track.kind === 'video') {
+      // A stand-in's size and codec are not the stream's.
+      this.#stats.waitingForKeyframe = track.filler;
+      this.#stats.width = track.filler ? undefined : track.width;
+      this.#stats.height = track.filler ? undefined : track.height;
+    }
+    if (track.filler) return;
     const others = this.#stats.codecs.filter((c) => !c.startsWith(track.codec.slice(0, 4)));
     this.#stats.codecs = [...others, track.codec];
-    if (track.kind === 'video') {
-      this.#stats.width = track.width;
-      this.#stats.height = track.height;
-    }
   }
 
   /**
-   * The first position: the target distance behind the edge, chosen before anything plays. A
-   * joining viewer receives the GOP since the last keyframe (up to a keyframe interval old);
-   * starting at its keyframe and jumping later would make the decoder run through those frames
-   * again while playing, which Chromium counts as dropped.
+   * The first position: the target distance behind the expected edge, chosen before anything
+   * plays. A joining viewer receives the GOP since the last keyframe (up to a keyframe interval
+   * old); starting at its keyframe and jumping later would make the decoder run through those
+   * frames again while playing, which Chromium counts as dropped.
    */
-  #position(edge: number | undefined): boolean {
+  #position(nowS: number, edge: number | undefined): boolean {
     const v = this.#video;
     if (edge === undefined) return false;
     // Wait, a second at most, until the cached GOP is in: nothing queued, and the edge moving at
-    // the live pace (a tick's worth) rather than by the burst.
-    const settled = this.#buffer.queuedBytes === 0 && this.#lastEdge !== undefined && edge - this.#lastEdge < 0.2;
+    // the live pace (a tick's worth and a frame or so) rather than by the burst, twice in a row
+    // (on a busy machine the GOP's appends spread over several ticks).
+    const settled = this.#buffer.queuedBytes === 0 && this.#lastEdge !== undefined && edge - this.#lastEdge < 0.15;
     this.#lastEdge = edge;
-    if (!settled && this.#positionTries++ < 10) return false;
+    this.#settledTicks = settled ? this.#settledTicks + 1 : 0;
+    if (this.#settledTicks < 2 && this.#positionTries++ < 10) return false;
     const b = v.buffered;
-    const start = Math.max(b.length > 0 ? b.start(b.length - 1) : 0, edge - this.#latency.targetS);
+    const start = Math.max(b.length > 0 ? b.start(b.length - 1) : 0, this.#latency.startAt(nowS, edge));
     if (Math.abs(v.currentTime - start) > 0.01) v.currentTime = start;
     return true;
   }
 
   #tick(): void {
     const now = performance.now();
+    const nowS = now / 1000;
     const v = this.#video;
     const edge = this.#buffer.bufferedEnd;
     if (!this.#positioned) {
-      this.#positioned = this.#position(edge);
+      this.#positioned = this.#position(nowS, edge);
       if (!this.#positioned) return;
     }
+    this.#play.tick(now, edge, () => (edge === undefined ? 0 : this.#latency.startAt(nowS, edge)));
     this.#gap.tick(now);
-    const latency = this.#latency.tick(edge);
-    if (v.paused && edge !== undefined && !v.ended) {
-      v.play().catch(() => {
-        // Autoplay with sound was refused: start muted, the viewer can unmute.
-        if (!v.muted) {
-          v.muted = true;
-          void v.play().catch(() => undefined);
-        }
-      });
-    }
-    this.#stats.latencyS = latency ?? (edge === undefined ? undefined : edge - v.currentTime);
-    this.#stats.bufferS = this.#stats.latencyS;
+    const behind = this.#latency.tick(nowS, edge);
+    this.#stats.latencyS = behind;
+    this.#stats.bufferS = edge === undefined ? undefined : edge - v.currentTime;
+    this.#stats.jitterS = this.#jitter.jitterS(nowS);
+    this.#stats.targetS = this.#latency.targetS(nowS);
     if (now - this.#evictAt >= EVICT_EVERY_MS) {
       this.#evictAt = now;
       this.#buffer.evict();
@@ -305,6 +412,7 @@ export class WatchPlayer {
       this.#stats.droppedFrames = q.droppedVideoFrames;
       this.#stats.jumps = this.#latency.jumps;
       this.#stats.stalls = this.#gap.stalls;
+      this.#stats.kicks = this.#play.kicks;
       this.#stats.reconnects = this.#transport.reconnects;
       const glass = this.#glass?.value(now);
       this.#stats.glassP50Ms = glass?.p50Ms;
