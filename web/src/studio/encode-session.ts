@@ -21,6 +21,11 @@ const MAX_SESSION_MS = MAX_TIMESTAMP_MS - 60_000;
 const MAX_CATCH_UP = 2;
 const FIRST_FRAME_WAIT_MS = 2000;
 const STATS_INTERVAL_MS = 1000;
+/**
+ * How long End stream waits for the encoders to give back what they hold. Firefox's H.264 encoder
+ * holds about 42 frames (1.4 s at 30 fps) and needs a moment to encode them.
+ */
+const FLUSH_TIMEOUT_MS = 4000;
 const COST_SAMPLES = 600;
 
 /**
@@ -391,7 +396,7 @@ export class EncodeSession {
     this.#sources.close();
     // Both encoders give back what they hold (audio: the last partial frame and its delay line).
     const flushed = [this.#video?.flush(), this.#audio?.flush()].map((p) => p?.catch(() => undefined));
-    await Promise.race([Promise.all(flushed), new Promise((r) => setTimeout(r, 1000))]);
+    await Promise.race([Promise.all(flushed), new Promise((r) => setTimeout(r, FLUSH_TIMEOUT_MS))]);
     this.#stopped = true;
     this.#video?.close();
     this.#audio?.close();
