@@ -6,6 +6,7 @@ import { shortFlv } from '../../test/harness/fixtures.js';
 import { startNginxRtmp, type NginxRtmp } from '../../test/harness/nginx.js';
 import { RtmpPlayer } from './player.js';
 import { RtmpPublisher } from './publisher.js';
+import { failure } from '../../../shared/src/testing/async.js';
 
 // Servers that complete the RTMP handshake and then misbehave. Every byte they send after it is
 // assembled here by hand from the RTMP and AMF0 specs, not by our writer. Meanwhile a good
@@ -85,15 +86,6 @@ async function hostile(after: (socket: Socket) => void): Promise<number> {
   servers.push(server);
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   return (server.address() as { port: number }).port;
-}
-
-async function failure(p: Promise<unknown>): Promise<{ code?: string; message: string }> {
-  try {
-    await p;
-  } catch (err) {
-    return err as { code?: string; message: string };
-  }
-  throw new Error('expected a rejection');
 }
 
 /** xorshift32: the same "garbage" on every run. */

@@ -3,20 +3,12 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { startNginxRtmp } from '../../test/harness/nginx.js';
 import { startNodeMediaServer } from '../../test/harness/nms.js';
 import { RtmpPublisher } from './publisher.js';
+import { failure } from '../../../shared/src/testing/async.js';
 
 // Real servers refusing a publish: a refusal the server states ends with its own code
 // (RTMP_PUBLISH_BADNAME, RTMP_PUBLISH_FAILED) and the server's words, key redacted, so a relay can
 // tell it from a lost connection. (nginx-rtmp's "Already publishing" BadName is in
 // rtmp-nginx.test.ts.)
-
-async function failure(p: Promise<unknown>): Promise<{ code?: string; message: string }> {
-  try {
-    await p;
-  } catch (err) {
-    return err as { code?: string; message: string };
-  }
-  throw new Error('expected a rejection');
-}
 
 const http: Server[] = [];
 afterAll(() => Promise.all(http.map((s) => new Promise((r) => s.close(r)))));

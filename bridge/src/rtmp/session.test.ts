@@ -13,6 +13,7 @@ import { decodeCommand } from './commands.js';
 import { setChunkSizeMessage } from './messages.js';
 import { RtmpPlayer } from './player.js';
 import { RtmpPublisher } from './publisher.js';
+import { failure } from '../../../shared/src/testing/async.js';
 
 const servers: Server[] = [];
 const sockets = new Set<Socket>();
@@ -31,15 +32,6 @@ afterEach(async () => {
   for (const s of sockets) s.destroy();
   await Promise.all(servers.splice(0).map((s) => new Promise((r) => s.close(r))));
 });
-
-async function failure(p: Promise<unknown>): Promise<{ code?: string; message: string }> {
-  try {
-    await p;
-  } catch (err) {
-    return err as { code?: string; message: string };
-  }
-  throw new Error('expected a rejection');
-}
 
 /**
  * A minimal RTMP server for one play session: simple handshake, answers connect,

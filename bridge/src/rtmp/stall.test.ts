@@ -7,6 +7,7 @@ import { startNginxRtmp, type NginxRtmp } from '../../test/harness/nginx.js';
 import { startNodeMediaServer, type NodeMediaServerHandle } from '../../test/harness/nms.js';
 import { DEFAULT_PUBLISH_ACK_WINDOW } from './ack-window.js';
 import { RtmpPublisher } from './publisher.js';
+import { failure } from '../../../shared/src/testing/async.js';
 
 // A publisher's two watchdogs against real servers: a server that stops reading must fail the
 // session within seconds, and healthy ones (fast, slow, acknowledging or not) must never trip them.
@@ -53,15 +54,6 @@ async function publish(pub: RtmpPublisher, tags: FlvTag[], seconds: number, opts
     else if (opts.fast) await new Promise((r) => setImmediate(r));
   }
   return maxQueued;
-}
-
-async function failure(p: Promise<unknown>): Promise<{ code?: string; message: string }> {
-  try {
-    await p;
-  } catch (err) {
-    return err as { code?: string; message: string };
-  }
-  throw new Error('expected a rejection');
 }
 
 /** A TCP relay to `targetPort` that reads from its client at most `bytesPerSecond`: a slow link. */

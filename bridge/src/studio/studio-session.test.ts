@@ -11,7 +11,7 @@ import { freePort } from '../../test/harness/ports.js';
 import { runChecked, spawnTracked, waitFor } from '../../test/harness/proc.js';
 import { startChaosProxy } from '../../test/harness/proxy.js';
 import { StudioClient } from '../../test/harness/studio-client.js';
-import { OnairServer } from '../server/onair-server.js';
+import { OnairServer, type StudioServerOptions } from '../server/onair-server.js';
 import { ServerPolicy } from '../server/policy.js';
 import { DestinationRelay } from './destination-relay.js';
 
@@ -37,32 +37,34 @@ async function videoPackets(file: string): Promise<ProbePacket[]> {
 
 const FAST_RETRY = { baseMs: 200, factor: 1.5, maxMs: 1000, jitter: 0.1 };
 
-describe('studio session: WebSocket FLV tags relayed to RTMP servers', () => {
-  let nginx: NginxRtmp;
-  let server: OnairServer;
-  let scratch: string;
-
+/** A bridge on a free loopback port with its studio options, and an nginx-rtmp recording: set up for one describe. */
+function studioBridge(studio: StudioServerOptions): { nginx: NginxRtmp; server: OnairServer; scratch: string } {
+  const ctx = {} as { nginx: NginxRtmp; server: OnairServer; scratch: string };
   beforeAll(async () => {
-    scratch = mkdtempSync(join(tmpdir(), 'onair-studio-'));
-    nginx = await startNginxRtmp({ record: true });
-    server = await OnairServer.listen({
+    ctx.scratch = mkdtempSync(join(tmpdir(), 'onair-studio-'));
+    ctx.nginx = await startNginxRtmp({ record: true });
+    ctx.server = await OnairServer.listen({
       host: '127.0.0.1',
       port: 0,
-      webRoot: scratch,
+      webRoot: ctx.scratch,
       policy: new ServerPolicy({ host: '127.0.0.1' }),
       studioConfig: { localRtmp: null },
-      studio: { retry: FAST_RETRY, statusIntervalMs: 200, maxBufferedBytes: 256 * 1024 },
+      studio: { retry: FAST_RETRY, statusIntervalMs: 200, ...studio },
     });
   });
-
   afterAll(async () => {
-    await server?.close();
-    await nginx?.dispose();
-    rmSync(scratch, { recursive: true, force: true });
+    await ctx.server?.close();
+    await ctx.nginx?.dispose();
+    if (ctx.scratch) rmSync(ctx.scratch, { recursive: true, force: true });
   });
+  return ctx;
+}
+
+describe('studio session: WebSocket FLV tags relayed to RTMP servers', () => {
+  const ctx = studioBridge({ maxBufferedBytes: 256 * 1024 });
 
   it('judges the address dialled: a name rebinding to 127.0.0.1 fails, and reaches nginx when private destinations are allowed', async () => {
-    const url = `rtmp://rebind.onair.test:${nginx.rtmpPort}/live/relaykey4`;
+    const url = `rtmp://rebind.onair.test:${ctx.nginx.rtmpPort}/live/relaykey4`;
     // Public for isAllowed, loopback for the connect that follows: a rebinding DNS server.
     const answers = ['8.8.8.8', '127.0.0.1'];
     let calls = 0;
@@ -93,12 +95,12 @@ describe('studio session: WebSocket FLV tags relayed to RTMP servers', () => {
 
   it('relays every tag unchanged, replays the first GOP, and one dead destination does not stop the other', async () => {
     const input = readFlv(await shortFlv());
-    const client = new StudioClient(server.port);
+    const client = new StudioClient(ctx.server.port);
     await client.opened();
     await waitFor('welcome', () => (client.messages[0]?.type === 'welcome' ? true : undefined));
     const deadPort = await freePort();
     await client.start([
-      { id: 'nginx', url: nginx.url('live', 'relay1') },
+      { id: 'nginx', url: ctx.nginx.url('live', 'relay1') },
       { id: 'dead', url: `rtmp://127.0.0.1:${deadPort}/live/secret-dead-key` },
     ]);
     // The first second goes out before the destination is live: it must come from the GOP cache.
@@ -119,9 +121,9 @@ describe('studio session: WebSocket FLV tags relayed to RTMP servers', () => {
     // What nginx recorded equals the input from its first keyframe on (audio before it goes).
     const firstKey = input.findIndex((t) => tagKind(t) === TagKind.Keyframe);
     const expected = input.filter((t, i) => i >= firstKey || [TagKind.Metadata, TagKind.AudioConfig, TagKind.VideoConfig].includes(tagKind(t)));
-    const expectedFile = join(scratch, 'expected1.flv');
+    const expectedFile = join(ctx.scratch, 'expected1.flv');
     writeFlv(expectedFile, expected);
-    const recorded = await nginx.recordingDone('relay1');
+    const recorded = await ctx.nginx.recordingDone('relay1');
     const cmp = comparePackets(await framemd5(expectedFile), await framemd5(recorded), 'exact');
     expect(cmp.equal, cmp.summary).toBe(true);
     expect(client.destination('nginx')!.dropped).toBe(0);
@@ -129,8 +131,8 @@ describe('studio session: WebSocket FLV tags relayed to RTMP servers', () => {
 
   it('reconnects after the link drops: metadata and headers again, timestamps from 0, video from a keyframe', async () => {
     const input = readFlv(await shortFlv());
-    const proxy = await startChaosProxy(nginx.rtmpPort);
-    const client = new StudioClient(server.port);
+    const proxy = await startChaosProxy(ctx.nginx.rtmpPort);
+    const client = new StudioClient(ctx.server.port);
     await client.start([{ id: 'p', url: `rtmp://127.0.0.1:${proxy.port}/live/relay2` }]);
     await client.waitState('p', 'live');
     const cutAt = input.findIndex((t) => t.timestamp > 1000);
@@ -145,7 +147,7 @@ describe('studio session: WebSocket FLV tags relayed to RTMP servers', () => {
 
     // nginx truncates the recording when the stream is published again: what is left is the
     // second connection, which must stand on its own.
-    const recorded = await nginx.recordingDone('relay2');
+    const recorded = await ctx.nginx.recordingDone('relay2');
     const packets = await videoPackets(recorded);
     expect(packets[0]?.flags.startsWith('K')).toBe(true);
     expect(Number(packets[0]?.dts_time)).toBe(0);
@@ -157,8 +159,8 @@ describe('studio session: WebSocket FLV tags relayed to RTMP servers', () => {
 
   it('drops video to the next keyframe when a destination falls behind, and memory stays bounded', async () => {
     const input = readFlv(await flvFixture({ seconds: 60 }));
-    const proxy = await startChaosProxy(nginx.rtmpPort);
-    const client = new StudioClient(server.port);
+    const proxy = await startChaosProxy(ctx.nginx.rtmpPort);
+    const client = new StudioClient(ctx.server.port);
     await client.start([{ id: 'slow', url: `rtmp://127.0.0.1:${proxy.port}/live/relay3` }]);
     await client.waitState('slow', 'live');
     proxy.pause(true);
@@ -173,7 +175,7 @@ describe('studio session: WebSocket FLV tags relayed to RTMP servers', () => {
     client.close();
     await proxy.close();
     // Every frame nginx got decodes: nothing references a dropped frame.
-    const recorded = await nginx.recordingDone('relay3');
+    const recorded = await ctx.nginx.recordingDone('relay3');
     await ffprobeStreams(recorded, { decode: true });
   });
 });
@@ -233,36 +235,15 @@ function publishes(nginx: NginxRtmp, name: string): number {
 }
 
 describe('studio session: the socket drops, the session stays', () => {
-  let nginx: NginxRtmp;
-  let server: OnairServer;
-  let scratch: string;
   const GRACE_MS = 1500;
-
-  beforeAll(async () => {
-    scratch = mkdtempSync(join(tmpdir(), 'onair-resume-'));
-    nginx = await startNginxRtmp({ record: true });
-    server = await OnairServer.listen({
-      host: '127.0.0.1',
-      port: 0,
-      webRoot: scratch,
-      policy: new ServerPolicy({ host: '127.0.0.1' }),
-      studioConfig: { localRtmp: null },
-      studio: { retry: FAST_RETRY, statusIntervalMs: 200, graceMs: GRACE_MS, limits: { maxSessions: 3 } },
-    });
-  });
-
-  afterAll(async () => {
-    await server?.close();
-    await nginx?.dispose();
-    rmSync(scratch, { recursive: true, force: true });
-  });
+  const ctx = studioBridge({ graceMs: GRACE_MS, limits: { maxSessions: 3 } });
 
   it('a page that comes back resends what the bridge missed: one publish, every frame once', async () => {
     const input = readFlv(await shortFlv());
-    const client = new StudioClient(server.port);
+    const client = new StudioClient(ctx.server.port);
     const welcome = await client.next('welcome');
     expect(welcome).toMatchObject({ version: 2, graceMs: GRACE_MS });
-    await client.start([{ id: 'n', url: nginx.url('live', 'resume1') }]);
+    await client.start([{ id: 'n', url: ctx.nginx.url('live', 'resume1') }]);
     await client.waitState('n', 'live');
     const third = Math.floor(input.length / 3);
     await client.sendTags(input.slice(0, third), true);
@@ -280,18 +261,18 @@ describe('studio session: the socket drops, the session stays', () => {
     await client.stop();
     client.close();
 
-    const expectedFile = join(scratch, 'resume1.flv');
+    const expectedFile = join(ctx.scratch, 'resume1.flv');
     writeFlv(expectedFile, fromFirstKeyframe(input));
-    const recorded = await nginx.recordingDone('resume1');
+    const recorded = await ctx.nginx.recordingDone('resume1');
     const cmp = comparePackets(await framemd5(expectedFile), await framemd5(recorded), 'exact');
     expect(cmp.equal, cmp.summary).toBe(true);
-    expect(publishes(nginx, 'resume1')).toBe(1);
+    expect(publishes(ctx.nginx, 'resume1')).toBe(1);
   });
 
   it('a resume supersedes a half-open socket: it is closed, and what it still carries is ignored', async () => {
     const input = readFlv(await shortFlv());
-    const client = new StudioClient(server.port);
-    await client.start([{ id: 'n', url: nginx.url('live', 'resume2') }]);
+    const client = new StudioClient(ctx.server.port);
+    await client.start([{ id: 'n', url: ctx.nginx.url('live', 'resume2') }]);
     await client.waitState('n', 'live');
     const half = Math.floor(input.length / 2);
     await client.sendTags(input.slice(0, half));
@@ -303,16 +284,16 @@ describe('studio session: the socket drops, the session stays', () => {
     await client.sendTags(input.slice(half));
     await client.stop();
     client.close();
-    const expectedFile = join(scratch, 'resume2.flv');
+    const expectedFile = join(ctx.scratch, 'resume2.flv');
     writeFlv(expectedFile, fromFirstKeyframe(input));
-    const cmp = comparePackets(await framemd5(expectedFile), await framemd5(await nginx.recordingDone('resume2')), 'exact');
+    const cmp = comparePackets(await framemd5(expectedFile), await framemd5(await ctx.nginx.recordingDone('resume2')), 'exact');
     expect(cmp.equal, cmp.summary).toBe(true);
   });
 
   it('a gap the page could not resend: the timeline continues at the next keyframe, without a jump', async () => {
     const input = readFlv(await flvFixture({ seconds: 8 }));
-    const client = new StudioClient(server.port);
-    await client.start([{ id: 'n', url: nginx.url('live', 'gap1') }]);
+    const client = new StudioClient(ctx.server.port);
+    await client.start([{ id: 'n', url: ctx.nginx.url('live', 'gap1') }]);
     await client.waitState('n', 'live');
     const before = input.filter((t) => t.timestamp < 1500);
     await client.sendTags(before, true);
@@ -330,7 +311,7 @@ describe('studio session: the socket drops, the session stays', () => {
     });
     await client.stop();
     client.close();
-    const recorded = await nginx.recordingDone('gap1');
+    const recorded = await ctx.nginx.recordingDone('gap1');
     const packets = await videoPackets(recorded);
     const times = packets.map((p) => Number(p.dts_time));
     const jumps = times.slice(1).map((t, i) => t - times[i]!);
@@ -338,18 +319,18 @@ describe('studio session: the socket drops, the session stays', () => {
     const expectedFrames = input.filter((t, i) => (t.timestamp < 1500 || i >= keyAt) && (tagKind(t) === TagKind.Keyframe || tagKind(t) === TagKind.Frame)).length;
     expect(packets.length).toBe(expectedFrames);
     await ffprobeStreams(recorded, { decode: true });
-    expect(publishes(nginx, 'gap1')).toBe(1);
+    expect(publishes(ctx.nginx, 'gap1')).toBe(1);
   });
 
   it('a page that does not come back within the grace period: destinations unpublish, the session is gone', async () => {
     const input = readFlv(await shortFlv());
-    const client = new StudioClient(server.port);
-    await client.start([{ id: 'n', url: nginx.url('live', 'grace1') }]);
+    const client = new StudioClient(ctx.server.port);
+    await client.start([{ id: 'n', url: ctx.nginx.url('live', 'grace1') }]);
     await client.waitState('n', 'live');
     await client.sendTags(input.slice(0, 100));
     client.drop();
     const droppedAt = Date.now();
-    await nginx.recordingDone('grace1', GRACE_MS + 10_000);
+    await ctx.nginx.recordingDone('grace1', GRACE_MS + 10_000);
     expect(Date.now() - droppedAt).toBeGreaterThanOrEqual(GRACE_MS - 100);
     await expect(client.resume()).rejects.toThrow();
     expect(client.closeCode).toBe(4002);
@@ -360,12 +341,12 @@ describe('studio session: the socket drops, the session stays', () => {
     const port = await freePort();
     const held = await Promise.all(
       [0, 1, 2].map(async (i) => {
-        const c = new StudioClient(server.port);
+        const c = new StudioClient(ctx.server.port);
         await c.start([{ id: 'x', url: `rtmp://127.0.0.1:${port}/live/cap${i}` }]);
         return c;
       }),
     );
-    const extra = new StudioClient(server.port);
+    const extra = new StudioClient(ctx.server.port);
     await extra.opened();
     extra.send({ type: 'start', destinations: [{ id: 'x', url: `rtmp://127.0.0.1:${port}/live/cap3` }] });
     await waitFor('refused', () => extra.closeCode);
@@ -425,28 +406,7 @@ describe('studio session: a destination that stops reading', () => {
 });
 
 describe('studio session: what a page may not send', () => {
-  let nginx: NginxRtmp;
-  let server: OnairServer;
-  let scratch: string;
-
-  beforeAll(async () => {
-    scratch = mkdtempSync(join(tmpdir(), 'onair-hostile-studio-'));
-    nginx = await startNginxRtmp({ record: true });
-    server = await OnairServer.listen({
-      host: '127.0.0.1',
-      port: 0,
-      webRoot: scratch,
-      policy: new ServerPolicy({ host: '127.0.0.1' }),
-      studioConfig: { localRtmp: null },
-      studio: { retry: FAST_RETRY, statusIntervalMs: 200 },
-    });
-  });
-
-  afterAll(async () => {
-    await server?.close();
-    await nginx?.dispose();
-    rmSync(scratch, { recursive: true, force: true });
-  });
+  const ctx = studioBridge({});
 
   const script = (body: number[]): Uint8Array => flvTag({ type: 18, timestamp: 0, data: Uint8Array.from(body) });
   const name = (s: string): number[] => [0x02, 0, s.length, ...Buffer.from(s)];
@@ -458,19 +418,19 @@ describe('studio session: what a page may not send', () => {
   ])('refuses %s: error, close 1007, the session ends and its destination unpublishes', async (_what, bytes) => {
     const key = `hostile${Math.random().toString(36).slice(2, 8)}`;
     const input = readFlv(await shortFlv());
-    const client = new StudioClient(server.port);
-    await client.start([{ id: 'n', url: nginx.url('live', key) }]);
+    const client = new StudioClient(ctx.server.port);
+    await client.start([{ id: 'n', url: ctx.nginx.url('live', key) }]);
     await client.waitState('n', 'live');
     await client.sendTags(input.slice(0, 80));
     client.sendFrame(bytes);
     await waitFor('closed', () => client.closeCode);
     expect(client.closeCode).toBe(1007);
     expect(client.messages.findLast((m) => m.type === 'error')).toMatchObject({ code: 'FLV_SCRIPT_REFUSED' });
-    await nginx.recordingDone(key);
+    await ctx.nginx.recordingDone(key);
   });
 
   it('refuses a binary frame before start with 1008', async () => {
-    const client = new StudioClient(server.port);
+    const client = new StudioClient(ctx.server.port);
     await client.opened();
     client.ws.send(flvTag({ type: 9, timestamp: 0, data: Uint8Array.of(0x17, 1, 0, 0, 0) }));
     await waitFor('closed', () => client.closeCode);
@@ -480,10 +440,10 @@ describe('studio session: what a page may not send', () => {
   it('stops retrying a stream key the server keeps refusing, and says what to check', async () => {
     const taken = 'taken1';
     const source = await flvFixture({ seconds: 20 });
-    const publisher = spawnTracked('ffmpeg', ['-hide_banner', '-nostdin', '-loglevel', 'error', '-re', '-i', source, '-c', 'copy', '-f', 'flv', nginx.url('live', taken)]);
-    await waitFor('ffmpeg publishing', async () => (publishes(nginx, taken) > 0 ? true : undefined), 10_000);
-    const client = new StudioClient(server.port);
-    await client.start([{ id: 'n', url: nginx.url('live', taken) }]);
+    const publisher = spawnTracked('ffmpeg', ['-hide_banner', '-nostdin', '-loglevel', 'error', '-re', '-i', source, '-c', 'copy', '-f', 'flv', ctx.nginx.url('live', taken)]);
+    await waitFor('ffmpeg publishing', async () => (publishes(ctx.nginx, taken) > 0 ? true : undefined), 10_000);
+    const client = new StudioClient(ctx.server.port);
+    await client.start([{ id: 'n', url: ctx.nginx.url('live', taken) }]);
     const failed = await client.waitState('n', 'failed', 20_000);
     expect(failed.reason).toMatch(/refused the stream key: check it in the platform's dashboard/);
     expect(failed.reason).toMatch(/RTMP_PUBLISH_BADNAME/);
