@@ -2,7 +2,7 @@ import { timingSafeEqual } from 'node:crypto';
 import { lookup as dnsLookup, type LookupAddress } from 'node:dns';
 import type { IncomingMessage } from 'node:http';
 import { BlockList, isIP, type LookupFunction } from 'node:net';
-import { OnairError } from '@onair/shared';
+import { FLV_SRC_PATH, LOCAL_FLV_PATH, OnairError } from '@onair/shared';
 import { DEFAULT_DNS_TIMEOUT_MS, type RtmpAddressOptions } from '../rtmp/session.js';
 
 export interface PolicyOptions {
@@ -119,7 +119,7 @@ const OWN_FETCH_SITES: ReadonlySet<string> = new Set(['same-origin', 'none']);
  * bridge/src/watch/watch-service.ts). A page on another site must not be able to start them.
  */
 function opensUpstream(url: URL): boolean {
-  return url.searchParams.has('src') || url.pathname === '/flv' || /\.flv$/i.test(url.pathname);
+  return url.searchParams.has('src') || url.pathname === FLV_SRC_PATH || LOCAL_FLV_PATH.test(url.pathname);
 }
 
 /** `host[:port]` of an Origin header, lower case; '' for 'null' and anything that does not parse. */

@@ -13,6 +13,9 @@ import { DEFAULT_VIEWER_LIMITS } from './viewer-gate.js';
 import { TickCorker } from './tick-corker.js';
 import { WsOpcode, wsFrame } from './ws-frame.js';
 import {
+  FLV_SRC_PATH,
+  LOCAL_FLV_PATH,
+  METRICS_PATH,
   WATCH_PROTOCOL_VERSION,
   WATCH_WS_PATH,
   parseWatchTarget,
@@ -80,9 +83,6 @@ export const DEFAULT_RELAY_OPTIONS: StreamRelayOptions = {
 };
 
 /** HTTP routes this service answers (besides the WebSocket path). */
-const FLV_LOCAL = /^\/live\/([^/]+)\.flv$/;
-const FLV_SRC_PATH = '/flv';
-const METRICS_PATH = '/metrics';
 const LOCAL_FLV_APP = 'live';
 // A viewer whose connection died without a FIN (a laptop lid, a NAT timeout) answers no ping;
 // it is dropped at the next round instead of holding a queue until TCP gives up.
@@ -180,7 +180,7 @@ export class WatchService {
       return true;
     }
     let target: WatchTarget | undefined;
-    const local = FLV_LOCAL.exec(url.pathname);
+    const local = LOCAL_FLV_PATH.exec(url.pathname);
     if (local !== null) {
       target = parseWatchTarget('', `/${LOCAL_FLV_APP}/${local[1] ?? ''}`, '');
     } else if (url.pathname === FLV_SRC_PATH) {

@@ -12,6 +12,12 @@ import { fail, shown, nonNegative, parseJsonObject, str } from './validate.js';
  */
 
 export const WATCH_WS_PATH = '/watch-ws';
+/** HTTP-FLV of any source the policy allows: `/flv?src=<rtmp URL>`. */
+export const FLV_SRC_PATH = '/flv';
+/** HTTP-FLV of a stream on the embedded server (app `live`): `/live/<stream>.flv`. */
+export const LOCAL_FLV_PATH = /^\/live\/([^/]+)\.flv$/;
+/** The bridge's counters as JSON. */
+export const METRICS_PATH = '/metrics';
 export const WATCH_PROTOCOL_VERSION = 1;
 /** Largest text frame either side accepts. */
 export const MAX_WATCH_TEXT_BYTES = 16 * 1024;
