@@ -119,7 +119,9 @@ const OWN_FETCH_SITES: ReadonlySet<string> = new Set(['same-origin', 'none']);
  * bridge/src/watch/watch-service.ts). A page on another site must not be able to start them.
  */
 function opensUpstream(url: URL): boolean {
-  return url.searchParams.has('src') || url.pathname === FLV_SRC_PATH || LOCAL_FLV_PATH.test(url.pathname);
+  // Case-blind: refusing too much here costs nothing, and a route may come to match more loosely.
+  const path = url.pathname.toLowerCase();
+  return url.searchParams.has('src') || path === FLV_SRC_PATH || LOCAL_FLV_PATH.test(path);
 }
 
 /** `host[:port]` of an Origin header, lower case; '' for 'null' and anything that does not parse. */
