@@ -2,7 +2,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { createServer as createNetServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
-import { TagKind, flvHeader, parseFlvTag, parseWatchServerMessage, tagKind, type WatchServerMessage, type WatchStatusMessage } from '@onair/shared';
+import { FlvReader, TagKind, flvHeader, parseFlvTag, parseWatchServerMessage, tagKind, type WatchServerMessage, type WatchStatusMessage } from '@onair/shared';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { WatchService, type WatchMetrics } from '../src/watch/watch-service.js';
@@ -13,6 +13,7 @@ import { freePort, waitForPort } from './harness/ports.js';
 import { makeTempDir, spawnTracked, waitFor, type Child } from './harness/proc.js';
 import { startChaosProxy, type ChaosProxy } from './harness/proxy.js';
 import { killOnairProcesses, runOnair, startOnair, type OnairProcess } from './harness/run.js';
+import { StudioClient } from './harness/studio-client.js';
 
 /** A watch viewer on a WebSocket: every binary frame (one FLV tag) with its arrival time. */
 interface Viewer {
@@ -208,6 +209,43 @@ describe('the embedded RTMP server runs in a supervised child process', () => {
       viewer.ws.close();
       await publisher.stop();
       await republisher?.stop();
+    }
+  });
+
+  it('kill -9 of the child under a studio session: its destination on the embedded server is live again within 3 s of the child being back, and the viewer gets media by itself', async () => {
+    const serve = await startServeProcess();
+    const dir = makeTempDir('onair-recovery-studio-');
+    const port = Number(new URL(serve.base).port);
+    const tags = new FlvReader().push(readFileSync(await flvFixture({ seconds: 20 })));
+    const studio = new StudioClient(port);
+    const viewer = openViewer(`${serve.base.replace(/^http/, 'ws')}/watch-ws/live/studiocrash`);
+    try {
+      await studio.start([{ id: 'local', url: `${serve.rtmp}/studiocrash` }]);
+      await studio.waitState('local', 'live');
+      const sending = studio.sendTags(tags, true);
+      await waitFor('media at the viewer', () => viewer.frames.filter((f) => isMedia(f.kind)).length > 60 || undefined, 20_000);
+      const { pid } = (await serve.metrics()).localRtmp!;
+      process.kill(pid!, 'SIGKILL');
+      await studio.waitState('local', 'retrying', 10_000);
+      const upAt = await waitFor('the child back', async () => {
+        const local = (await serve.metrics()).localRtmp;
+        return local?.state === 'up' && local.restarts === 1 ? performance.now() : undefined;
+      }, 20_000, 20);
+      const before = viewer.frames.length;
+      await studio.waitState('local', 'live', 10_000);
+      const liveAt = performance.now();
+      const mediaAt = await waitFor('media again at the same viewer', () => viewer.frames.slice(before).find((f) => isMedia(f.kind))?.at, 20_000, 5);
+      console.log(`studio destination on the embedded server live again ${(liveAt - upAt).toFixed(0)} ms after the child was back; first media at the viewer ${(mediaAt - upAt).toFixed(0)} ms after`);
+      expect(liveAt - upAt).toBeLessThanOrEqual(3000);
+      await waitFor('a second of media after the restart', () => viewer.frames.slice(before).filter((f) => isMedia(f.kind)).length > 60 || undefined, 20_000);
+      expect(await judgeFrames(viewer.frames.slice(before), join(dir, 'after-restart.flv'))).toBeGreaterThan(20);
+      expect(viewer.closed).toBe(false);
+      expect(serve.onair.process.exitCode).toBeNull();
+      await sending;
+      await studio.stop();
+    } finally {
+      studio.close();
+      viewer.ws.close();
     }
   });
 
