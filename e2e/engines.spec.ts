@@ -1,12 +1,15 @@
+import { join } from 'node:path';
+import type { StudioConfig } from '@onair/shared';
 import { flvFixture } from '../bridge/test/harness/fixtures.js';
 import { ffprobeStreams } from '../bridge/test/harness/judge.js';
 import { startNginxRtmp, type NginxRtmp } from '../bridge/test/harness/nginx.js';
-import { spawnTracked, waitFor, type Child } from '../bridge/test/harness/proc.js';
+import { makeTempDir, runChecked, spawnTracked, waitFor, type Child } from '../bridge/test/harness/proc.js';
 import { startBridge, type Bridge } from './support/bridge.js';
 import type { PageDriver } from './support/engines/driver.js';
 import { addDisplayMediaButton, AVC_PROFILES, probeFeatures } from './support/engines/features.js';
 import { expect, test } from './support/engines/fixture.js';
 import { probeRecording } from './support/judge.js';
+import { ffmpegPull } from './support/pull.js';
 
 // "Watch and go live in any modern browser": the go-live and the watch walk-throughs, written
 // once against the page driver and run in every engine of playwright.config.ts (Chromium through
@@ -86,22 +89,37 @@ function goLiveState(destinations: number): { live: boolean; alert: string | nul
   };
 }
 
-test('goes live to nginx-rtmp for 20 s: H.264 1280×720, every frame, tracks together, keyframes ≤ 2 s apart', async ({ driver, engine }) => {
-  test.setTimeout(180_000);
-  const key = `engines-${engine}`;
+/**
+ * Goes live from the studio to the given destinations (the first replaces the pre-filled embedded
+ * server unless it is `'local'`), stays on air LIVE_SECONDS, failing at once with the studio's own
+ * words if it shows an error or a destination leaves `live`, then ends the stream. Returns the
+ * studio's stats line.
+ */
+async function goLive(driver: PageDriver, destinations: readonly (string | 'local')[], options: { profile?: string; whileLive?: () => void } = {}): Promise<string> {
+  const engine = driver.engine;
   await driver.goto(bridge.url);
   // The local server is pre-filled once the page has its config.
   await driver.waitFor('the pre-filled local server', () => /^rtmp:\/\/127\.0\.0\.1:\d+\/live$/.test((document.querySelector('input[type="url"]') as HTMLInputElement | null)?.value ?? ''));
-  const server = nginx.url('live', key);
-  await driver.fill({ label: 'Server URL', nth: 0 }, server.slice(0, server.lastIndexOf('/')));
-  await driver.fill({ label: 'Stream key', nth: 0 }, key);
+  if (options.profile !== undefined) {
+    await driver.evaluate((profile: string) => {
+      const select = [...document.querySelectorAll('label')].find((l) => l.textContent?.includes('H.264 profile'))?.querySelector('select');
+      if (!select) throw new Error('no H.264 profile select');
+      select.value = profile;
+      select.dispatchEvent(new Event('change', { bubbles: true }));
+    }, options.profile);
+  }
+  for (const [i, url] of destinations.entries()) {
+    if (i > 0) await driver.click({ role: 'button', name: 'Add destination' });
+    if (url === 'local') continue;
+    await driver.fill({ label: 'Server URL', nth: i }, url.slice(0, url.lastIndexOf('/')));
+    await driver.fill({ label: 'Stream key', nth: i }, url.slice(url.lastIndexOf('/') + 1));
+  }
   const pressed = Date.now();
   await driver.click({ role: 'button', name: 'Go live' });
-  // Fails at once, with the studio's own words, when the page refuses or errs.
   const live = await waitFor(
-    'the destination to be live',
+    'every destination to be live',
     async () => {
-      const s = await driver.evaluate(goLiveState, 1);
+      const s = await driver.evaluate(goLiveState, destinations.length);
       if (s.alert !== null) throw new Error(`${engine}: the studio says: ${s.alert} (statuses: ${s.statuses.join(' | ')})`);
       return s.live ? s : undefined;
     },
@@ -110,28 +128,31 @@ test('goes live to nginx-rtmp for 20 s: H.264 1280×720, every frame, tracks tog
   );
   const liveAt = Date.now();
   console.log(`${engine}: live ${liveAt - pressed} ms after Go live; ${live.statuses.join(' | ')}`);
-  // On air for LIVE_SECONDS, failing as soon as the studio reports an error or drops out.
+  options.whileLive?.();
   while (Date.now() - liveAt < LIVE_SECONDS * 1000) {
     await new Promise((resolve) => setTimeout(resolve, 500));
-    const s = await driver.evaluate(goLiveState, 1);
+    const s = await driver.evaluate(goLiveState, destinations.length);
     const when = `${((Date.now() - liveAt) / 1000).toFixed(1)} s after going live`;
     if (s.alert !== null) throw new Error(`${engine}: ${when} the studio says: ${s.alert} (statuses: ${s.statuses.join(' | ')})`);
-    if (!s.live) throw new Error(`${engine}: ${when} the destination is no longer live: ${s.statuses.join(' | ')}`);
+    if (!s.live) throw new Error(`${engine}: ${when} a destination is no longer live: ${s.statuses.join(' | ')}`);
   }
   const stats = await driver.evaluate(() => document.querySelector('.stats')?.textContent?.replace(/\s+/g, ' ').trim() ?? '');
   console.log(`${engine}: after ${LIVE_SECONDS} s, stats: ${stats}`);
   await driver.click({ role: 'button', name: 'End stream' });
   await driver.waitFor('Go live again', () => [...document.querySelectorAll('button')].some((b) => b.textContent?.trim() === 'Go live'));
+  return stats;
+}
 
-  const file = await nginx.recordingDone(key, 15_000);
+/** ffprobe's judgement of a recording: the numbers the studio promises, every frame decoding. */
+async function judgeRecording(engine: string, file: string, minFrameRatio = 0.95): Promise<void> {
   const r = await probeRecording(file);
   console.log(`${engine}: ${JSON.stringify({ ...r, video: { ...r.video, keyframeGapsS: r.video.keyframeGapsS.map((g) => g.toFixed(3)).join(' ') } })}`);
   expect(r.video.codec).toBe('h264');
   expect([r.video.width, r.video.height]).toEqual([1280, 720]);
   expect(r.audio.codec).toBe('aac');
   expect(r.video.durationS).toBeGreaterThan(LIVE_SECONDS - 1);
-  expect(r.video.frames).toBeGreaterThanOrEqual(Math.floor(0.95 * LIVE_SECONDS * FPS));
-  expect(r.video.frames / (r.video.durationS * FPS)).toBeGreaterThanOrEqual(0.95);
+  expect(r.video.frames).toBeGreaterThanOrEqual(Math.floor(minFrameRatio * LIVE_SECONDS * FPS));
+  expect(r.video.frames / (r.video.durationS * FPS)).toBeGreaterThanOrEqual(minFrameRatio);
   expect(Math.abs(r.audio.firstS - r.video.firstS)).toBeLessThanOrEqual(0.1);
   // At most 2 s (and a frame) between keyframes, and enough of them to cover the stream.
   expect(r.video.keyframeGapsS.length).toBeGreaterThanOrEqual(Math.floor(r.video.durationS / (2 + 1 / FPS)) - 1);
@@ -139,8 +160,60 @@ test('goes live to nginx-rtmp for 20 s: H.264 1280×720, every frame, tracks tog
   // ffmpeg decodes every frame.
   const decoded = await ffprobeStreams(file, { decode: true });
   expect(Number(decoded.find((s) => s.codec_type === 'video')?.nb_read_frames)).toBe(r.video.frames);
+}
+
+test('goes live to nginx-rtmp for 20 s: H.264 1280×720, every frame, tracks together, keyframes ≤ 2 s apart', async ({ driver, engine }) => {
+  test.setTimeout(180_000);
+  const key = `engines-${engine}`;
+  await goLive(driver, [nginx.url('live', key)]);
+  await judgeRecording(engine, await nginx.recordingDone(key, 15_000));
   await noUncaughtErrors(driver);
 });
+
+test("goes live with the encoder's own B-frames kept (Main profile), to nginx-rtmp and the embedded server", async ({ driver, engine }) => {
+  // Only Firefox's encoder reorders here (Chromium's OpenH264 and WebKitGTK's Main do not).
+  test.skip(engine !== 'firefox', 'this engine\'s H.264 encoder makes no B-frames');
+  test.setTimeout(180_000);
+  const key = `bframes-${engine}`;
+  const scratch = makeTempDir('onair-engines-');
+  const pulled = join(scratch, `${key}-embedded.flv`);
+  let pull: Promise<void> | undefined;
+  // The studio publishes to the embedded server under the key the bridge made up for it.
+  const config = (await (await fetch(new URL('/api/config', bridge.url))).json()) as StudioConfig;
+  const embeddedKey = config.localRtmp?.key ?? '';
+  const stats = await goLive(driver, ['local', nginx.url('live', key)], {
+    profile: 'main',
+    whileLive: () => {
+      pull = ffmpegPull(`rtmp://127.0.0.1:${bridge.localRtmpPort}/live/${embeddedKey}`, pulled, 4000);
+    },
+  });
+  expect(stats).toContain('(B-frames)');
+  await pull;
+  for (const file of [await nginx.recordingDone(key, 15_000), pulled]) {
+    const packets = await videoPackets(file);
+    const reordered = packets.filter((p) => Math.abs(p.pts - p.dts) > 0.0005).length;
+    console.log(`${engine}: ${file.endsWith('-embedded.flv') ? 'embedded server (pulled)' : 'nginx-rtmp'}: ${packets.length} video packets, ${reordered} with pts ≠ dts`);
+    expect(reordered).toBeGreaterThan(packets.length / 10);
+    for (let i = 1; i < packets.length; i++) expect(packets[i]!.dts).toBeGreaterThan(packets[i - 1]!.dts);
+    for (const p of packets) expect(p.pts).toBeGreaterThanOrEqual(p.dts);
+  }
+  await judgeRecording(engine, await nginx.recordingDone(key, 15_000));
+  const decoded = await ffprobeStreams(pulled, { decode: true });
+  expect(decoded.map((s) => s.codec_name).sort()).toEqual(['aac', 'h264']);
+  await noUncaughtErrors(driver);
+});
+
+/** Video packets of a recording in decode order: decode and presentation times in seconds. */
+async function videoPackets(file: string): Promise<{ dts: number; pts: number }[]> {
+  const out = await runChecked('ffprobe', ['-v', 'error', '-select_streams', 'v', '-show_entries', 'packet=dts_time,pts_time', '-of', 'csv=p=0', file], { captureStdout: true });
+  return out
+    .toString()
+    .trim()
+    .split('\n')
+    .map((line) => line.split(',').map(Number))
+    .filter(([pts, dts]) => Number.isFinite(pts) && Number.isFinite(dts))
+    .map(([pts, dts]) => ({ pts: pts!, dts: dts! }));
+}
 
 /**
  * A live stream as an encoder sends it (x264 720p30, a keyframe every 2 s, AAC; bridge/test/

@@ -141,7 +141,7 @@ export class EncodeSession {
     this.#link = link;
     const opened = link.open();
     const [video, audio] = await Promise.all([
-      openH264Encoder({ width: s.width, height: s.height, fps: s.fps, bitrate: s.videoBitrate, codecs: s.codecs }, (c) => this.#onVideo(c), (e) => this.fail(`video encoder: ${e.message}`)),
+      openH264Encoder({ width: s.width, height: s.height, fps: s.fps, bitrate: s.videoBitrate, codecs: s.codecs, preferInOrder: s.preferInOrder }, (c) => this.#onVideo(c), (e) => this.fail(`video encoder: ${e.message}`)),
       openAacEncoder({ sampleRate: s.sampleRate, channels: s.channels, bitrate: s.audioBitrate }, (d, t) => this.#onAudio(d, t), (e) => this.fail(`audio encoder: ${e.message}`)),
       opened,
     ]).catch((err: unknown) => {

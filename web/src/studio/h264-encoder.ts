@@ -6,6 +6,8 @@ export interface H264Settings {
   fps: number;
   bitrate: number;
   codecs: readonly string[];
+  /** Prefer a configuration that keeps presentation order over the list's order (default true). */
+  preferInOrder?: boolean;
 }
 
 export interface H264Chunk {
@@ -125,8 +127,9 @@ export async function openH264Encoder(s: H264Settings, onChunk: (chunk: H264Chun
   for (const config of await supportedConfigs(s)) {
     const t = await trial(config);
     if (!t.works) continue;
-    if (!t.reorders) {
+    if (!t.reorders || s.preferInOrder === false) {
       chosen = config;
+      reorders = t.reorders;
       break;
     }
     fallback ??= config;

@@ -17,6 +17,29 @@ export const VIDEO_PRESETS: readonly VideoPreset[] = [
 ];
 
 export const DEFAULT_PRESET_ID = '720p30';
+
+/**
+ * The H.264 profile: `auto` takes the preset's list and prefers what keeps presentation order
+ * (the lowest latency); the others ask for that profile (High and Main may bring B-frames, which
+ * look better at the same bitrate and add their reorder delay).
+ */
+export type H264Profile = 'auto' | 'baseline' | 'main' | 'high';
+
+export const H264_PROFILES: readonly { id: H264Profile; label: string }[] = [
+  { id: 'auto', label: 'Automatic (lowest latency)' },
+  { id: 'baseline', label: 'Baseline' },
+  { id: 'main', label: 'Main' },
+  { id: 'high', label: 'High' },
+];
+
+const PROFILE_IDC: Record<Exclude<H264Profile, 'auto'>, string> = { baseline: '42E0', main: '4D40', high: '6400' };
+
+/** The codec strings to try for `preset` with `profile`: the preset's own levels, that profile only. */
+export function codecsFor(preset: VideoPreset, profile: H264Profile): readonly string[] {
+  if (profile === 'auto') return preset.codecs;
+  const level = (preset.codecs[0] ?? 'avc1.4D401F').slice(-2);
+  return [`avc1.${PROFILE_IDC[profile]}${level}`];
+}
 export const KEYFRAME_INTERVAL_S = 2;
 
 export const AUDIO = { sampleRate: 48_000, channels: 2, bitrate: 128_000 } as const;

@@ -2,7 +2,7 @@ import { CONFIG_PATH, STUDIO_WS_PATH, type DestinationStatus, type StudioConfig 
 import { detectEncoders, detectPage, reportCapabilities, type Capabilities } from './capabilities.js';
 import { AudioMix, createFeed, type Feed } from './capture.js';
 import { Destinations } from './destinations.svelte.js';
-import { AUDIO, DEFAULT_PRESET_ID, KEYFRAME_INTERVAL_S, presetById } from './presets.js';
+import { AUDIO, DEFAULT_PRESET_ID, H264_PROFILES, KEYFRAME_INTERVAL_S, codecsFor, presetById, type H264Profile } from './presets.js';
 import type { BridgeLinkState, EncodeSettings, EncodeStats, FromWorker, ToWorker } from './worker-protocol.js';
 import EncodeWorker from './encode.worker.ts?worker';
 
@@ -24,6 +24,7 @@ export class Studio {
   cameraOn = $state(true);
   micMuted = $state(false);
   presetId = $state(DEFAULT_PRESET_ID);
+  profile = $state<H264Profile>('auto');
   /** Custom video bitrate in kbps, or null for the preset's. */
   customKbps = $state<number | null>(null);
   /** The stream shown in the preview: camera or screen, plus audio. */
@@ -73,8 +74,10 @@ export class Studio {
     try {
       const saved = globalThis.localStorage?.getItem(PRESET_STORAGE_KEY);
       if (saved) {
-        const { presetId, customKbps } = JSON.parse(saved) as { presetId?: string; customKbps?: number | null };
+        const { presetId, customKbps, profile } = JSON.parse(saved) as { presetId?: string; customKbps?: number | null; profile?: string };
         if (typeof presetId === 'string') this.presetId = presetById(presetId).id;
+        const known = H264_PROFILES.find((x) => x.id === profile);
+        if (known !== undefined) this.profile = known.id;
         if (typeof customKbps === 'number') this.customKbps = customKbps;
       }
     } catch {
@@ -105,7 +108,7 @@ export class Studio {
 
   saveSettings(): void {
     try {
-      globalThis.localStorage?.setItem(PRESET_STORAGE_KEY, JSON.stringify({ presetId: this.presetId, customKbps: this.customKbps }));
+      globalThis.localStorage?.setItem(PRESET_STORAGE_KEY, JSON.stringify({ presetId: this.presetId, customKbps: this.customKbps, profile: this.profile }));
     } catch {
       // Settings still apply to this page.
     }
@@ -255,7 +258,8 @@ export class Studio {
       height: p.height,
       fps: p.fps,
       videoBitrate: this.videoBitrate,
-      codecs: p.codecs,
+      codecs: codecsFor(p, this.profile),
+      preferInOrder: this.profile === 'auto',
       keyframeIntervalS: KEYFRAME_INTERVAL_S,
       audioBitrate: AUDIO.bitrate,
       sampleRate: AUDIO.sampleRate,

@@ -8,6 +8,8 @@ export interface EncodeSettings {
   fps: number;
   videoBitrate: number;
   codecs: readonly string[];
+  /** With a profile chosen, its encoder is used even when it reorders frames; `auto` prefers one that does not. */
+  preferInOrder: boolean;
   keyframeIntervalS: number;
   audioBitrate: number;
   sampleRate: number;
