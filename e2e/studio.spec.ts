@@ -187,6 +187,7 @@ test('rides out a bridge restart: resumes, finds the session gone, publishes aga
     console.log(`bridge back on port ${first.port} ${Date.now() - killedAt} ms after the kill`);
 
     // … which the new bridge does not know: a new session publishes again.
+    await expect(page.locator('[data-link]')).toHaveCount(0, { timeout: 15_000 });
     await expect(status).toHaveAttribute('data-state', 'live', { timeout: 15_000 });
     console.log(`live again ${Date.now() - killedAt} ms after the kill`);
     await expect(page.locator('[data-stat="reconnects"]')).toHaveText('1');

@@ -237,14 +237,20 @@ export class BridgeLink {
       this.#lostAt = performance.now();
       this.reconnects++;
     }
-    if (code === CloseCode.SessionEnded) this.#mode = 'start';
-    else if (this.#session !== undefined) this.#mode = performance.now() - this.#lostAt < this.#graceMs ? 'resume' : 'start';
     this.#reason = why;
+    if (code === CloseCode.SessionEnded) {
+      // The bridge answered, so it is up; it only lost the session: start a new one at once.
+      this.#mode = 'start';
+      this.#attempt = 0;
+      this.#scheduleRetry(0);
+      return;
+    }
+    if (this.#session !== undefined) this.#mode = performance.now() - this.#lostAt < this.#graceMs ? 'resume' : 'start';
     this.#scheduleRetry();
   }
 
-  #scheduleRetry(): void {
-    const delay = backoffMs(this.#attempt, this.#mode === 'resume' ? RESUME_RETRY : BRIDGE_RECONNECT);
+  #scheduleRetry(delayMs?: number): void {
+    const delay = delayMs ?? backoffMs(this.#attempt, this.#mode === 'resume' ? RESUME_RETRY : BRIDGE_RECONNECT);
     this.#attempt++;
     this.#retryAt = performance.now() + delay;
     this.#retry = setTimeout(() => this.#connect(), delay);
