@@ -97,6 +97,8 @@ interface AudioState {
   sequence: number;
   sampleRate: number;
   nextSample: number | undefined;
+  /** End of the last frame output, in seconds: no later frame starts before it. */
+  end: number;
 }
 
 function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
@@ -242,6 +244,7 @@ export class FlvToFmp4 {
       sequence: previous?.sequence ?? 0,
       sampleRate: config.sampleRate,
       nextSample: sameRate ? previous.nextSample : undefined,
+      end: previous?.end ?? 0,
     };
     if (this.#tracks?.has('audio') === true) out.push({ kind: 'init', track });
     return true;
@@ -340,6 +343,14 @@ export class FlvToFmp4 {
     }
     const start = a.nextSample;
     a.nextSample += AAC_FRAME_SAMPLES;
+    // A frame that would start before the end of audio already output (the input went back, or
+    // a new connection's audio precedes its first video tag) is dropped: MSE would overwrite or
+    // splice what it holds. The frames after it keep their place on the clock.
+    if (start / a.sampleRate < a.end) return;
+    a.end = a.nextSample / a.sampleRate;
+    // A new segment starts after this frame's end, not its start: an AAC frame (128 ms at 8 kHz)
+    // outlasts SEGMENT_GAP_MS.
+    this.#lastOut = Math.max(this.#lastOut ?? 0, Math.ceil(a.end * 1000));
     a.sequence++;
     const data = fragment({
       trackId: AUDIO_TRACK_ID,
