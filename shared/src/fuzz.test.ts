@@ -331,3 +331,11 @@ describe('fuzz: FLV', () => {
     });
   });
 });
+
+describe('FLV: inputs the fuzzer found', () => {
+  it('parseFlvTag calls a frame that claims more bytes than it has malformed, not too large', () => {
+    // 21 bytes of garbage from the studio protocol fuzzer: DataSize 0x8f1577 (9.4 MB).
+    const frame = Uint8Array.of(0xc6, 0x8f, 0x15, 0x77, 0xb0, 0xc4, 0x72, 0x02, 0x8e, 0xcf, 0x65, 0x08, 0xda, 0xc2, 0x44, 0xcb, 0xf9, 0x7b, 0xe3, 0x87, 0xa4);
+    expect(attempt('parseFlvTag', frame, () => parseFlvTag(frame, 4 * 1024 * 1024))).toMatchObject({ code: 'FLV_MALFORMED' }); // was FLV_TOO_LARGE
+  });
+});

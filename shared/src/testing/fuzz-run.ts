@@ -27,7 +27,7 @@ export interface FuzzRun {
   target: string;
   cases: number;
   ms: number;
-  /** The time cap stopped the target before its case count. */
+  /** The time cap stopped the target. */
   capped: boolean;
 }
 
@@ -43,23 +43,23 @@ export function fuzz(target: string, seed: number, body: (rng: Rng, index: numbe
   const deadline = FUZZ_SECONDS > 0 ? t0 + FUZZ_SECONDS * 1000 : Infinity;
   let c = 0;
   while (c < cases && performance.now() < deadline) body(rng, c++);
-  return record({ target, cases: c, ms: performance.now() - t0, capped: c < cases });
+  return record({ target, cases: c, ms: performance.now() - t0, capped: performance.now() >= deadline });
 }
 
-/** As `fuzz`, for targets whose cases wait on sockets and timers. */
+/** As `fuzz`, for targets whose cases wait on sockets and timers; `stop` ends it early. */
 export async function fuzzAsync(
   target: string,
   seed: number,
   body: (rng: Rng, index: number) => Promise<void>,
-  opts: { cases?: number } = {},
+  opts: { cases?: number; stop?: () => boolean } = {},
 ): Promise<FuzzRun> {
   const cases = opts.cases ?? FUZZ_CASES;
   const rng = new Rng(seed, FUZZ_SALT);
   const t0 = performance.now();
   const deadline = FUZZ_SECONDS > 0 ? t0 + FUZZ_SECONDS * 1000 : Infinity;
   let c = 0;
-  while (c < cases && performance.now() < deadline) await body(rng, c++);
-  return record({ target, cases: c, ms: performance.now() - t0, capped: c < cases });
+  while (c < cases && performance.now() < deadline && opts.stop?.() !== true) await body(rng, c++);
+  return record({ target, cases: c, ms: performance.now() - t0, capped: performance.now() >= deadline });
 }
 
 /** Adds to the record of a target whose inputs are not its cases (a session's messages, say). */
