@@ -22,7 +22,7 @@ import { freePort } from '../../test/harness/ports.js';
 import { makeTempDir, waitFor } from '../../test/harness/proc.js';
 import { StudioClient } from '../../test/harness/studio-client.js';
 import { Rng, mutate } from '../../../shared/src/testing/fuzz.js';
-import { FUZZ_TIMEOUT_MS, fuzzAsync, fuzzFailure, recordInputs } from '../../../shared/src/testing/fuzz-run.js';
+import { FUZZ_CASES, FUZZ_TIMEOUT_MS, fuzzAsync, fuzzFailure, recordInputs } from '../../../shared/src/testing/fuzz-run.js';
 import { mediaSeeds } from '../../../shared/src/testing/media-seeds.js';
 import { OnairServer } from '../server/onair-server.js';
 import { ServerPolicy } from '../server/policy.js';
@@ -290,7 +290,6 @@ describe('fuzz: studio protocol, in process', () => {
     let inputs = 0;
     let carried = 0;
     const codes = new Map<string, number>();
-    const t0 = performance.now();
     const run = await fuzzAsync('studio protocol (page sequences, in process)', 0x57d1, async (rng, c) => {
       // Room for new sessions most of the time (the last cases' end once their grace runs out);
       // otherwise the pages meet the session limit.
@@ -334,8 +333,8 @@ describe('fuzz: studio protocol, in process', () => {
       if (sessions.size > 6) throw fuzzFailure(`${sessions.size} sessions, limit 6`, replay);
       if (faults.length > 0) throw fuzzFailure(`faults: ${faults.join('\n')}`, replay);
       await tick();
-    });
-    recordInputs('studio protocol (messages and frames, in process)', inputs, performance.now() - t0);
+    }, { cases: Math.ceil(FUZZ_CASES / 10) }); // about 30 messages and frames each
+    recordInputs('studio protocol (messages and frames, in process)', inputs, run);
     // The pages must get sessions, and be refused for each kind of fault, or little was tested.
     expect(carried).toBeGreaterThan(run.cases / 4);
     for (const code of ['1007', '1008', '1013', '4002']) expect(codes.get(code) ?? 0, `closes with ${code}`).toBeGreaterThan(run.cases / 1000);
@@ -438,7 +437,6 @@ describe('fuzz: studio protocol, over WebSockets, with nginx-rtmp', () => {
     // The good page streams the fixture, paced, while the hostile pages come and go.
     const streaming = good.sendTags(input, true).finally(() => (sending = false));
     let inputs = 0;
-    const t0 = performance.now();
     const run = await fuzzAsync('studio protocol (page sequences, WebSockets and nginx)', 0x57d2, async (rng) => {
       const list: Op[] = ops(rng, []);
       if (rng.oneIn(8)) list.push({ binary: new Uint8Array(MAX_STUDIO_BINARY_BYTES + 1) }); // 1009 from ws itself
@@ -449,7 +447,7 @@ describe('fuzz: studio protocol, over WebSockets, with nginx-rtmp', () => {
       checkClose(seen, replay);
       if (good.closeCode !== undefined) throw fuzzFailure(`the good page's socket closed (${good.closeCode} ${good.closeReason})`, replay);
     }, { stop: () => !sending });
-    recordInputs('studio protocol (messages and frames, WebSockets and nginx)', inputs, performance.now() - t0);
+    recordInputs('studio protocol (messages and frames, WebSockets and nginx)', inputs, run);
     await streaming;
     await good.stop();
     good.close();

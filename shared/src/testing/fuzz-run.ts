@@ -29,6 +29,8 @@ export interface FuzzRun {
   ms: number;
   /** The time cap stopped the target. */
   capped: boolean;
+  /** Set when this counts the inputs inside another target's cases (same time, not added twice). */
+  of?: string;
 }
 
 /**
@@ -62,9 +64,9 @@ export async function fuzzAsync(
   return record({ target, cases: c, ms: performance.now() - t0, capped: performance.now() >= deadline });
 }
 
-/** Adds to the record of a target whose inputs are not its cases (a session's messages, say). */
-export function recordInputs(target: string, inputs: number, ms: number): void {
-  record({ target, cases: inputs, ms, capped: false });
+/** Records the inputs inside the cases of `run` (a session's messages, say) as a target of its own. */
+export function recordInputs(target: string, inputs: number, run: FuzzRun): void {
+  record({ target, cases: inputs, ms: run.ms, capped: run.capped, of: run.target });
 }
 
 function record(run: FuzzRun): FuzzRun {
