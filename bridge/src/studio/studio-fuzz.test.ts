@@ -112,7 +112,10 @@ class FakeSocket extends EventEmitter {
     this.gone();
   }
 
-  ping(): void {}
+  /** A live page's browser answers pings by itself. */
+  ping(): void {
+    if (this.readyState === OPEN) setImmediate(() => this.emit('pong'));
+  }
 }
 
 let tags: FlvTag[] = [];
@@ -261,7 +264,7 @@ describe('fuzz: studio protocol, in process', () => {
     const driver = { actor: undefined as FakeSocket | undefined, fail: (why: string) => void faults.push(why) };
     const open = (name: string, client = '127.0.0.1'): FakeSocket => {
       const s = new FakeSocket(name, driver);
-      serveStudioSocket(s as unknown as WsSocket, client, sessions, { resendBufferMs: 15_000, pingIntervalMs: 60_000 });
+      serveStudioSocket(s as unknown as WsSocket, client, sessions, { resendBufferMs: 15_000, pingIntervalMs: 500 });
       return s;
     };
     /** Hands `data` to `s` as ws would; nothing may throw out of the handlers. */
