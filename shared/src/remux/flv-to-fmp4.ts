@@ -61,6 +61,8 @@ export interface RemuxOptions {
   defaultFrameMs: number;
   /** Tags held while the track set is unknown; beyond this the oldest are dropped. */
   maxPendingTags: number;
+  /** Bytes of those tags; beyond this the oldest are dropped too (a tag may be 16 MiB). */
+  maxPendingBytes: number;
   /** An input timestamp jump larger than this (either way) starts a new timeline segment. */
   maxJumpMs: number;
 }
@@ -70,6 +72,7 @@ export const DEFAULT_REMUX_OPTIONS: RemuxOptions = {
   announcedTrackWaitMs: 5000,
   defaultFrameMs: 33,
   maxPendingTags: 1000,
+  maxPendingBytes: 32 * 1024 * 1024,
   maxJumpMs: 10_000,
 };
 
@@ -114,6 +117,7 @@ export class FlvToFmp4 {
   /** The track set handed to MSE, fixed once known. */
   #tracks: Set<RemuxTrackKind> | undefined;
   #pending: FlvTag[] = [];
+  #pendingBytes = 0;
   #firstPendingTs: number | undefined;
   #metaHasVideo: boolean | undefined;
   #metaHasAudio: boolean | undefined;
@@ -251,8 +255,11 @@ export class FlvToFmp4 {
   }
 
   #hold(tag: FlvTag): void {
-    if (this.#pending.length >= this.#opts.maxPendingTags) this.#pending.shift();
     this.#pending.push(tag);
+    this.#pendingBytes += tag.data.length;
+    while (this.#pending.length > this.#opts.maxPendingTags || this.#pendingBytes > this.#opts.maxPendingBytes) {
+      this.#pendingBytes -= this.#pending.shift()!.data.length;
+    }
     this.#firstPendingTs ??= tag.timestamp;
   }
 
@@ -275,6 +282,7 @@ export class FlvToFmp4 {
     out.push({ kind: 'tracks', tracks });
     const pending = this.#pending;
     this.#pending = [];
+    this.#pendingBytes = 0;
     this.#firstPendingTs = undefined;
     for (const tag of pending) this.#media(tag, out);
   }

@@ -15,7 +15,7 @@ import { DEFAULT_REMUX_OPTIONS, FlvToFmp4, type RemuxEvent, type RemuxOptions, t
 // legacy and Enhanced RTMP form, with discontinuity() calls between them. Properties: push
 // returns or throws OnairError and the remuxer carries on; the track set is fixed once and every
 // fragment belongs to it; video decode times rise; audio never starts before the end of audio
-// already output; no more frames are held than maxPendingTags;
+// already output; no more frames and bytes are held than maxPendingTags and maxPendingBytes;
 // and for a sample of cases, mp4box reads each track's init segment and fragments back as the
 // samples and times the events announced.
 
@@ -186,7 +186,7 @@ function checkWithMp4box(segments: readonly Segment[], replay: () => string): vo
 }
 
 describe('fuzz: FlvToFmp4', () => {
-  it('push: OnairError only, one track set, fragments mp4box reads back, held frames bounded', { timeout: FUZZ_TIMEOUT_MS }, () => {
+  it('push: OnairError only, one track set, fragments mp4box reads back, held frames and bytes bounded', { timeout: FUZZ_TIMEOUT_MS }, () => {
     let tags = 0;
     let withTracks = 0;
     let media = 0;
@@ -194,9 +194,11 @@ describe('fuzz: FlvToFmp4', () => {
     const run = fuzz('remux FlvToFmp4 (sequences)', 0x4e3a, (rng, c) => {
       const opts: Partial<RemuxOptions> = {};
       if (rng.oneIn(3)) opts.maxPendingTags = 1 + rng.int(40);
+      if (rng.oneIn(4)) opts.maxPendingBytes = rng.int(20_000);
       if (rng.oneIn(4)) opts.trackWaitMs = rng.int(3000);
       if (rng.oneIn(4)) opts.maxJumpMs = rng.pick([0, 1, 100, 1_000_000]);
       const maxPending = opts.maxPendingTags ?? DEFAULT_REMUX_OPTIONS.maxPendingTags;
+      const maxPendingBytes = opts.maxPendingBytes ?? DEFAULT_REMUX_OPTIONS.maxPendingBytes;
       const steps = sequence(rng);
       const replay = (): string => describeSteps(steps, opts);
       const r = new FlvToFmp4(opts);
@@ -215,6 +217,7 @@ describe('fuzz: FlvToFmp4', () => {
         if (events instanceof OnairError) continue;
         const fixedNow = events.some((e) => e.kind === 'tracks');
         let mediaNow = 0;
+        let bytesNow = 0;
         for (const e of events) {
           if (e.kind === 'tracks') {
             if (fixed !== undefined) throw fuzzFailure('a second tracks event', replay);
@@ -235,6 +238,7 @@ describe('fuzz: FlvToFmp4', () => {
           } else if (e.kind === 'media') {
             media++;
             mediaNow++;
+            bytesNow += e.bytes;
             if (fixed?.has(e.track) !== true) throw fuzzFailure(`${e.track} fragment outside the track set`, replay);
             const shape = boxes(e.data);
             if (shape?.join() !== 'moof,mdat') throw fuzzFailure(`fragment boxes ${String(shape)}`, replay);
@@ -253,6 +257,7 @@ describe('fuzz: FlvToFmp4', () => {
         }
         // Frames held while the track set was unknown come out when it is fixed: no more than the limit.
         if (fixedNow && mediaNow > maxPending) throw fuzzFailure(`${mediaNow} held frames released, limit ${maxPending}`, replay);
+        if (fixedNow && bytesNow > maxPendingBytes) throw fuzzFailure(`${bytesNow} held bytes released, limit ${maxPendingBytes}`, replay);
       }
       // mp4box is slow: one case in 16.
       if (c % 16 === 0) {
@@ -305,6 +310,16 @@ describe('FlvToFmp4: inputs the fuzzer found', () => {
     expect(push(FlvTagType.Video, 1000, keyframe)).toEqual([[0.296, 0.592]]); // lasting the last interval
     expect(push(FlvTagType.Audio, 917, frame)).toEqual([]); // was [0.213, 0.341]
     expect(push(FlvTagType.Audio, 1045, frame)).toEqual([[0.341, 0.469]]);
+  });
+
+  it('holds at most maxPendingBytes of frames while the track set is unknown', () => {
+    // Video frames (11-byte bodies) arrive before any configuration; at most 12 bytes are held.
+    const r = new FlvToFmp4({ maxPendingBytes: 12 });
+    for (const ts of [0, 33, 66, 100]) expect(r.push({ type: FlvTagType.Video, timestamp: ts, data: h('17 01 00 00 00 00 00 00 02 65 88') })).toEqual([]);
+    r.push({ type: FlvTagType.Script, timestamp: 0, data: h('02 00 0a 6f 6e 4d 65 74 61 44 61 74 61 08 00 00 00 01 00 08 68 61 73 41 75 64 69 6f 01 00 00 00 09') });
+    const released = r.push({ type: FlvTagType.Video, timestamp: 0, data: AVC_CONFIG });
+    // Only the last of the four was kept (all four were, before the byte limit).
+    expect(released.filter((e) => e.kind === 'media').map((e) => e.kind === 'media' && e.start)).toEqual([0]);
   });
 
   it('drops audio whose input went back until it passes what was output, keeping its place on the clock', () => {
