@@ -63,6 +63,11 @@ function u32le(b: Uint8Array, at: number): number {
   return (b[at]! | (b[at + 1]! << 8) | (b[at + 2]! << 16) | (b[at + 3]! << 24)) >>> 0;
 }
 
+/** Where complete messages go: the array push returns, or the caller's callback. */
+interface MessageSink {
+  push(message: RtmpMessage): unknown;
+}
+
 function protocolError(message: string): OnairError {
   return new OnairError('RTMP_PROTOCOL', message);
 }
@@ -108,11 +113,16 @@ export class ChunkReader {
     this.#chunkSize = size;
   }
 
-  push(data: Uint8Array): RtmpMessage[] {
+  /**
+   * Parses `data` and returns the messages it completes. With `each`, every message is handed to
+   * it as soon as it is complete instead: a fault later in `data` then leaves the messages before
+   * it delivered, so what the caller sees does not depend on how the network cut the bytes.
+   */
+  push(data: Uint8Array, each?: (message: RtmpMessage) => void): RtmpMessage[] {
     if (this.#failed) throw this.#failed;
     const out: RtmpMessage[] = [];
     try {
-      this.#feed(data, out);
+      this.#feed(data, each === undefined ? out : { push: each });
     } catch (err) {
       if (err instanceof OnairError) this.#failed = err;
       throw err;
@@ -120,7 +130,7 @@ export class ChunkReader {
     return out;
   }
 
-  #feed(data: Uint8Array, out: RtmpMessage[]): void {
+  #feed(data: Uint8Array, out: MessageSink): void {
     let pos = 0;
     while (pos < data.length) {
       if (this.#current) {
@@ -155,7 +165,7 @@ export class ChunkReader {
   }
 
   /** Parses one chunk header at b[off..off+avail); returns its length, or -1 if incomplete. */
-  #header(b: Uint8Array, off: number, avail: number, out: RtmpMessage[]): number {
+  #header(b: Uint8Array, off: number, avail: number, out: MessageSink): number {
     const b0 = b[off]!;
     const fmt = b0 >> 6;
     let csid = b0 & 0x3f;
@@ -241,7 +251,7 @@ export class ChunkReader {
     return used;
   }
 
-  #begin(cs: ChunkStreamState, out: RtmpMessage[]): void {
+  #begin(cs: ChunkStreamState, out: MessageSink): void {
     cs.active = true;
     this.#release(cs);
     this.#startChunk(cs, out);
@@ -255,7 +265,7 @@ export class ChunkReader {
     cs.received = 0;
   }
 
-  #startChunk(cs: ChunkStreamState, out: RtmpMessage[]): void {
+  #startChunk(cs: ChunkStreamState, out: MessageSink): void {
     const left = Math.min(this.#chunkSize, cs.length - cs.received);
     if (left === 0) {
       this.#complete(cs, out);
@@ -265,7 +275,7 @@ export class ChunkReader {
     this.#chunkLeft = left;
   }
 
-  #payload(b: Uint8Array, off: number, out: RtmpMessage[]): number {
+  #payload(b: Uint8Array, off: number, out: MessageSink): number {
     const cs = this.#current!;
     const n = Math.min(this.#chunkLeft, b.length - off);
     if (cs.received === 0 && n === cs.length) {
@@ -300,7 +310,7 @@ export class ChunkReader {
     return n;
   }
 
-  #complete(cs: ChunkStreamState, out: RtmpMessage[]): void {
+  #complete(cs: ChunkStreamState, out: MessageSink): void {
     const payload = cs.buf ? cs.buf.subarray(0, cs.length) : new Uint8Array(0);
     cs.active = false;
     this.#release(cs);

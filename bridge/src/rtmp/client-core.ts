@@ -178,10 +178,12 @@ export class RtmpClientCore {
       this.#connect();
     }
     if (rest.length > 0) {
-      for (const msg of this.#reader.push(rest)) {
+      // Each message is acted on as soon as it is complete: a fault later in the same read
+      // still lets what the server said before it (an error status, a close) through first.
+      this.#reader.push(rest, (msg) => {
         this.stats.messagesReceived++;
         this.#message(msg);
-      }
+      });
     }
     this.#maybeAck();
   }
@@ -331,7 +333,8 @@ export class RtmpClientCore {
         if (this.role !== 'play') return;
         for (const tag of splitAggregate(msg.payload, msg.timestamp)) {
           if (tag.type === MessageType.DataAmf0) this.#data({ ...msg, type: tag.type, timestamp: tag.timestamp, payload: tag.data });
-          else this.#tag(tag.type, tag.timestamp, tag.data);
+          else if (tag.type === MessageType.Audio || tag.type === MessageType.Video) this.#tag(tag.type, tag.timestamp, tag.data);
+          // Any other type has no place in an aggregate of FLV tags, and none downstream.
         }
         return;
       default:

@@ -3,26 +3,16 @@ import { describe, expect, it } from 'vitest';
 import { ChunkReader, type ChunkReaderLimits } from './chunk-reader.js';
 import { ChunkWriter } from './chunk-writer.js';
 import { MessageType, setChunkSizeMessage, windowAckSizeMessage, type RtmpMessage } from './messages.js';
-import { cat, hexOf } from '../../../shared/src/testing/bytes.js';
-import { Rng, mutate } from '../../../shared/src/testing/fuzz.js';
+import { cat } from '../../../shared/src/testing/bytes.js';
+import { Rng, fnv, mutate, pieces, randomCuts, smallCuts } from '../../../shared/src/testing/fuzz.js';
+import { FUZZ_TIMEOUT_MS, arrayBufferGrowth, attempt, expectSame, fuzz, fuzzFailure } from '../../../shared/src/testing/fuzz-run.js';
 
-// Seeded mutation fuzzing of the RTMP chunk stream parser, from streams ChunkWriter produced.
-// Properties: push returns or throws OnairError, finishes quickly, allocates in proportion to
-// its input, and gives the same messages (or the same error) however the input is split.
+// Seeded fuzzing of the RTMP chunk stream parser: mutations of streams ChunkWriter produced, and
+// streams built chunk header by chunk header with hostile formats, lengths, timestamps and chunk
+// sizes. Properties: push returns or throws OnairError, finishes quickly, allocates in proportion
+// to its input, and gives the same messages (or the same error) however the input is split.
 // A failure message carries the input in hex, to paste into a regression test.
-
-// ONAIR_FUZZ_CASES and ONAIR_FUZZ_SEED widen a run by hand; the defaults keep the file under 15 s.
-const CASES = Number(process.env['ONAIR_FUZZ_CASES'] ?? 2500);
-const SEED_SALT = Number(process.env['ONAIR_FUZZ_SEED'] ?? 0);
-
-/** FNV-1a: compares payloads without keeping copies of every run. */
-function fnv(b: Uint8Array): number {
-  let h = 0x811c9dc5;
-  for (let i = 0; i < b.length; i++) h = Math.imul(h ^ b[i]!, 0x01000193);
-  return h >>> 0;
-}
-
-const MAX_CASE_MS = 1000;
+// Case counts and time caps: shared/src/testing/fuzz-run.ts; `npm run fuzz` runs 10^6.
 
 interface Run {
   messages: string[];
@@ -31,12 +21,11 @@ interface Run {
 }
 
 /** Feeds `chunks` to a new reader; an OnairError ends the run, anything else fails the test. */
-function run(input: Uint8Array, chunks: readonly Uint8Array[], limits: Partial<ChunkReaderLimits> = {}): Run {
+function run(chunks: readonly Uint8Array[], limits: Partial<ChunkReaderLimits> = {}): Run {
   const reader = new ChunkReader(limits);
   const messages: string[] = [];
   let payloadBytes = 0;
   let error: string | undefined;
-  const t0 = performance.now();
   try {
     for (const chunk of chunks) {
       for (const m of reader.push(chunk)) {
@@ -52,32 +41,10 @@ function run(input: Uint8Array, chunks: readonly Uint8Array[], limits: Partial<C
       }
     }
   } catch (err) {
-    if (!(err instanceof OnairError)) {
-      throw new Error(`ChunkReader threw ${String(err)} (not OnairError) on: ${hexOf(input)}`, { cause: err });
-    }
+    if (!(err instanceof OnairError)) throw err;
     error = `${err.code}: ${err.message}`;
   }
-  const ms = performance.now() - t0;
-  if (ms > MAX_CASE_MS) throw new Error(`ChunkReader took ${ms.toFixed(0)} ms on: ${hexOf(input)}`);
   return { messages, error, payloadBytes };
-}
-
-function pieces(bytes: Uint8Array, cuts: readonly number[]): Uint8Array[] {
-  const out: Uint8Array[] = [];
-  let prev = 0;
-  // Fresh copies: the reader must not depend on pushed chunks sharing one backing buffer.
-  for (const cut of [...cuts, bytes.length]) {
-    out.push(bytes.slice(prev, cut));
-    prev = cut;
-  }
-  return out;
-}
-
-function randomCuts(rng: Rng, length: number): number[] {
-  const set = new Set<number>();
-  const n = 1 + rng.int(8);
-  for (let i = 0; i < n; i++) set.add(rng.int(length + 1));
-  return [...set].sort((a, b) => a - b);
 }
 
 const msg = (csid: number, type: number, timestamp: number, streamId: number, payload: Uint8Array): RtmpMessage => ({
@@ -178,43 +145,97 @@ function plain(messages: RtmpMessage[]): string[] {
   return messages.map((m) => `${m.csid}/${m.type}/${m.timestamp >>> 0}/${m.streamId}/${m.payload.length}/${fnv(m.payload)}`);
 }
 
+const u24 = (v: number): number[] => [(v >>> 16) & 0xff, (v >>> 8) & 0xff, v & 0xff];
+const u32 = (v: number): number[] => [v >>> 24, (v >>> 16) & 0xff, (v >>> 8) & 0xff, v & 0xff];
+const MESSAGE_HEADER = [11, 7, 3, 0] as const;
+
+/**
+ * A chunk stream built header by header (RTMP spec §5.3.1): every basic header form, fmt 0–3 in
+ * and out of order, extended timestamps present or not, lengths and chunk sizes from plausible to
+ * hostile, Set Chunk Size and Abort among the messages. The generator keeps its own idea of the
+ * chunk size, which a hostile Set Chunk Size may make wrong: so would a hostile peer.
+ */
+function hostileStream(rng: Rng): Uint8Array {
+  const out: number[] = [];
+  let chunkSize = 128;
+  const csids = [2, 3, 4, 5, 6, 8, 63, 64, 65, 319, 320, 65599];
+  for (let n = 1 + rng.int(12); n > 0; n--) {
+    const csid = rng.int(3) ? 2 + rng.int(7) : rng.pick(csids);
+    const fmt = rng.int(3) ? 0 : rng.int(4);
+    if (csid < 64 && !rng.oneIn(30)) out.push((fmt << 6) | csid);
+    else if (csid < 320 && !rng.oneIn(30)) out.push(fmt << 6, csid - 64);
+    else out.push((fmt << 6) | 1, (csid - 64) & 0xff, ((csid - 64) >>> 8) & 0xff);
+    const type = rng.int(3) ? rng.pick([1, 2, 3, 4, 5, 6, 8, 9, 18, 20, 22]) : rng.int(256);
+    let payload: number[];
+    if (type === MessageType.SetChunkSize) {
+      const size = rng.int(3) ? 1 + rng.int(5000) : rng.pick([0, 0x7fffffff, 0x80000000, 0xffffffff, 0x1000000]);
+      payload = u32(size);
+      if (!rng.oneIn(8)) chunkSize = size > 0 && size <= 0xffffff ? size : chunkSize;
+    } else if (type === MessageType.Abort) {
+      payload = u32(rng.pick(csids));
+    } else {
+      payload = Array.from(rng.bytes(rng.oneIn(4) ? rng.int(600) : rng.int(40)));
+    }
+    const length = rng.int(6) ? payload.length : rng.pick([0, 0xffffff, payload.length + 1, 8 * 1024 * 1024 + 1]);
+    const extended = rng.oneIn(5);
+    const field = extended ? 0xffffff : rng.int(3) ? rng.int(100) : rng.int(0xffffff);
+    const header = [...u24(field), ...u24(length), type, ...[rng.oneIn(6) ? rng.int(256) : 1, 0, 0, 0]];
+    out.push(...header.slice(0, MESSAGE_HEADER[fmt]));
+    if (extended && (fmt < 3 || rng.oneIn(2))) out.push(...u32(rng.oneIn(2) ? rng.next() : 0x1000000 + rng.int(1000)));
+    // The payload in chunks of the current size, with fmt 3 headers between them (or not).
+    for (let at = 0; at < payload.length; at += chunkSize) {
+      if (at > 0 && !rng.oneIn(20)) out.push(0xc0 | (csid < 64 ? csid : 1));
+      out.push(...payload.slice(at, at + Math.min(chunkSize, 4096)));
+    }
+  }
+  return Uint8Array.from(out);
+}
+
 describe('fuzz: ChunkReader', () => {
   it('reads the unmutated seeds back as the messages written', () => {
     for (const s of seeds()) {
-      const whole = run(s.bytes, [s.bytes]);
+      const whole = run([s.bytes]);
       expect(whole.error).toBeUndefined();
       expect(whole.messages).toEqual(plain(s.messages));
     }
   });
 
-  it('returns or throws OnairError, same result whole, split and byte by byte, bounded memory', () => {
+  it('returns or throws OnairError, same result whole, split and byte by byte, bounded memory', { timeout: FUZZ_TIMEOUT_MS }, () => {
     const all = seeds();
     const bytes = all.map((s) => s.bytes);
-    const rng = new Rng(0xc4c4, SEED_SALT);
     let failed = 0;
-    for (let c = 0; c < CASES; c++) {
-      const seed = rng.pick(all);
-      const input = mutate(rng, seed.bytes, bytes, seed.hints);
+    const result = fuzz('RTMP ChunkReader', 0xc4c4, (rng, c) => {
+      let input: Uint8Array;
+      if (rng.oneIn(3)) {
+        input = hostileStream(rng);
+      } else {
+        const seed = rng.pick(all);
+        input = mutate(rng, seed.bytes, bytes, seed.hints);
+      }
       // A quarter of the cases with tight limits, to reach the limit errors from anywhere.
       const limits: Partial<ChunkReaderLimits> = rng.int(4) ? {} : { maxMessageSize: rng.int(600), maxChunkStreams: 1 + rng.int(4), maxChunkSize: 1 + rng.int(5000) };
-      const before = process.memoryUsage().arrayBuffers;
-      const whole = run(input, [input], limits);
+      let whole: Run | undefined;
       // Each message grows its own buffer from 16 KiB as chunks arrive, at most 64 chunk streams.
-      const grown = process.memoryUsage().arrayBuffers - before;
-      if (grown > 4 * input.length + (2 << 20)) throw new Error(`ChunkReader allocated ${grown} bytes for ${input.length}: ${hexOf(input)}`);
-      if (whole.payloadBytes > input.length) throw new Error(`${whole.payloadBytes} payload bytes from ${input.length}: ${hexOf(input)}`);
-      const split = run(input, pieces(input, randomCuts(rng, input.length)), limits);
-      const single = run(input, pieces(input, Array.from(input.keys())), limits);
-      // A throw from push loses what that push parsed, so a run that failed holds a prefix.
-      expect({ split: split.error, single: single.error }, hexOf(input)).toEqual({ split: whole.error, single: whole.error });
-      expect(single.messages.slice(0, split.messages.length), hexOf(input)).toEqual(split.messages);
-      expect(single.messages.slice(0, whole.messages.length), hexOf(input)).toEqual(whole.messages);
-      if (!whole.error) expect(whole.messages, hexOf(input)).toEqual(single.messages);
+      const grown = arrayBufferGrowth(() => {
+        whole = attempt('ChunkReader', input, () => run([input], limits)) as Run;
+      });
+      if (grown > 4 * input.length + (2 << 20)) throw fuzzFailure(`ChunkReader allocated ${grown} bytes for ${input.length}`, input);
+      if (whole!.payloadBytes > input.length) throw fuzzFailure(`${whole!.payloadBytes} payload bytes from ${input.length}`, input);
+      const split = attempt('ChunkReader split', input, () => run(pieces(input, randomCuts(rng, input.length)), limits)) as Run;
+      // Byte by byte on every fourth case, small random pushes on the others.
+      const at = c % 4 === 0 ? Array.from(input.keys()).slice(1) : smallCuts(rng, input.length, 32);
+      const small = attempt('ChunkReader small pushes', input, () => run(pieces(input, at), limits)) as Run;
+      // A throw from push loses what that push parsed, so a run that failed holds a prefix of
+      // the messages before the fault: of the longest run's.
+      expectSame('ChunkReader errors whole, split, small', input, [split.error, small.error], [whole!.error, whole!.error]);
+      const longest = [whole!, split, small].reduce((x, y) => (y.messages.length > x.messages.length ? y : x));
+      for (const r of [whole!, split, small]) expectSame('ChunkReader messages', input, r.messages, longest.messages.slice(0, r.messages.length));
+      if (!whole!.error) expectSame('ChunkReader messages whole and split', input, whole!.messages.length, longest.messages.length);
       else failed++;
-    }
-    // Both outcomes must be common, or the mutations are too weak or too destructive to test much.
-    expect(failed).toBeGreaterThan(CASES / 10);
-    expect(failed).toBeLessThan(CASES * 0.9);
+    });
+    // Both outcomes must be common, or the inputs are too weak or too destructive to test much.
+    expect(failed).toBeGreaterThan(result.cases / 10);
+    expect(failed).toBeLessThan(result.cases * 0.9);
   });
 
   it('holds memory to its limits when every chunk stream announces a huge message', () => {

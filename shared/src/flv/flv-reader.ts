@@ -192,7 +192,9 @@ export function parseFlvTag(bytes: Uint8Array, maxTagSize = DEFAULT_FLV_MAX_TAG_
   const min = FLV_TAG_HEADER_SIZE + FLV_PREVIOUS_TAG_SIZE;
   if (bytes.length < min) throw malformed(`FLV tag of ${bytes.length} bytes is shorter than its header and PreviousTagSize (${min})`);
   const size = (bytes[1]! << 16) | (bytes[2]! << 8) | bytes[3]!;
-  if (size <= maxTagSize && bytes.length !== size + min) {
+  // A frame that lies about its size is malformed, whatever size it claims: FLV_TOO_LARGE is for
+  // a tag that really is that large.
+  if (bytes.length !== size + min) {
     throw malformed(`FLV tag of ${bytes.length} bytes does not match its DataSize ${size} (expected ${size + min} bytes)`);
   }
   const tag = new FlvReader({ headerless: true, maxTagSize }).push(bytes)[0];

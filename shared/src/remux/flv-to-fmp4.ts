@@ -76,6 +76,8 @@ export interface RemuxOptions {
   defaultFrameMs: number;
   /** Tags held while the track set is unknown; beyond this the oldest are dropped. */
   maxPendingTags: number;
+  /** Bytes of those tags; beyond this the oldest are dropped too (a tag may be 16 MiB). */
+  maxPendingBytes: number;
   /** An input timestamp jump larger than this (either way) starts a new timeline segment. */
   maxJumpMs: number;
 }
@@ -85,6 +87,7 @@ export const DEFAULT_REMUX_OPTIONS: RemuxOptions = {
   announcedTrackWaitMs: 300,
   defaultFrameMs: 33,
   maxPendingTags: 1000,
+  maxPendingBytes: 32 * 1024 * 1024,
   maxJumpMs: 10_000,
 };
 
@@ -115,6 +118,8 @@ interface AudioState {
   track: RemuxTrack;
   sampleRate: number;
   nextSample: number | undefined;
+  /** End of the last frame output, in seconds: no later frame starts before it. */
+  end: number;
 }
 
 /** What onMetaData says about a track: undefined when it says nothing. */
@@ -177,6 +182,7 @@ export class FlvToFmp4 {
   #audioFill: AudioFill | undefined;
   readonly #sequence = { video: 0, audio: 0 };
   #pending: FlvTag[] = [];
+  #pendingBytes = 0;
   #firstPendingTs: number | undefined;
   #metaVideo: Announced | undefined;
   #metaAudio: Announced | undefined;
@@ -306,14 +312,18 @@ export class FlvToFmp4 {
       track,
       sampleRate: config.sampleRate,
       nextSample: sameRate ? previous.nextSample : undefined,
+      end: previous?.end ?? 0,
     };
     this.#configured('audio', track, out);
     return true;
   }
 
   #hold(tag: FlvTag): void {
-    if (this.#pending.length >= this.#opts.maxPendingTags) this.#pending.shift();
     this.#pending.push(tag);
+    this.#pendingBytes += tag.data.length;
+    while (this.#pending.length > this.#opts.maxPendingTags || this.#pendingBytes > this.#opts.maxPendingBytes) {
+      this.#pendingBytes -= this.#pending.shift()!.data.length;
+    }
     this.#firstPendingTs ??= tag.timestamp;
   }
 
@@ -341,6 +351,7 @@ export class FlvToFmp4 {
     out.push({ kind: 'tracks', tracks });
     const pending = this.#pending;
     this.#pending = [];
+    this.#pendingBytes = 0;
     this.#firstPendingTs = undefined;
     for (const tag of pending) this.#media(tag, out);
   }
@@ -441,6 +452,14 @@ export class FlvToFmp4 {
     }
     const start = a.nextSample;
     a.nextSample += AAC_FRAME_SAMPLES;
+    // A frame that would start before the end of audio already output (the input went back, or
+    // a new connection's audio precedes its first video tag) is dropped: MSE would overwrite or
+    // splice what it holds. The frames after it keep their place on the clock.
+    if (start / a.sampleRate < a.end) return;
+    a.end = a.nextSample / a.sampleRate;
+    // A new segment starts after this frame's end, not its start: an AAC frame (128 ms at 8 kHz)
+    // outlasts SEGMENT_GAP_MS.
+    this.#lastOut = Math.max(this.#lastOut ?? 0, Math.ceil(a.end * 1000));
     this.#audioFragment(start, a.sampleRate, body.data, tag.data.length, out);
     if (this.#videoFill !== undefined) this.#fillVideo(this.#videoFill, start / a.sampleRate, (start + AAC_FRAME_SAMPLES) / a.sampleRate, out);
   }

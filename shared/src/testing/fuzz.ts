@@ -21,9 +21,49 @@ export class Rng {
   pick<T>(items: readonly T[]): T {
     return items[this.int(items.length)]!;
   }
+  /** True once in `n` draws on average. */
+  oneIn(n: number): boolean {
+    return this.int(n) === 0;
+  }
+  bytes(n: number): Uint8Array {
+    return Uint8Array.from({ length: n }, () => this.int(256));
+  }
 }
 
 const BOUNDARY = [0x00, 0x7f, 0x80, 0xff] as const;
+
+/** Sorted distinct cut points within 0..length: 1 to 8 random ones. */
+export function randomCuts(rng: Rng, length: number): number[] {
+  const set = new Set<number>();
+  const n = 1 + rng.int(8);
+  for (let i = 0; i < n; i++) set.add(rng.int(length + 1));
+  return [...set].sort((a, b) => a - b);
+}
+
+/** Cut points every 1 to `max` bytes: many small pushes, as a slow socket delivers. */
+export function smallCuts(rng: Rng, length: number, max = 16): number[] {
+  const out: number[] = [];
+  for (let at = 1 + rng.int(max); at < length; at += 1 + rng.int(max)) out.push(at);
+  return out;
+}
+
+/** `bytes` cut at `at`, each piece a fresh copy: a parser must not rely on pushes sharing one buffer. */
+export function pieces(bytes: Uint8Array, at: readonly number[]): Uint8Array[] {
+  const out: Uint8Array[] = [];
+  let prev = 0;
+  for (const cut of [...at, bytes.length]) {
+    out.push(bytes.slice(prev, cut));
+    prev = cut;
+  }
+  return out;
+}
+
+/** FNV-1a: compares payloads without keeping copies of every run. */
+export function fnv(b: Uint8Array): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < b.length; i++) h = Math.imul(h ^ b[i]!, 0x01000193);
+  return h >>> 0;
+}
 const HUGE = [
   [0xff, 0xff, 0xff, 0xff],
   [0x7f, 0xff, 0xff, 0xff],
