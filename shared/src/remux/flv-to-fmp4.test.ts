@@ -32,8 +32,8 @@ function packets(file: string, stream: 'v' | 'a'): Packet[] {
   return list.map((p) => ({ pts: Number(p['pts']), dts: Number(p['dts']), duration: Number(p['duration']), size: Number(p['size']) }));
 }
 
-/** Per-sample trun durations and sync flags, as mp4box reads them. */
-function mp4Samples(file: string): Pick<Sample, 'duration' | 'is_sync' | 'size'>[] {
+/** Per-sample trun durations, sync flags and the fragment (moof) each is in, as mp4box reads them. */
+function mp4Samples(file: string): (Pick<Sample, 'duration' | 'is_sync' | 'size'> & { moof_number: number | undefined })[] {
   const bytes = readFileSync(file);
   const mp4 = createFile();
   const samples: Sample[] = [];
@@ -48,7 +48,7 @@ function mp4Samples(file: string): Pick<Sample, 'duration' | 'is_sync' | 'size'>
   };
   mp4.appendBuffer(MP4BoxBuffer.fromArrayBuffer(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.length), 0));
   mp4.flush();
-  return samples.map((s) => ({ duration: s.duration, is_sync: s.is_sync, size: s.size }));
+  return samples.map((s) => ({ duration: s.duration, is_sync: s.is_sync, size: s.size, moof_number: s.moof_number }));
 }
 
 function tagsOf(file: string): FlvTag[] {
@@ -84,7 +84,7 @@ afterAll(() => {
 });
 
 describe('FlvToFmp4', () => {
-  it('keeps every video decode and presentation time, with the previous interval as duration', () => {
+  it('keeps every video decode and presentation time; B-frames go out with the frames they are shown before', () => {
     const flv = join(dir, 'bf.flv');
     const events = remux(tagsOf(flv));
     const tracks = events.find((e) => e.kind === 'tracks');
@@ -100,12 +100,48 @@ describe('FlvToFmp4', () => {
     expect(samples.length).toBe(ref.length);
     const origin = Math.min(ref[0]!.dts, packets(flv, 'a')[0]!.dts);
     expect(ref.some((p) => p.pts !== p.dts)).toBe(true); // the fixture really has B-frames
+    // A fragment ends where every frame in it and before it is shown before every frame after
+    // it: known here from the whole file, by the remuxer from the frames so far.
+    const closed = ref.map((_, i) => Math.max(...ref.slice(0, i + 1).map((p) => p.pts)) < Math.min(...ref.slice(i + 1).map((p) => p.pts)));
+    expect(closed.filter((c) => !c).length).toBeGreaterThan(ref.length / 2); // most fragments hold a reference frame and its B-frames
     got.forEach((p, i) => {
       const r = ref[i]!;
+      const s = samples[i]!;
       expect([p.dts, p.pts, p.size]).toEqual([r.dts - origin, r.pts - origin, r.size]);
-      expect(samples[i]!.duration).toBe(i === 0 ? 33 : r.dts - ref[i - 1]!.dts);
-      expect(samples[i]!.is_sync).toBe(i % 30 === 0);
+      expect(s.is_sync).toBe(i % 30 === 0);
+      const next = samples[i + 1];
+      if (next !== undefined) expect(next.moof_number === s.moof_number).toBe(!closed[i]);
+      // Within a fragment the decode interval to the next frame; at its end the one before.
+      expect(s.duration).toBe(next?.moof_number === s.moof_number ? ref[i + 1]!.dts - r.dts : i === 0 ? 33 : r.dts - ref[i - 1]!.dts);
     });
+  });
+
+  it('sends video frames out as they come without B-frames', () => {
+    const flv = join(dir, 'a44.flv');
+    const samples = mp4Samples(trackFile(remux(tagsOf(flv)), 'video', 'a44-video.mp4'));
+    expect(samples.length).toBe(packets(flv, 'v').length);
+    expect(new Set(samples.map((s) => s.moof_number)).size).toBe(samples.length);
+  });
+
+  it('sends held video frames out before the next keyframe when a stream stops in the middle of a group', () => {
+    const tags = tagsOf(join(dir, 'bf.flv'));
+    const r = new FlvToFmp4();
+    // The connection drops right after a reference frame, before the B-frames shown before it.
+    const ref = packets(join(dir, 'bf.flv'), 'v');
+    const cut = ref.findIndex((p, i) => i > 40 && p.pts - p.dts > 40);
+    const video = tags.filter((t) => t.type === 9 && t.data[1] === 1);
+    const stop = tags.indexOf(video[cut]!);
+    const first = remux(tags.slice(0, stop + 1), r).flatMap((e) => (e.kind === 'media' && e.track === 'video' ? [e] : []));
+    const origin = Math.min(ref[0]!.dts, packets(join(dir, 'bf.flv'), 'a')[0]!.dts);
+    expect(first[first.length - 1]!.start).toBeLessThan((ref[cut]!.dts - origin) / 1000);
+    r.discontinuity();
+    const second = remux(tags.slice(0, stop + 1), r).flatMap((e) => (e.kind === 'media' && e.track === 'video' ? [e] : []));
+    // The reference frame, alone, then the new session from its keyframe, after it in time.
+    expect(second[0]!.start).toBe((ref[cut]!.dts - origin) / 1000);
+    expect(second[0]!.keyframe).toBe(false);
+    expect(second[1]!.keyframe).toBe(true);
+    expect(second[1]!.start).toBeGreaterThan(second[0]!.start);
+    expect(second[0]!.end).toBe(second[1]!.start);
   });
 
   it('gives audio 1024-sample frames on a counter that stays within a millisecond of the FLV clock', () => {
@@ -148,7 +184,7 @@ describe('FlvToFmp4', () => {
     const media = events.filter((e) => e.kind === 'media');
     // Held frames are released in order once the set is fixed, starting at the keyframe.
     expect(media[0]?.kind === 'media' && media[0].keyframe && media[0].start).toBe(0);
-    expect(media.length).toBe(packets(join(dir, 'bf.flv'), 'v').length);
+    expect(mp4Samples(trackFile(events, 'video', 'wait-video.mp4')).length).toBe(packets(join(dir, 'bf.flv'), 'v').length);
   });
 
   it('measures the wait for a missing configuration in media time, not from configuration stamps', () => {
@@ -203,7 +239,6 @@ describe('FlvToFmp4', () => {
     expect(realInit?.kind === 'init' && [realInit.track.filler, realInit.track.width]).toEqual([false, 320]);
     expect(real[0]!.keyframe).toBe(true);
     expect(real[0]!.start).toBeCloseTo((keyAt - audioFirst[0]!.timestamp) / 1000, 3);
-    expect(real.length).toBe(media.filter((t) => t.type === 9 && t.data[1] === 1 && t.timestamp >= keyAt).length);
     // Every audio frame went out.
     expect(audio.length).toBe(media.filter((t) => t.type === 8).length);
 

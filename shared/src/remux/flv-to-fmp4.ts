@@ -18,9 +18,10 @@ import { fragment, initSegment } from '../mp4/fmp4-writer.js';
 import { BLACK_FRAME_HEIGHT, BLACK_FRAME_WIDTH, blackFrame, blackFrameAvcC, silenceConfig, silentAacFrame } from './filler.js';
 
 /**
- * FLV tags in, fragmented MP4 out, one fragment per frame so nothing waits: the live edge is the
- * last tag received. A sans-I/O core: the player feeds it tags and appends what it returns to one
- * SourceBuffer per track.
+ * FLV tags in, fragmented MP4 out, a fragment as soon as its frames can be shown so nothing waits:
+ * one per audio frame, one per video frame or, with B-frames, per group of frames that needs
+ * no later one (see `#releaseVideo`). A sans-I/O core: the player feeds it tags and appends what
+ * it returns to one SourceBuffer per track.
  */
 
 export type RemuxTrackKind = 'video' | 'audio';
@@ -99,6 +100,12 @@ const AAC_FRAME_SAMPLES = 1024;
 const AUDIO_RESYNC_MS = 100;
 // Gap left between two timeline segments so they never share a timestamp.
 const SEGMENT_GAP_MS = 40;
+// Video frames held back at most while waiting for the B-frames shown before them; more means
+// timestamps the reorder estimate does not fit, and the frames go out as they are.
+const MAX_HELD_FRAMES = 16;
+// The longest a video frame lasts: a longer gap between two frames is a gap in the picture
+// (and in the stand-in silence filled beside it), not one frame on screen for its length.
+const MAX_FRAME_MS = 1000;
 // onMetaData codec ids a stand-in can precede: FLV's AVC and AAC ids, or the Enhanced RTMP
 // FourCC ('avc1', 'mp4a') as a number or as text.
 const AVC_CODEC_IDS: readonly unknown[] = [VideoCodecId.Avc, 0x61766331, 'avc1'];
@@ -111,6 +118,20 @@ interface VideoState {
   lastDts: number | undefined;
   frameMs: number;
   needKeyframe: boolean;
+  /**
+   * The encoder's reorder delay: how far its decode times run behind its presentation times in
+   * order, which is the composition offset of a keyframe (the first frame shown of its GOP).
+   */
+  reorderMs: number;
+}
+
+/** A video frame waiting for the frames shown before it; times in output ms. */
+interface HeldFrame {
+  dts: number;
+  cts: number;
+  keyframe: boolean;
+  data: Uint8Array;
+  bytes: number;
 }
 
 interface AudioState {
@@ -181,6 +202,8 @@ export class FlvToFmp4 {
   #videoFill: VideoFill | undefined;
   #audioFill: AudioFill | undefined;
   readonly #sequence = { video: 0, audio: 0 };
+  /** Video frames received but not output yet, in decode order. */
+  #held: HeldFrame[] = [];
   #pending: FlvTag[] = [];
   #pendingBytes = 0;
   #firstPendingTs: number | undefined;
@@ -204,7 +227,7 @@ export class FlvToFmp4 {
 
   /**
    * The next tags continue after everything output so far, whatever their timestamps (a new
-   * connection); video resumes at a keyframe.
+   * connection); video resumes at a keyframe, and video frames still held go out right before it.
    */
   discontinuity(): void {
     this.#origin = undefined;
@@ -273,6 +296,8 @@ export class FlvToFmp4 {
     if (sps === undefined) throw new OnairError('REMUX_BAD_CONFIG', 'AVC sequence header without an SPS');
     const { width, height } = parseSps(sps);
     const track = videoTrack(avcC, width, height, false);
+    // Frames of the old configuration go out before its successor's init.
+    this.#releaseVideo(out);
     const previous = this.#video;
     this.#video = {
       avcC,
@@ -280,6 +305,7 @@ export class FlvToFmp4 {
       lastDts: previous?.lastDts,
       frameMs: previous?.frameMs ?? this.#opts.defaultFrameMs,
       needKeyframe: true,
+      reorderMs: 0,
     };
     this.#configured('video', track, out);
     return true;
@@ -358,6 +384,7 @@ export class FlvToFmp4 {
 
   /** A new track set with every configured track, at a video keyframe. */
   #rebuildTracks(out: RemuxEvent[]): void {
+    this.#releaseVideo(out);
     this.#rebuild = false;
     this.#videoFill = this.#audioFill = undefined;
     const tracks: RemuxTrack[] = [];
@@ -420,20 +447,54 @@ export class FlvToFmp4 {
     let dts = this.#map(tag.timestamp);
     if (v.lastDts !== undefined) {
       if (dts <= v.lastDts) dts = v.lastDts + 1;
-      else v.frameMs = Math.min(dts - v.lastDts, 1000);
+      else v.frameMs = Math.min(dts - v.lastDts, MAX_FRAME_MS);
     }
+    // A frame long after the last (a jump the timeline kept, a stall) starts a fragment of its
+    // own, so that no held frame lasts for the gap.
+    if (body.keyframe || dts - (v.lastDts ?? dts) > MAX_FRAME_MS) this.#releaseVideo(out, dts);
     v.lastDts = dts;
-    // The frame's own duration is unknown until the next one arrives; waiting for it would add
-    // a frame of latency, so it takes the last frame interval.
-    const duration = v.frameMs;
+    if (body.keyframe) v.reorderMs = body.cts;
+    this.#held.push({ dts, cts: body.cts, keyframe: body.keyframe, data: body.data, bytes: tag.data.length });
+    // Encoders stamp decode times as their presentation times in order, moved back by the
+    // reorder delay: the frames in hand are the next ones to be shown, and no later frame can
+    // come before them, once the latest shown of them is due by this frame's decode time plus
+    // the delay (half a frame allows for FLV's millisecond rounding).
+    let shownLast = -Infinity;
+    for (const f of this.#held) shownLast = Math.max(shownLast, f.dts + f.cts);
+    if (shownLast < dts + v.reorderMs + v.frameMs / 2 || this.#held.length >= MAX_HELD_FRAMES) this.#releaseVideo(out);
+  }
+
+  /**
+   * Outputs the held video frames as one fragment. Without B-frames that is every frame as it
+   * comes. With them, a reference frame waits for the B-frames shown before it, so that every
+   * append leaves the SourceBuffer with no frame missing before the last one shown. Firefox
+   * needs this: when its demuxer runs out of data it drains the decoder and, once more data
+   * comes, decodes again from the keyframe, dropping every frame shown before the last one it
+   * had been given; fed one frame at a time, that was each B-frame arriving after its reference
+   * frame, two frames in three (seen in MOZ_LOG=MediaFormatReader:5: "InternalSeek", "Internal
+   * Seeking: Dropping Video frame").
+   *
+   * Durations are the decode intervals; the last frame's is unknown until the next one comes
+   * (`nextDts`, when it is known) and waiting for it would add a frame of latency, so it takes
+   * the last frame interval.
+   */
+  #releaseVideo(out: RemuxEvent[], nextDts?: number): void {
+    const held = this.#held;
+    const v = this.#video;
+    if (held.length === 0 || v === undefined) return;
+    this.#held = [];
+    const last = held[held.length - 1]!;
+    const end = Math.min(nextDts ?? last.dts + v.frameMs, last.dts + MAX_FRAME_MS);
     const data = fragment({
       trackId: VIDEO_TRACK_ID,
       sequence: ++this.#sequence.video,
-      baseDecodeTime: dts,
-      samples: [{ duration, keyframe: body.keyframe, cts: body.cts, data: body.data }],
+      baseDecodeTime: held[0]!.dts,
+      samples: held.map((f, i) => ({ duration: (held[i + 1]?.dts ?? end) - f.dts, keyframe: f.keyframe, cts: f.cts, data: f.data })),
     });
-    out.push({ kind: 'media', track: 'video', data, start: dts / 1000, end: (dts + duration) / 1000, keyframe: body.keyframe, bytes: tag.data.length });
-    if (this.#audioFill !== undefined) this.#fillAudio(this.#audioFill, dts / 1000, (dts + duration) / 1000, out);
+    const start = held[0]!.dts / 1000;
+    const bytes = held.reduce((n, f) => n + f.bytes, 0);
+    out.push({ kind: 'media', track: 'video', data, start, end: end / 1000, keyframe: held[0]!.keyframe, bytes });
+    if (this.#audioFill !== undefined) this.#fillAudio(this.#audioFill, start, end / 1000, out);
   }
 
   #audioFrame(tag: FlvTag, out: RemuxEvent[]): void {

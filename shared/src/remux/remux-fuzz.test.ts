@@ -167,6 +167,33 @@ interface Segment {
   media: Extract<RemuxEvent, { kind: 'media' }>[];
 }
 
+/** The boxes at the top level of `data`: [type, start, size]. */
+function topBoxes(data: Uint8Array, from = 0, to = data.length): [string, number, number][] {
+  const view = new DataView(data.buffer, data.byteOffset, data.byteLength);
+  const out: [string, number, number][] = [];
+  for (let i = from; i + 8 <= to; ) {
+    const size = view.getUint32(i);
+    if (size < 8) break;
+    out.push([String.fromCharCode(...data.subarray(i + 4, i + 8)), i, size]);
+    i += size;
+  }
+  return out;
+}
+
+/** The sample count of a fragment's trun (moof > traf > trun). */
+function trunSampleCount(data: Uint8Array): number {
+  const moof = topBoxes(data).find(([t]) => t === 'moof');
+  const traf = moof && topBoxes(data, moof[1] + 8, moof[1] + moof[2]).find(([t]) => t === 'traf');
+  const trun = traf && topBoxes(data, traf[1] + 8, traf[1] + traf[2]).find(([t]) => t === 'trun');
+  return trun === undefined ? 0 : new DataView(data.buffer, data.byteOffset + trun[1] + 12, 4).getUint32(0);
+}
+
+/** Bytes of a fragment's mdat payload. */
+function mdatBytes(data: Uint8Array): number {
+  const mdat = topBoxes(data).find(([t]) => t === 'mdat');
+  return mdat === undefined ? 0 : mdat[2] - 8;
+}
+
 /** mp4box reads every init segment with the fragments that follow it as the events said. */
 function checkWithMp4box(segments: readonly Segment[], replay: () => string): void {
   for (const seg of segments) {
@@ -174,11 +201,19 @@ function checkWithMp4box(segments: readonly Segment[], replay: () => string): vo
     if (!read.ready || read.error) throw fuzzFailure(`mp4box could not read the ${seg.track.kind} init segment (${read.error ?? 'not ready'})`, replay);
     const timescale = seg.track.kind === 'video' ? 1000 : seg.track.sampleRate!;
     if (read.timescale !== timescale) throw fuzzFailure(`mp4box reads timescale ${read.timescale}, expected ${timescale}`, replay);
-    const got = read.samples.map((s, i) => [read.decodeTimes[i], s.duration, s.size, s.is_sync]);
-    const expected = seg.media.map((m) => {
-      const bodyBytes = m.data.length - (8 + 16 + 8 + 16 + 20 + 20 + 16 + 8);
-      return [Math.round(m.start * timescale), Math.round((m.end - m.start) * timescale), bodyBytes, m.keyframe];
-    });
+    // A fragment may hold several samples (with B-frames, a group shown together): compare what
+    // each fragment's samples add up to — first decode time, total duration, mdat bytes, first
+    // sample's sync flag — with its event.
+    const got: unknown[] = [];
+    let at = 0;
+    for (const [i, m] of seg.media.entries()) {
+      const n = trunSampleCount(m.data);
+      const group = read.samples.slice(at, at + n);
+      got.push([read.decodeTimes[i], group.reduce((d, x) => d + x.duration, 0), group.reduce((b, x) => b + x.size, 0), group[0]?.is_sync]);
+      at += n;
+    }
+    if (at !== read.samples.length) throw fuzzFailure(`mp4box reads ${read.samples.length} ${seg.track.kind} samples, the fragments' trun boxes say ${at}`, replay);
+    const expected = seg.media.map((m) => [Math.round(m.start * timescale), Math.round((m.end - m.start) * timescale), mdatBytes(m.data), m.keyframe]);
     if (JSON.stringify(got) !== JSON.stringify(expected)) {
       throw fuzzFailure(`mp4box reads ${seg.track.kind} samples ${JSON.stringify(got.slice(0, 8))}…, the events said ${JSON.stringify(expected.slice(0, 8))}…`, replay);
     }
@@ -318,6 +353,21 @@ describe('FlvToFmp4: inputs the fuzzer found', () => {
     expect(push(FlvTagType.Video, 1000, keyframe)).toEqual([[0.296, 0.592]]); // lasting the last interval
     expect(push(FlvTagType.Audio, 917, frame)).toEqual([]); // was [0.213, 0.341]
     expect(push(FlvTagType.Audio, 1045, frame)).toEqual([[0.341, 0.469]]);
+  });
+
+  it('lets no held video frame last for a jump in time (stand-in audio was filled for the whole jump)', () => {
+    const r = new FlvToFmp4({ maxJumpMs: 1e9 });
+    const media = (type: number, timestamp: number, data: Uint8Array): number[][] =>
+      r.push({ type, timestamp, data }).flatMap((e) => (e.kind === 'media' && e.track === 'video' ? [[e.start, e.end]] : []));
+    media(FlvTagType.Video, 0, AVC_CONFIG);
+    media(FlvTagType.Audio, 0, AAC_CONFIG);
+    // With B-frames (a keyframe shown 66 ms after its decode time), the reference frame at 33 ms
+    // waits for the frames shown before it; the next frame comes an hour later.
+    const reorderedKey = h('17 01 00 00 42 00 00 00 02 65 88');
+    const reference = h('27 01 00 00 63 00 00 00 02 41 9a');
+    const out = [media(FlvTagType.Video, 0, reorderedKey), media(FlvTagType.Video, 33, reference), media(FlvTagType.Video, 3_600_000, reference), media(FlvTagType.Video, 3_600_033, reorderedKey)].flat();
+    expect(out.length).toBeGreaterThanOrEqual(2);
+    for (const [start, end] of out) expect(end! - start!).toBeLessThanOrEqual(1);
   });
 
   it('holds at most maxPendingBytes of frames while the track set is unknown', () => {

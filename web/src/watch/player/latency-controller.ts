@@ -1,4 +1,5 @@
 import { ArrivalJitter, DEFAULT_TARGET_OPTIONS, targetBufferS, type TargetOptions } from './arrival-jitter.js';
+import type { FrameCounter } from './frame-counter.js';
 
 export interface LatencyOptions extends TargetOptions {
   /** Beyond the target by this much, the playhead jumps instead of speeding up. */
@@ -24,6 +25,9 @@ const START_SPEED_UP_S = 0.2;
 const STOP_CHASE_S = 0.03;
 // A jump lands at least this far inside the buffered media.
 const MIN_AHEAD_S = 0.05;
+// A frame counter restart this soon after a rate change, with no seek in between, shows the
+// change was carried out as a seek.
+const RATE_SEEK_WINDOW_S = 1;
 
 /**
  * Keeps the playhead a jitter-dependent distance behind the live edge. The distance is measured
@@ -37,15 +41,32 @@ export class LatencyController {
   readonly #video: HTMLVideoElement;
   readonly #opts: LatencyOptions;
   readonly #jitter: ArrivalJitter;
+  readonly #frames: FrameCounter;
   #chasing = false;
   #target: number | undefined;
   #targetAt = 0;
+  /**
+   * The browser carries out a playbackRate change as a seek: WebKitGTK 2.50 flushes its
+   * pipeline, the playhead stands still for about 0.2 s and the decoder starts again from the
+   * keyframe, every time. Seen once, by the frame counters starting again without a `seeking`
+   * event; from then on only jumps correct the distance, each one seek instead of a rate change
+   * there and another back.
+   */
+  rateSeeks = false;
+  #rateProbe: { atS: number; restarts: number } | undefined;
+  #seekingAtS = -Infinity;
+  readonly #onSeeking = (): void => {
+    this.#seekingAtS = performance.now() / 1000;
+  };
   jumps = 0;
 
-  constructor(video: HTMLVideoElement, jitter: ArrivalJitter, opts: Partial<LatencyOptions> = {}) {
+  /** `frames` must be updated before every `tick`. */
+  constructor(video: HTMLVideoElement, jitter: ArrivalJitter, frames: FrameCounter, opts: Partial<LatencyOptions> = {}) {
     this.#video = video;
     this.#jitter = jitter;
+    this.#frames = frames;
     this.#opts = { ...DEFAULT_LATENCY_OPTIONS, ...opts };
+    video.addEventListener('seeking', this.#onSeeking);
   }
 
   /** The distance behind the expected edge steered towards, seconds. */
@@ -69,6 +90,7 @@ export class LatencyController {
    */
   tick(nowS: number, edge: number | undefined): number | undefined {
     const v = this.#video;
+    this.#watchRateChange(nowS);
     if (edge === undefined || v.seeking) return undefined;
     const expected = Math.max(edge, this.#jitter.expectedEdge(nowS) ?? edge);
     const behind = expected - v.currentTime;
@@ -82,23 +104,36 @@ export class LatencyController {
         v.currentTime = to;
         this.jumps++;
       }
-      this.#setRate(1);
+      this.#setRate(1, nowS);
       this.#chasing = false;
       return behind;
     }
     if (error < -START_SLOW_DOWN_S || error > START_SPEED_UP_S) this.#chasing = true;
     else if (Math.abs(error) < STOP_CHASE_S) this.#chasing = false;
-    this.#setRate(this.#chasing ? 1 + Math.sign(error) * this.#opts.rateChange : 1);
+    this.#setRate(this.#chasing && !this.rateSeeks ? 1 + Math.sign(error) * this.#opts.rateChange : 1, nowS);
     return behind;
   }
 
   destroy(): void {
-    this.#setRate(1);
+    this.#video.removeEventListener('seeking', this.#onSeeking);
+    this.#setRate(1, performance.now() / 1000);
   }
 
-  #setRate(rate: number): void {
+  #watchRateChange(nowS: number): void {
+    const probe = this.#rateProbe;
+    if (probe === undefined) return;
+    // A seek of anyone's since the change restarts WebKitGTK's counters too: nothing learnt.
+    if (this.#seekingAtS >= probe.atS || nowS - probe.atS > RATE_SEEK_WINDOW_S) this.#rateProbe = undefined;
+    else if (this.#frames.restarts > probe.restarts) {
+      this.rateSeeks = true;
+      this.#rateProbe = undefined;
+    }
+  }
+
+  #setRate(rate: number, nowS: number): void {
     const v = this.#video;
     if (Math.abs(v.playbackRate - rate) <= 0.005) return;
+    if (!this.rateSeeks) this.#rateProbe ??= { atS: nowS, restarts: this.#frames.restarts };
     // WebKitGTK 2.50 unmutes a muted element whenever its playbackRate is set (measured here);
     // the viewer, not the latency controller, decides about sound.
     const muted = v.muted;

@@ -3,6 +3,7 @@ import { FlvToFmp4, type RemuxEvent, type RemuxTrack, type RemuxTrackKind } from
 import type { WatchServerMessage } from '@onair/shared';
 import { ArrivalJitter } from './arrival-jitter.js';
 import { BufferController, DEFAULT_BUFFER_OPTIONS } from './buffer-controller.js';
+import { FrameCounter } from './frame-counter.js';
 import { GapController } from './gap-controller.js';
 import { GlassMeter, type GlassMeterOptions } from './glass-meter.js';
 import { LatencyController, type LatencyOptions } from './latency-controller.js';
@@ -90,6 +91,7 @@ export class WatchPlayer {
   readonly #remux = new FlvToFmp4();
   #buffer: BufferController;
   readonly #jitter = new ArrivalJitter();
+  readonly #frames = new FrameCounter();
   readonly #latency: LatencyController;
   readonly #play: PlayController;
   readonly #gap: GapController;
@@ -142,7 +144,7 @@ export class WatchPlayer {
   constructor(video: HTMLVideoElement, wsUrl: string, opts: WatchPlayerOptions = {}) {
     this.#video = video;
     this.#buffer = this.#newBuffer();
-    this.#latency = new LatencyController(video, this.#jitter, opts.latency);
+    this.#latency = new LatencyController(video, this.#jitter, this.#frames, opts.latency);
     this.#play = new PlayController(
       video,
       () => {
@@ -388,6 +390,7 @@ export class WatchPlayer {
     const nowS = now / 1000;
     const v = this.#video;
     const edge = this.#buffer.bufferedEnd;
+    this.#frames.update(v.getVideoPlaybackQuality());
     if (!this.#positioned) {
       this.#positioned = this.#position(nowS, edge);
       if (!this.#positioned) return;
@@ -405,11 +408,11 @@ export class WatchPlayer {
     }
     if (now - this.#statsAt >= STATS_EVERY_MS) {
       const seconds = (now - this.#statsAt) / 1000;
-      const q = v.getVideoPlaybackQuality();
+      const frames = this.#frames;
       this.#stats.bitrateKbps = Math.round((this.#bytesWindow * 8) / seconds / 1000);
-      this.#stats.fps = Math.round(((q.totalVideoFrames - this.#framesAt) / seconds) * 10) / 10;
-      this.#stats.decodedFrames = q.totalVideoFrames;
-      this.#stats.droppedFrames = q.droppedVideoFrames;
+      this.#stats.fps = Math.round(((frames.decoded - this.#framesAt) / seconds) * 10) / 10;
+      this.#stats.decodedFrames = frames.decoded;
+      this.#stats.droppedFrames = frames.dropped;
       this.#stats.jumps = this.#latency.jumps;
       this.#stats.stalls = this.#gap.stalls;
       this.#stats.kicks = this.#play.kicks;
@@ -417,7 +420,7 @@ export class WatchPlayer {
       const glass = this.#glass?.value(now);
       this.#stats.glassP50Ms = glass?.p50Ms;
       this.#stats.glassLastMs = glass?.lastMs;
-      this.#framesAt = q.totalVideoFrames;
+      this.#framesAt = frames.decoded;
       this.#bytesWindow = 0;
       this.#statsAt = now;
       this.#emit('stats', { ...this.#stats });
