@@ -4,7 +4,7 @@
 import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { connect, createServer } from 'node:net';
-import { cpus, totalmem } from 'node:os';
+import { cpus, loadavg, totalmem } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import ts from 'typescript';
@@ -77,8 +77,11 @@ export async function startBridge(extra = []) {
   }
   return {
     url: `http://127.0.0.1:${port}/`,
+    port,
     pid: child.pid,
     localRtmpPort,
+    /** The last 4000 characters the bridge wrote to stderr. */
+    log: () => err,
     stop: () =>
       new Promise((resolve) => {
         if (child.exitCode !== null) return resolve();
@@ -119,3 +122,80 @@ export function writeSection(name, body) {
   mkdirSync(dirname(DOC), { recursive: true });
   writeFileSync(DOC, doc);
 }
+
+/** The harness's StudioClient (bridge/test/harness/studio-client.ts), transpiled by loadHarness. */
+export async function loadStudioClient() {
+  await loadHarness();
+  const url = pathToFileURL(join(root, 'node_modules', '.cache', 'onair-harness-js', 'studio-client.js')).href;
+  return (await import(url)).StudioClient;
+}
+
+/** Resident set size of one process in bytes (VmRSS from /proc/<pid>/status); NaN once it is gone. */
+export function rssOf(pid) {
+  try {
+    const m = /^VmRSS:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return m === null ? NaN : Number(m[1]) * 1024;
+  } catch {
+    return NaN;
+  }
+}
+
+/** pid → parent pid for every process, from /proc. */
+function parents() {
+  const table = new Map();
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      const stat = readFileSync(`/proc/${name}/stat`, 'utf8');
+      table.set(Number(name), Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]));
+    } catch {
+      // The process exited while we read.
+    }
+  }
+  return table;
+}
+
+/** `pid` and all its descendants. */
+export function processTree(pid) {
+  const children = new Map();
+  for (const [p, ppid] of parents()) {
+    if (!children.has(ppid)) children.set(ppid, []);
+    children.get(ppid).push(p);
+  }
+  const tree = [];
+  const stack = [pid];
+  while (stack.length > 0) {
+    const p = stack.pop();
+    tree.push(p);
+    stack.push(...(children.get(p) ?? []));
+  }
+  return tree;
+}
+
+/**
+ * Proportional set size of `pid` and its descendants in bytes (Pss from /proc/<pid>/smaps_rollup):
+ * each shared page is divided among the processes that map it, so a multi-process browser is not
+ * counted several times over, as a sum of RSS would be.
+ */
+export function treePss(pid) {
+  let bytes = 0;
+  for (const p of processTree(pid)) {
+    try {
+      const m = /^Pss:\s+(\d+) kB/m.exec(readFileSync(`/proc/${p}/smaps_rollup`, 'utf8'));
+      if (m !== null) bytes += Number(m[1]) * 1024;
+    } catch {
+      // Gone, or a kernel thread.
+    }
+  }
+  return bytes;
+}
+
+/** The 1, 5 and 15 minute load averages, as `uptime` prints them. */
+export function loadAverage() {
+  return loadavg()
+    .map((l) => l.toFixed(2))
+    .join(', ');
+}
+
+export const median = (xs) => percentile([...xs].sort((a, b) => a - b), 50);
+export const mib = (bytes) => (bytes / 2 ** 20).toFixed(1);

@@ -4,6 +4,7 @@ import { startNginxRtmp, type NginxRtmp } from '../bridge/test/harness/nginx.js'
 import { makeTempDir, runChecked, spawnTracked, waitFor, type Child } from '../bridge/test/harness/proc.js';
 import { startChaosProxy, type ChaosProxy } from '../bridge/test/harness/proxy.js';
 import { startBridge, type Bridge } from './support/bridge.js';
+import { picture } from './support/picture.js';
 
 // The watch page against sources that are not kind to it: a 10 s keyframe interval (nginx-rtmp
 // sends a new player sound at once and the picture from the next keyframe), a publisher whose
@@ -168,29 +169,6 @@ const watchLog = (page: Page): Promise<WatchLog> => page.evaluate(() => (window 
 
 function watchUrl(port: number, name: string): string {
   return new URL(`/watch?src=${encodeURIComponent(`rtmp://127.0.0.1:${port}/live/${name}`)}`, bridge.url).toString();
-}
-
-/** Mean and spread of the luma of the current picture, drawn through a canvas. */
-async function picture(page: Page): Promise<{ mean: number; spread: number; width: number }> {
-  return page.evaluate(() => {
-    const video = document.querySelector('video')!;
-    const canvas = document.createElement('canvas');
-    canvas.width = 320;
-    canvas.height = 180;
-    const ctx = canvas.getContext('2d', { willReadFrequently: true })!;
-    ctx.drawImage(video, 0, 0, canvas.width, canvas.height);
-    const px = ctx.getImageData(0, 0, canvas.width, canvas.height).data;
-    let sum = 0;
-    let sq = 0;
-    const n = px.length / 4;
-    for (let i = 0; i < px.length; i += 4) {
-      const y = 0.2126 * px[i]! + 0.7152 * px[i + 1]! + 0.0722 * px[i + 2]!;
-      sum += y;
-      sq += y * y;
-    }
-    const mean = sum / n;
-    return { mean, spread: Math.sqrt(sq / n - mean * mean), width: video.videoWidth };
-  });
 }
 
 /** Frames the element decoded and dropped over `seconds`. */

@@ -3,6 +3,7 @@ import WebSocket from 'ws';
 import { startNginxRtmp, type NginxRtmp } from '../bridge/test/harness/nginx.js';
 import { spawnTracked, waitFor, type Child } from '../bridge/test/harness/proc.js';
 import { startBridge, type Bridge } from './support/bridge.js';
+import { picture } from './support/picture.js';
 
 // The watch path end to end: ffmpeg publishes a live 720p30 test pattern to nginx-rtmp, the bridge
 // plays it once and fans it out, headless Chromium plays it through MSE. The browser's own decoder
@@ -66,29 +67,6 @@ async function firstFrameMs(page: Page): Promise<number> {
   await page.waitForFunction(() => (window as unknown as { firstFrameAt?: number }).firstFrameAt !== undefined, undefined, { timeout: 15_000 });
   await page.waitForFunction(() => !document.querySelector('video')!.paused, undefined, { timeout: 5_000 });
   return page.evaluate(() => (window as unknown as { firstFrameAt: number }).firstFrameAt);
-}
-
-/** Mean and spread of the luma of the current picture, drawn through a canvas. */
-async function picture(page: Page): Promise<{ mean: number; spread: number; width: number }> {
-  return page.evaluate(() => {
-    const video = document.querySelector('video')!;
-    const canvas = document.createElement('canvas');
-    canvas.width = 320;
-    canvas.height = 180;
-    const ctx = canvas.getContext('2d', { willReadFrequently: true })!;
-    ctx.drawImage(video, 0, 0, canvas.width, canvas.height);
-    const px = ctx.getImageData(0, 0, canvas.width, canvas.height).data;
-    let sum = 0;
-    let sq = 0;
-    const n = px.length / 4;
-    for (let i = 0; i < px.length; i += 4) {
-      const y = 0.2126 * px[i]! + 0.7152 * px[i + 1]! + 0.0722 * px[i + 2]!;
-      sum += y;
-      sq += y * y;
-    }
-    const mean = sum / n;
-    return { mean, spread: Math.sqrt(sq / n - mean * mean), width: video.videoWidth };
-  });
 }
 
 interface PlaySample {
