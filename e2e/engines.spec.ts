@@ -297,7 +297,11 @@ async function watch(driver: PageDriver, name: string, bFrames: number): Promise
     expect(first.width).toBe(1280);
     const p = await driver.evaluate(samplePlayback, WATCH_SECONDS * 1000);
     const status = await driver.evaluate(() => document.querySelector('[role="status"]')?.textContent?.trim() ?? '');
-    console.log(`${engine}: ${JSON.stringify(p)}; status "${status}"`);
+    // The player feeds ManagedMediaSource where the engine has one (WebKit: Safari's only Media
+    // Source on iOS) and turns off remote playback, which that API requires, only then.
+    const managed = await driver.evaluate(() => 'ManagedMediaSource' in window && document.querySelector('video')!.disableRemotePlayback);
+    console.log(`${engine}: ${JSON.stringify(p)}; status "${status}"; ${managed ? 'ManagedMediaSource' : 'MediaSource'}`);
+    if (engine === 'webkit') expect(managed).toBe(true);
     expect(p.shown).toBeGreaterThanOrEqual(Math.ceil(0.95 * WATCH_SECONDS * FPS));
     expect(p.unbuffered).toBe(0);
     expect(p.maxBufferS).toBeLessThanOrEqual(1);

@@ -23,11 +23,14 @@ interface ManagedMediaSourceWindow {
   ManagedMediaSource?: { new (): MediaSource; isTypeSupported(type: string): boolean };
 }
 
-/** MediaSource, or ManagedMediaSource where only that exists (iOS Safari 17.1+). */
+/**
+ * ManagedMediaSource where the browser has it (Safari 17+, WebKitGTK; the only one on iOS
+ * Safari, and the one WebKit recommends for power), otherwise MediaSource.
+ */
 export function mediaSourceClass(): { new (): MediaSourceLike; isTypeSupported(type: string): boolean; managed: boolean } | undefined {
-  if (typeof MediaSource !== 'undefined') return Object.assign(MediaSource, { managed: false });
   const managed = (globalThis as ManagedMediaSourceWindow).ManagedMediaSource;
-  return managed === undefined ? undefined : Object.assign(managed, { managed: true });
+  if (managed !== undefined) return Object.assign(managed, { managed: true });
+  return typeof MediaSource === 'undefined' ? undefined : Object.assign(MediaSource, { managed: false });
 }
 
 /**

@@ -46,6 +46,8 @@ export interface PlayerStats {
   width: number | undefined;
   height: number | undefined;
   codecs: string[];
+  /** The Media Source API the player feeds: ManagedMediaSource where the browser has it. */
+  mediaSource: 'MediaSource' | 'ManagedMediaSource' | undefined;
   viewers: number | undefined;
   jumps: number;
   stalls: number;
@@ -120,6 +122,7 @@ export class WatchPlayer {
     width: undefined,
     height: undefined,
     codecs: [],
+    mediaSource: undefined,
     viewers: undefined,
     jumps: 0,
     stalls: 0,
@@ -208,7 +211,7 @@ export class WatchPlayer {
   }
 
   #newBuffer(): BufferController {
-    return new BufferController(this.#video, {
+    const buffer = new BufferController(this.#video, {
       ...DEFAULT_BUFFER_OPTIONS,
       onResync: () => {
         this.#stats.resyncs++;
@@ -219,6 +222,8 @@ export class WatchPlayer {
         this.#discontinuity();
       },
     });
+    this.#stats.mediaSource = buffer.managed ? 'ManagedMediaSource' : 'MediaSource';
+    return buffer;
   }
 
   /** What follows does not continue what came before: video restarts at a keyframe. */
