@@ -14,7 +14,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { chromium } from 'playwright-core';
 import ts from 'typescript';
-import { loadHarness, machine, percentile, root, startBridge, writeSection } from './support.mjs';
+import { CHROMIUM_FLAGS, loadHarness, machine, percentile, root, startBridge, writeSection } from './support.mjs';
 
 const { values } = parseArgs({ options: { seconds: { type: 'string', default: '60' }, target: { type: 'string' } } });
 const SECONDS = Number(values.seconds);
@@ -60,20 +60,7 @@ async function main() {
   const bridge = await startBridge();
   const browser = await chromium.launch({
     executablePath: process.env.CHROMIUM_PATH ?? '/usr/bin/chromium',
-    args: [
-      '--no-sandbox',
-      '--use-fake-device-for-media-stream',
-      '--use-fake-ui-for-media-stream',
-      '--autoplay-policy=no-user-gesture-required',
-      '--disable-background-networking',
-      '--disable-background-timer-throttling',
-      '--disable-renderer-backgrounding',
-      '--disable-backgrounding-occluded-windows',
-      '--disable-component-update',
-      '--disable-sync',
-      '--no-first-run',
-      '--disable-quic',
-    ],
+    args: [...CHROMIUM_FLAGS, '--use-fake-device-for-media-stream', '--use-fake-ui-for-media-stream'],
   });
   try {
     const studioContext = await browser.newContext({ viewport: { width: 1280, height: 800 } });
