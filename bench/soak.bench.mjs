@@ -92,7 +92,12 @@ const readWatch = () => {
   const dts = document.querySelectorAll('.stats dt');
   for (const dt of dts) stats[dt.textContent.trim()] = dt.nextElementSibling?.textContent.trim() ?? '';
   const bufferedEnd = end(video.buffered);
+  // The player's own aim: the buffer it steers to, from the arrival jitter it measures.
+  const target = document.querySelector('[data-stat="target"]');
+  const ms = (v) => (v === undefined || v === '' ? undefined : Number(v) * 1000);
   return {
+    targetMs: ms(target?.dataset.target),
+    jitterMs: ms(target?.dataset.jitter),
     glassP50: meter === null ? undefined : Number(meter.dataset.p50),
     glassLast: meter === null || meter.dataset.last === undefined ? undefined : Number(meter.dataset.last),
     bufferMs: bufferedEnd === undefined ? undefined : (bufferedEnd - video.currentTime) * 1000,
@@ -211,7 +216,7 @@ async function run() {
         // Kept as the run goes, so that a run cut short leaves its samples.
         writeFileSync(SAMPLES_JSON, JSON.stringify({ meta: { minutes: MINUTES, sampleS: SAMPLE_S, via: VIA, loadAtStart }, samples }));
         console.log(
-          `${fmt(t / 60)} min: glass-to-glass p50 ${w.glassP50} last ${w.glassLast} ms, buffer ${fmt(w.bufferMs)} ms, A/V ${fmt(w.avMs)} ms, dropped ${w.dropped}/${w.decoded}, bridge ${mib(row.bridgeRss)} MiB, watch browser ${mib(row.watchPss)} MiB, studio browser ${mib(row.studioPss)} MiB, studio ${s.fps} dropped ${s.droppedWhy}, load ${row.load}${row.frozen ? ', PLAYBACK STANDS STILL' : ''}`,
+          `${fmt(t / 60)} min: glass-to-glass p50 ${w.glassP50} last ${w.glassLast} ms, buffer ${fmt(w.bufferMs)} ms (target ${fmt(w.targetMs)}, jitter ${fmt(w.jitterMs)}), A/V ${fmt(w.avMs)} ms, dropped ${w.dropped}/${w.decoded}, bridge ${mib(row.bridgeRss)} MiB, watch browser ${mib(row.watchPss)} MiB, studio browser ${mib(row.studioPss)} MiB, studio ${s.fps} dropped ${s.droppedWhy}, load ${row.load}${row.frozen ? ', PLAYBACK STANDS STILL' : ''}`,
         );
       }
     }
