@@ -110,20 +110,6 @@ function describeSteps(steps: readonly Step[], opts: Partial<RemuxOptions>): str
   return `options ${JSON.stringify(opts)}, steps ${JSON.stringify(list)}`;
 }
 
-/** Box types and sizes at the top level of `b`, which must be exactly covered by them. */
-function boxes(b: Uint8Array): string[] | undefined {
-  const out: string[] = [];
-  const v = new DataView(b.buffer, b.byteOffset, b.byteLength);
-  for (let at = 0; at < b.length; ) {
-    if (b.length - at < 8) return undefined;
-    const size = v.getUint32(at);
-    if (size < 8 || at + size > b.length) return undefined;
-    out.push(String.fromCharCode(...b.subarray(at + 4, at + 8)));
-    at += size;
-  }
-  return out;
-}
-
 interface Mp4Read {
   ready: boolean;
   error: string | undefined;
@@ -167,30 +153,34 @@ interface Segment {
   media: Extract<RemuxEvent, { kind: 'media' }>[];
 }
 
-/** The boxes at the top level of `data`: [type, start, size]. */
-function topBoxes(data: Uint8Array, from = 0, to = data.length): [string, number, number][] {
+/**
+ * The boxes at the top level of `data` (or of its bytes `from`..`to`): [type, start, size], or
+ * undefined unless they cover those bytes exactly.
+ */
+function topBoxes(data: Uint8Array, from = 0, to = data.length): [string, number, number][] | undefined {
   const view = new DataView(data.buffer, data.byteOffset, data.byteLength);
   const out: [string, number, number][] = [];
-  for (let i = from; i + 8 <= to; ) {
-    const size = view.getUint32(i);
-    if (size < 8) break;
-    out.push([String.fromCharCode(...data.subarray(i + 4, i + 8)), i, size]);
-    i += size;
+  for (let at = from; at < to; ) {
+    if (to - at < 8) return undefined;
+    const size = view.getUint32(at);
+    if (size < 8 || at + size > to) return undefined;
+    out.push([String.fromCharCode(...data.subarray(at + 4, at + 8)), at, size]);
+    at += size;
   }
   return out;
 }
 
 /** The sample count of a fragment's trun (moof > traf > trun). */
 function trunSampleCount(data: Uint8Array): number {
-  const moof = topBoxes(data).find(([t]) => t === 'moof');
-  const traf = moof && topBoxes(data, moof[1] + 8, moof[1] + moof[2]).find(([t]) => t === 'traf');
-  const trun = traf && topBoxes(data, traf[1] + 8, traf[1] + traf[2]).find(([t]) => t === 'trun');
+  const moof = topBoxes(data)?.find(([t]) => t === 'moof');
+  const traf = moof && topBoxes(data, moof[1] + 8, moof[1] + moof[2])?.find(([t]) => t === 'traf');
+  const trun = traf && topBoxes(data, traf[1] + 8, traf[1] + traf[2])?.find(([t]) => t === 'trun');
   return trun === undefined ? 0 : new DataView(data.buffer, data.byteOffset + trun[1] + 12, 4).getUint32(0);
 }
 
 /** Bytes of a fragment's mdat payload. */
 function mdatBytes(data: Uint8Array): number {
-  const mdat = topBoxes(data).find(([t]) => t === 'mdat');
+  const mdat = topBoxes(data)?.find(([t]) => t === 'mdat');
   return mdat === undefined ? 0 : mdat[2] - 8;
 }
 
@@ -281,7 +271,7 @@ describe('fuzz: FlvToFmp4', () => {
             if (e.bytes > 0) mediaNow++;
             bytesNow += e.bytes;
             if (fixed?.has(e.track) !== true) throw fuzzFailure(`${e.track} fragment outside the track set`, replay);
-            const shape = boxes(e.data);
+            const shape = topBoxes(e.data)?.map(([type]) => type);
             if (shape?.join() !== 'moof,mdat') throw fuzzFailure(`fragment boxes ${String(shape)}`, replay);
             if (!(Number.isFinite(e.start) && e.start >= 0 && e.end > e.start)) throw fuzzFailure(`fragment times ${e.start}..${e.end}`, replay);
             if (e.track === 'video' && e.bytes > 0) {
