@@ -27,10 +27,10 @@ interface ManagedMediaSourceWindow {
  * ManagedMediaSource where the browser has it (Safari 17+, WebKitGTK; the only one on iOS
  * Safari, and the one WebKit recommends for power), otherwise MediaSource.
  */
-export function mediaSourceClass(): { new (): MediaSourceLike; isTypeSupported(type: string): boolean; managed: boolean } | undefined {
+export function mediaSourceClass(): { MS: { new (): MediaSourceLike; isTypeSupported(type: string): boolean }; managed: boolean } | undefined {
   const managed = (globalThis as ManagedMediaSourceWindow).ManagedMediaSource;
-  if (managed !== undefined) return Object.assign(managed, { managed: true });
-  return typeof MediaSource === 'undefined' ? undefined : Object.assign(MediaSource, { managed: false });
+  if (managed !== undefined) return { MS: managed, managed: true };
+  return typeof MediaSource === 'undefined' ? undefined : { MS: MediaSource, managed: false };
 }
 
 /**
@@ -174,12 +174,12 @@ export class BufferController {
   readonly managed: boolean;
 
   constructor(video: HTMLVideoElement, opts: BufferControllerOptions) {
-    const MS = mediaSourceClass();
-    if (MS === undefined) throw new Error('this browser has no MediaSource or ManagedMediaSource');
+    const found = mediaSourceClass();
+    if (found === undefined) throw new Error('this browser has no MediaSource or ManagedMediaSource');
     this.#video = video;
     this.#opts = opts;
-    this.managed = MS.managed;
-    this.#ms = new MS();
+    this.managed = found.managed;
+    this.#ms = new found.MS();
     // ManagedMediaSource plays only when AirPlay has an alternative or is turned off.
     if (this.managed) video.disableRemotePlayback = true;
     this.#url = URL.createObjectURL(this.#ms);
@@ -202,7 +202,7 @@ export class BufferController {
   }
 
   static isSupported(track: Pick<RemuxTrack, 'mimeType'>): boolean {
-    return mediaSourceClass()?.isTypeSupported(track.mimeType) ?? false;
+    return mediaSourceClass()?.MS.isTypeSupported(track.mimeType) ?? false;
   }
 
   /** Creates one SourceBuffer per track and queues its init segment. */
