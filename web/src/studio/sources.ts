@@ -44,12 +44,12 @@ export class WorkerSources {
     if (sources.video !== undefined) {
       const reader = sources.video.getReader();
       this.#videoReader = reader;
-      void this.#readVideo(reader);
+      void this.#drain(reader, () => this.#videoReader, (frame) => this.offerFrame(frame));
     }
     if (sources.audio !== undefined) {
       const reader = sources.audio.getReader();
       this.#audioReader = reader;
-      void this.#readAudio(reader);
+      void this.#drain(reader, () => this.#audioReader, (data) => this.#takeAudio(data));
     }
     if (sources.audioPort !== undefined) {
       this.#audioPort = sources.audioPort;
@@ -83,45 +83,36 @@ export class WorkerSources {
     this.#latest = undefined;
   }
 
-  // Read loops end quietly when their track ends; every rejection is handled inside.
-  async #readVideo(reader: ReadableStreamDefaultReader<VideoFrame>): Promise<void> {
+  /**
+   * Hands each value `reader` gives to `take` until its track ends, the sources close or another
+   * reader replaced it (`current`). Ends quietly; every rejection is handled inside.
+   */
+  async #drain<T extends { close(): void }>(reader: ReadableStreamDefaultReader<T>, current: () => ReadableStreamDefaultReader<T> | undefined, take: (value: T) => void): Promise<void> {
     try {
       for (;;) {
         const { value, done } = await reader.read();
-        if (done || this.#closed || reader !== this.#videoReader) {
+        if (done || this.#closed || reader !== current()) {
           value?.close();
           if (!done) await reader.cancel();
           break;
         }
-        this.offerFrame(value);
+        take(value);
       }
     } catch {
       // The track ended.
     }
   }
 
-  async #readAudio(reader: ReadableStreamDefaultReader<AudioData>): Promise<void> {
-    try {
-      for (;;) {
-        const { value, done } = await reader.read();
-        if (done || this.#closed || reader !== this.#audioReader) {
-          value?.close();
-          if (!done) await reader.cancel();
-          break;
-        }
-        const planes: Float32Array[] = [];
-        for (let c = 0; c < value.numberOfChannels; c++) {
-          const plane = new Float32Array(value.numberOfFrames);
-          value.copyTo(plane, { planeIndex: c, format: 'f32-planar' });
-          planes.push(plane);
-        }
-        const rate = value.sampleRate;
-        const captureUs = value.timestamp;
-        value.close();
-        this.#events.pcm(planes, rate, captureUs);
-      }
-    } catch {
-      // The track ended.
+  #takeAudio(data: AudioData): void {
+    const planes: Float32Array[] = [];
+    for (let c = 0; c < data.numberOfChannels; c++) {
+      const plane = new Float32Array(data.numberOfFrames);
+      data.copyTo(plane, { planeIndex: c, format: 'f32-planar' });
+      planes.push(plane);
     }
+    const rate = data.sampleRate;
+    const captureUs = data.timestamp;
+    data.close();
+    this.#events.pcm(planes, rate, captureUs);
   }
 }
