@@ -92,3 +92,4 @@ export * from './wire/watch.js';
 export * from './wire/close.js';
 export * from './wire/config.js';
 export * from './remux/flv-to-fmp4.js';
+export * from './wire/restream.js';
