@@ -64,6 +64,7 @@ export type ErrorCode =
   | 'LOCAL_RTMP_FAILED'
   | 'INPUT_NOT_FILE'
   | 'INPUT_UNREADABLE'
+  | 'INPUT_EMPTY'
   | 'OUTPUT_UNWRITABLE'
   | 'OUTPUT_CLOSED';
 
