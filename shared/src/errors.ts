@@ -65,6 +65,7 @@ export type ErrorCode =
   | 'INPUT_NOT_FILE'
   | 'INPUT_UNREADABLE'
   | 'INPUT_EMPTY'
+  | 'CONFIG_UNREADABLE'
   | 'OUTPUT_UNWRITABLE'
   | 'OUTPUT_CLOSED';
 
