@@ -109,6 +109,23 @@ describe('onair restream', () => {
     await expectNmsRecorded('rs-dst', 'relative');
   });
 
+  it('with --follow waits through the source ending: past the grace period it unpublishes, publishes again when the source is back, and stops on Ctrl-C with status 0', async () => {
+    const restream = startOnair(['restream', '--follow', '--grace', '2', nginx.url('live', 'fw-src'), nginx.url('live', 'fw-dst')], { timeoutMs: 90_000 });
+    await waitFor('the restream to subscribe', async () => ((await nginx.streamClients('live', 'fw-src')).players === 1 ? true : undefined), 20_000);
+    await ffmpegPublish(source, nginx.url('live', 'fw-src'), { realtime: true });
+    // The source left; two seconds later the destination is unpublished and its recording closed.
+    await expectNginxRecorded('fw-dst', 'relative');
+    await waitFor('the restream to play the source again', async () => ((await nginx.streamClients('live', 'fw-src')).players === 1 ? true : undefined), 20_000);
+    await ffmpegPublish(source, nginx.url('live', 'fw-src'), { realtime: true });
+    await waitFor('the second publish', async () => ((await nginx.streamClients('live', 'fw-dst')).publishing ? undefined : true), 20_000);
+    await expectNginxRecorded('fw-dst', 'relative');
+    restream.kill('SIGINT');
+    const r = await restream.result;
+    expect(r.code, describeResult(r)).toBe(0);
+    expect(r.stderr.match(/fw-dst|fw-src/)).toBeNull();
+    expect((r.stderr.match(/live\/\*\*\* — publishing/g) ?? []).length).toBe(2);
+  });
+
   it('exits 1 saying why when the source cannot be played', async () => {
     const r = await runOnair(['restream', '--connect-timeout', '2', 'rtmp://127.0.0.1:1/live/x', nginx.url('live', 'never')]);
     expect(r.code, describeResult(r)).toBe(1);

@@ -11,8 +11,10 @@ import {
   type RestreamInputStats,
 } from '@onair/shared';
 
-/** Media time the rates are measured over. */
+/** Arrival time the rates are measured over. */
 const WINDOW_MS = 5000;
+/** Tags remembered at most (a hostile source sending tiny tags at line rate stays bounded). */
+const MAX_ARRIVALS = 20_000;
 /** Sound formats by SoundFormat number, for the codec column. */
 const SOUND_FORMATS: Readonly<Record<number, string>> = { 2: 'mp3', 7: 'alaw', 8: 'ulaw', 11: 'speex' };
 
@@ -73,7 +75,7 @@ export class InputMeter {
 
   #trim(now: number): void {
     const list = this.#arrivals;
-    while (this.#head < list.length && list[this.#head]!.at <= now - WINDOW_MS) {
+    while (this.#head < list.length && (list[this.#head]!.at <= now - WINDOW_MS || list.length - this.#head > MAX_ARRIVALS)) {
       const old = list[this.#head++]!;
       this.#bytes -= old.bytes;
       if (old.frame) this.#frames--;
