@@ -15,6 +15,8 @@ import { killOnairProcesses, startOnair, type OnairProcess } from './harness/run
 // nginx-rtmp and node-media-server at once. Judged by the servers' recordings (ffmpeg framemd5).
 
 let nginx: NginxRtmp;
+/** Drops a publisher that sent nothing for 2 s, as SRS does after 5–9 s; appends every publish to one recording. */
+let dropping: NginxRtmp;
 let nms: NodeMediaServerHandle;
 let source: string;
 let sourcePackets: FrameMd5;
@@ -23,12 +25,16 @@ let dir: string;
 beforeAll(async () => {
   source = await flvFixture({ seconds: 20 });
   sourcePackets = await framemd5(source);
-  [nginx, nms] = await Promise.all([startNginxRtmp({ stat: true }), startNodeMediaServer({ record: true, publishGraceMs: 0 })]);
+  [nginx, dropping, nms] = await Promise.all([
+    startNginxRtmp({ stat: true }),
+    startNginxRtmp({ liveDirectives: 'drop_idle_publisher 2s; record_append on;' }),
+    startNodeMediaServer({ record: true, publishGraceMs: 0 }),
+  ]);
   dir = makeTempDir('onair-restream-serve-');
 });
 afterEach(killOnairProcesses);
 afterAll(async () => {
-  await Promise.all([nginx?.dispose(), nms?.stop()]);
+  await Promise.all([nginx?.dispose(), dropping?.dispose(), nms?.stop()]);
   if (dir) removeTempDir(dir);
 });
 
@@ -87,14 +93,14 @@ function expectPrefixThenWhole(recorded: PacketLine[], expected: PacketLine[], s
 }
 
 describe('onair serve restreams an encoder', () => {
-  it('relays an ingest to nginx-rtmp and node-media-server at once; an encoder killed and back 5 s later continues the same publish on one timeline', async () => {
+  it('relays an ingest to nginx-rtmp and node-media-server at once; an encoder killed and back 5 s later continues the same publish on one timeline; a server that drops the silent publisher gets a clean republish', async () => {
     const { onair, api, rtmpPort } = await serve(join(dir, 'config-a'));
     const created = await api('POST', '/inputs', { name: 'OBS' });
     expect(created.status).toBe(201);
     const id = created.body.inputs[0]!.id;
     const key = created.body.inputs[0]!.streamKey!;
     expect(key).toMatch(/^live_[0-9a-f]{32}$/);
-    for (const url of [nginx.url('live', 'rs-a'), nms.url('live', 'rs-a')]) {
+    for (const url of [nginx.url('live', 'rs-a'), nms.url('live', 'rs-a'), dropping.url('live', 'rs-a')]) {
       const added = await api('POST', `/inputs/${id}/destinations`, { url, autoStart: true });
       expect(added.status, added.body.error).toBe(201);
     }
@@ -108,7 +114,8 @@ describe('onair serve restreams an encoder', () => {
       while (sampling) {
         const s = (await api('GET', '')).body;
         const i = input(s, id);
-        seen.push(`${i.state}:${i.destinations.map((d) => d.state).join(',')}`);
+        // The first two must stay live; the third (dropping) reconnects during the pause.
+        seen.push(`${i.state}:${i.destinations.slice(0, 2).map((d) => d.state).join(',')}`);
         await new Promise((r) => setTimeout(r, 200));
       }
     })();
@@ -117,7 +124,7 @@ describe('onair serve restreams an encoder', () => {
     const encoder = (): ReturnType<typeof spawnTracked> =>
       spawnTracked('ffmpeg', ['-hide_banner', '-nostdin', '-loglevel', 'error', '-re', '-i', source, '-map', '0', '-c', 'copy', '-f', 'flv', ingest]);
     const first = encoder();
-    await waitFor('both destinations live', async () => (input((await api('GET', '')).body, id).destinations.every((d) => d.state === 'live') ? true : undefined), 20_000);
+    await waitFor('every destination live', async () => (input((await api('GET', '')).body, id).destinations.every((d) => d.state === 'live') ? true : undefined), 20_000);
     const live = input((await api('GET', '')).body, id);
     expect(live.state).toBe('live');
     await new Promise((r) => setTimeout(r, 6000));
@@ -152,6 +159,18 @@ describe('onair serve restreams an encoder', () => {
       expect(Math.min(...steps)).toBeGreaterThanOrEqual(0);
     }
     // nginx-rtmp saw one publish: a second would have restarted its recording without the first part.
+    // The server that dropped the silent publisher got a new publish, started cleanly at a keyframe
+    // of the returning encoder (its first, or the next one when the handshake ended after it): the
+    // publishes appended to one recording hold the first part, then the second run from that keyframe.
+    const republished = streamOf(await framemd5(await dropping.recordingDone('rs-a')), 'video').map((p) => p.md5);
+    const whole = streamOf(sourcePackets, 'video').map((p) => p.md5);
+    // The fixture has a keyframe every 60 frames (-g 60, closed GOPs): decode order 0, 60, 120…
+    const keyframes = whole.flatMap((_, i) => (i % 60 === 0 ? [i] : []));
+    const resumedAt = keyframes.find((k) => republished.lastIndexOf(whole[k]!) > 0 && republished.slice(republished.lastIndexOf(whole[k]!)).join() === whole.slice(k).join());
+    expect(resumedAt, 'the second run, from a keyframe to its end').toBeDefined();
+    expect(resumedAt!).toBeLessThanOrEqual(keyframes[1]!);
+    const cut = republished.lastIndexOf(whole[resumedAt!]!);
+    expect(republished.slice(0, cut)).toEqual(whole.slice(0, cut));
     expect(onair.process.exitCode).toBeNull();
   });
 

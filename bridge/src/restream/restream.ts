@@ -129,7 +129,11 @@ export class Restream {
       this.#checkReturn = true;
       this.#opts.log?.(`${this.#opts.name}: input back after ${((now - this.#awayAt) / 1000).toFixed(1)} s`);
     }
-    for (const d of this.#destinations.values()) if (d.autoStart && !d.running) this.#startRelay(d);
+    for (const d of this.#destinations.values()) {
+      if (d.autoStart && !d.running) this.#startRelay(d);
+      // A server that dropped the silent publisher meanwhile gets the new publish now, not at its next backoff step.
+      else if (d.running) d.relay?.retryNow();
+    }
     this.#opts.onChange();
   }
 
