@@ -181,12 +181,6 @@ export async function startServe(opts: ServeOptions, log: (line: string) => void
       : { port: local.port, url: `rtmp://127.0.0.1:${local.port}/live`, key, status: () => local.status(), onUp: (fn) => local.onUp(fn) };
   const limits = { maxViewers: opts.maxViewers, maxViewersPerClient: opts.maxViewersPerClient, maxUpstreams: opts.maxUpstreams };
   const watch = new WatchService({ policy, limits, ...(local !== undefined ? { localRtmp: { port: local.port, status: () => local.status() } } : {}) });
-  if (local !== undefined) {
-    // The first viewer of a local stream then starts from the GOP cache, not the next keyframe.
-    local.warmPublished((app, stream) => watch.warmLocal(app, stream));
-    // Viewers of local streams lost their upstream with the crash: reconnect now, not at the next backoff step.
-    local.onUp(() => watch.retryLocalNow());
-  }
   let restream: RestreamService;
   try {
     restream = await RestreamService.start({
@@ -200,6 +194,16 @@ export async function startServe(opts: ServeOptions, log: (line: string) => void
     await watch.close();
     await local?.close();
     throw err;
+  }
+  if (local !== undefined) {
+    // The first viewer of a local stream then starts from the GOP cache, not the next keyframe;
+    // the Restream view lists what publishes there.
+    local.warmPublished((app, stream) => {
+      const releases = [watch.warmLocal(app, stream), restream.published(app, stream)];
+      return () => releases.forEach((release) => release());
+    });
+    // Viewers of local streams lost their upstream with the crash: reconnect now, not at the next backoff step.
+    local.onUp(() => watch.retryLocalNow());
   }
   let server: OnairServer;
   try {

@@ -203,5 +203,18 @@ describe('onair serve restreams an encoder', () => {
     const removed = await b.api('DELETE', `/inputs/${id}`);
     expect(removed.status).toBe(200);
     expect(removed.body.inputs).toHaveLength(0);
+
+    // A stream publishing with a key of its own (the ingest is open on loopback) is listed, and
+    // becomes an input on request.
+    const adhoc = spawnTracked('ffmpeg', ['-hide_banner', '-nostdin', '-loglevel', 'error', '-re', '-i', source, '-map', '0', '-c', 'copy', '-f', 'flv', `rtmp://127.0.0.1:${b.rtmpPort}/live/adhoc-key`]);
+    const listed = await waitFor('the stream to be listed', async () => (await b.api('GET', '')).body.unclaimed.find((u) => u.key === 'adhoc-key'), 15_000);
+    expect(listed.watchPath).toBe('/watch/live/adhoc-key');
+    const adopted = await b.api('POST', '/inputs', { name: 'Ad hoc', key: 'adhoc-key' });
+    expect(adopted.status, adopted.body.error).toBe(201);
+    expect(adopted.body.unclaimed).toEqual([]);
+    const adoptedId = adopted.body.inputs[0]!.id;
+    await waitFor('the adopted input to be live', async () => (input((await b.api('GET', '')).body, adoptedId).state === 'live' ? true : undefined), 10_000);
+    expect((await b.api('POST', '/inputs', { name: 'Twice', key: 'adhoc-key' })).status).toBe(409);
+    await adhoc.stop('SIGKILL');
   });
 });

@@ -78,6 +78,8 @@ function newKey(): string {
 export class RestreamService {
   readonly #opts: RestreamServiceOptions;
   readonly #inputs = new Map<string, Input>();
+  /** Stream names publishing on the embedded server's ingest application now. */
+  readonly #published = new Set<string>();
   #closed = false;
 
   private constructor(opts: RestreamServiceOptions) {
@@ -95,6 +97,16 @@ export class RestreamService {
     return service;
   }
 
+  /**
+   * A stream started publishing on the embedded server (LocalRtmp's publish events); returns
+   * the release for when it stops.
+   */
+  published(app: string, stream: string): () => void {
+    if (app !== INGEST_APP) return () => undefined;
+    this.#published.add(stream);
+    return () => void this.#published.delete(stream);
+  }
+
   /** Ingest keys that may publish to the embedded server. */
   keys(): string[] {
     return [...this.#inputs.values()].flatMap((i) => (i.stored.key === undefined ? [] : [i.stored.key]));
@@ -106,6 +118,9 @@ export class RestreamService {
       ingest: ingest === undefined ? null : { host: ingest.host, port: ingest.port, app: INGEST_APP, open: ingest.open },
       graceMs: this.#opts.graceMs,
       inputs: [...this.#inputs.values()].map((i) => this.#status(i)),
+      unclaimed: [...this.#published]
+        .filter((key) => ![...this.#inputs.values()].some((i) => i.stored.key === key))
+        .map((key) => ({ key, watchPath: `/watch/${INGEST_APP}/${encodeURIComponent(key)}` })),
     };
   }
 
@@ -276,7 +291,8 @@ export class RestreamService {
     const stored: StoredInput = { id: newId(), name: init.name, destinations: [] };
     if (init.source === undefined) {
       if (this.#opts.ingest === undefined) throw new ApiError(409, 'the embedded RTMP server is off (--no-local-rtmp): pull from a URL instead');
-      stored.key = newKey();
+      if (init.key !== undefined && [...this.#inputs.values()].some((i) => i.stored.key === init.key)) throw new ApiError(409, 'that stream is an input already');
+      stored.key = init.key ?? newKey();
     } else {
       parseRtmpUrl(init.source);
       await this.#opts.policy.isAllowed(init.source);

@@ -93,12 +93,22 @@ export interface RestreamState {
   /** How long destinations stay published while an input is away, ms. */
   graceMs: number;
   inputs: RestreamInputStatus[];
+  /**
+   * Streams publishing on the embedded server right now that are no input (the studio's own
+   * broadcast, an encoder using a key of its own while the ingest is open): POST one's key as
+   * RestreamInputInit.key to restream it.
+   */
+  unclaimed: { key: string; watchPath: string }[];
 }
 
-/** POST /inputs: a name, and a source URL for a URL input (without one, an ingest key is made). */
+/**
+ * POST /inputs: a name, and a source URL for a URL input, or the key of a stream already
+ * publishing on the embedded server (RestreamState.unclaimed); with neither, an ingest key is made.
+ */
 export interface RestreamInputInit {
   name: string;
   source?: string;
+  key?: string;
 }
 
 /** POST /inputs/:id/destinations. `url` holds the stream key (rtmp[s]://host/app/key). */
@@ -120,6 +130,12 @@ export function parseRestreamInputInit(body: unknown): RestreamInputInit {
   const o = record(body, 'body');
   const name = str(o, 'name', MAX_RESTREAM_NAME_CHARS).trim();
   if (name === '') fail('"name" must not be empty');
+  if (o['source'] !== undefined && o['key'] !== undefined) fail('give "source" or "key", not both');
+  if (o['key'] !== undefined) {
+    const key = str(o, 'key', MAX_RESTREAM_NAME_CHARS * 4);
+    if (!/^[\w.~-]+$/.test(key)) fail('"key" must be a stream name (letters, digits, . _ ~ -)');
+    return { name, key };
+  }
   if (o['source'] === undefined) return { name };
   const source = str(o, 'source', MAX_RESTREAM_URL_CHARS).trim();
   return { name, source };
