@@ -3,7 +3,7 @@ import { networkInterfaces } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { OnairError } from '@onair/shared';
-import { LocalRtmp, type LocalRtmpStatus } from './local-rtmp/local-rtmp.js';
+import { LocalRtmp, urlHost, type LocalRtmpStatus } from './local-rtmp/local-rtmp.js';
 import { OnairServer } from './server/onair-server.js';
 import { ServerPolicy, isLoopbackHost } from './server/policy.js';
 import { WatchService } from './watch/index.js';
@@ -14,7 +14,7 @@ Usage: onair serve [options]
 
 Opens the studio at http://127.0.0.1:8080/: go live from the browser (camera, microphone,
 screen) to any RTMP/RTMPS server, several at once. The embedded RTMP server
-(node-media-server, loopback only) is the default destination; watch it at /watch/live/<key>.
+(node-media-server) is the default destination; watch it at /watch/live/<key>.
 
 Options (environment variable in brackets):
   --host ADDR                   listen address (default 127.0.0.1)                 [ONAIR_HOST]
@@ -27,6 +27,9 @@ Options (environment variable in brackets):
   --allow-origin ORIGIN         another page origin allowed to open WebSockets
                                 (repeatable; comma-separated in the variable)    [ONAIR_ALLOW_ORIGIN]
   --local-rtmp-port N           port of the embedded RTMP server (default 1935)   [ONAIR_LOCAL_RTMP_PORT]
+  --local-rtmp-host ADDR        its listen address (default 127.0.0.1; 0.0.0.0 for
+                                encoders on other machines: then only ingest keys
+                                may publish and only this machine may play)     [ONAIR_LOCAL_RTMP_HOST]
   --no-local-rtmp               do not start the embedded RTMP server             [ONAIR_NO_LOCAL_RTMP=1]
   --web-root DIR                serve the web app from DIR (default web/dist)     [ONAIR_WEB_ROOT]
 
@@ -58,6 +61,7 @@ export interface ServeOptions {
   allowPrivate: boolean | undefined;
   allowOrigins: string[];
   localRtmpPort: number | undefined;
+  localRtmpHost: string;
   webRoot: string;
   verbose: boolean;
   resumeGraceMs: number;
@@ -104,6 +108,7 @@ export function parseServeArgs(argv: string[], env: NodeJS.ProcessEnv): ServeOpt
       'allow-private-destinations': { type: 'boolean' },
       'allow-origin': { type: 'string', multiple: true },
       'local-rtmp-port': { type: 'string' },
+      'local-rtmp-host': { type: 'string' },
       'no-local-rtmp': { type: 'boolean' },
       'web-root': { type: 'string' },
       verbose: { type: 'boolean' },
@@ -127,6 +132,7 @@ export function parseServeArgs(argv: string[], env: NodeJS.ProcessEnv): ServeOpt
     allowPrivate,
     allowOrigins: values['allow-origin'] ?? (env['ONAIR_ALLOW_ORIGIN']?.split(',').map((s) => s.trim()).filter(Boolean) ?? []),
     localRtmpPort: noLocal ? undefined : portNumber(values['local-rtmp-port'] ?? env['ONAIR_LOCAL_RTMP_PORT'] ?? '1935', 'local RTMP port'),
+    localRtmpHost: values['local-rtmp-host'] ?? env['ONAIR_LOCAL_RTMP_HOST'] ?? '127.0.0.1',
     webRoot: values['web-root'] ?? env['ONAIR_WEB_ROOT'] ?? DEFAULT_WEB_ROOT,
     verbose: values.verbose ?? flag(env['ONAIR_VERBOSE']),
     resumeGraceMs: seconds(values['resume-grace'] ?? env['ONAIR_RESUME_GRACE'] ?? '30', 'resume grace'),
@@ -142,7 +148,9 @@ export function parseServeArgs(argv: string[], env: NodeJS.ProcessEnv): ServeOpt
 /** The embedded RTMP server as the rest of the bridge sees it. */
 export interface LocalRtmpHandle {
   port: number;
-  /** `rtmp://127.0.0.1:<port>/live` */
+  /** The listen address (`--local-rtmp-host`). */
+  host: string;
+  /** `rtmp://<address the bridge dials>:<port>/live` */
   url: string;
   /** The studio's default stream key. */
   key: string;
@@ -160,14 +168,21 @@ export interface ServeHandle {
 /** Starts everything `onair serve` runs; the caller owns `close()`. */
 export async function startServe(opts: ServeOptions, log: (line: string) => void): Promise<ServeHandle> {
   const policy = new ServerPolicy({ host: opts.host, token: opts.token, allowPrivateDestinations: opts.allowPrivate, allowedOrigins: opts.allowOrigins });
-  const local = opts.localRtmpPort === undefined ? undefined : await LocalRtmp.start({ port: opts.localRtmpPort, verbose: opts.verbose, log });
   const key = randomBytes(6).toString('hex');
+  const local =
+    opts.localRtmpPort === undefined
+      ? undefined
+      : await LocalRtmp.start({ host: opts.localRtmpHost, port: opts.localRtmpPort, bridgeKeys: [key], verbose: opts.verbose, log });
   const localRtmp: LocalRtmpHandle | undefined =
     local === undefined
       ? undefined
-      : { port: local.port, url: `rtmp://127.0.0.1:${local.port}/live`, key, status: () => local.status(), onUp: (fn) => local.onUp(fn) };
+      : { port: local.port, host: local.host, url: local.url, key, status: () => local.status(), onUp: (fn) => local.onUp(fn) };
   const limits = { maxViewers: opts.maxViewers, maxViewersPerClient: opts.maxViewersPerClient, maxUpstreams: opts.maxUpstreams };
-  const watch = new WatchService({ policy, limits, ...(local !== undefined ? { localRtmp: { port: local.port, status: () => local.status() } } : {}) });
+  const watch = new WatchService({
+    policy,
+    limits,
+    ...(local !== undefined ? { localRtmp: { port: local.port, host: urlHost(local.dialHost), status: () => local.status() } } : {}),
+  });
   if (local !== undefined) {
     // The first viewer of a local stream then starts from the GOP cache, not the next keyframe.
     local.warmPublished((app, stream) => watch.warmLocal(app, stream));
@@ -201,7 +216,7 @@ export async function startServe(opts: ServeOptions, log: (line: string) => void
     const onLocal = (url: string): boolean => {
       try {
         const u = new URL(url);
-        return isLoopbackHost(u.hostname) && Number(u.port === '' ? 1935 : u.port) === local.port;
+        return (isLoopbackHost(u.hostname) || u.hostname === urlHost(local.dialHost)) && Number(u.port === '' ? 1935 : u.port) === local.port;
       } catch {
         return false;
       }
@@ -236,7 +251,8 @@ export async function runServe(argv: string[], env: NodeJS.ProcessEnv): Promise<
   for (const host of shownHosts(opts.host)) process.stdout.write(`onair: studio    ${handle.server.url(host)}\n`);
   if (handle.localRtmp !== undefined) {
     // The stream key stays out of the terminal: the studio page shows it and the watch link.
-    process.stdout.write(`onair: local RTMP ${handle.localRtmp.url}\n`);
+    for (const host of shownHosts(handle.localRtmp.host)) process.stdout.write(`onair: local RTMP rtmp://${urlHost(host)}:${handle.localRtmp.port}/live\n`);
+    if (!isLoopbackHost(handle.localRtmp.host)) say('local RTMP server beyond loopback: only ingest keys may publish, only this machine may play');
   }
   if (!handle.server.url().startsWith('http://127.')) say('listening beyond loopback: token required, destinations must be public');
   await new Promise<void>((resolve) => {
