@@ -133,19 +133,24 @@ export class LocalRtmp {
   #closing: Promise<void> | undefined;
   readonly #killOnExit = (): void => void this.#child?.kill('SIGKILL');
 
-  private constructor(opts: LocalRtmpOptions, root: string) {
+  private constructor(opts: LocalRtmpOptions, keys: { publish: readonly string[] | null; bridge: readonly string[] }, root: string) {
     this.#port = opts.port;
     this.#host = opts.host ?? DEFAULT_HOST;
     this.#opts = opts;
-    this.#publishKeys = checkKeys(opts.publishKeys !== undefined ? opts.publishKeys : isLoopbackHost(this.#host) ? null : []);
-    this.#bridgeKeys = checkKeys(opts.bridgeKeys ?? []) ?? [];
+    this.#publishKeys = keys.publish;
+    this.#bridgeKeys = keys.bridge;
     this.#restartPolicy = opts.restart ?? DEFAULT_RESTART;
     this.#root = root;
   }
 
-  /** Starts the child and resolves once it listens; PORT_IN_USE when it cannot, LOCAL_RTMP_FAILED otherwise. */
+  /** Starts the child and resolves once it listens; PORT_IN_USE when it cannot, LOCAL_RTMP_FAILED otherwise, a RangeError for bad keys. */
   static async start(opts: LocalRtmpOptions): Promise<LocalRtmp> {
-    const local = new LocalRtmp(opts, await mkdtemp(join(tmpdir(), 'onair-nms-')));
+    // Bad keys are refused before anything is made.
+    const keys = {
+      publish: checkKeys(opts.publishKeys !== undefined ? opts.publishKeys : isLoopbackHost(opts.host ?? DEFAULT_HOST) ? null : []),
+      bridge: checkKeys(opts.bridgeKeys ?? []) ?? [],
+    };
+    const local = new LocalRtmp(opts, keys, await mkdtemp(join(tmpdir(), 'onair-nms-')));
     process.on('exit', local.#killOnExit);
     const deadline = performance.now() + START_PORT_WAIT_MS;
     for (;;) {
