@@ -3,9 +3,9 @@ import { networkInterfaces } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { OnairError } from '@onair/shared';
-import { LocalRtmp, urlHost, type LocalRtmpStatus } from './local-rtmp/local-rtmp.js';
+import { LocalRtmp, type LocalRtmpStatus } from './local-rtmp/local-rtmp.js';
 import { OnairServer } from './server/onair-server.js';
-import { ServerPolicy, isLoopbackHost } from './server/policy.js';
+import { ServerPolicy, isLoopbackHost, isWildcardHost, urlHost } from './server/policy.js';
 import { WatchService } from './watch/index.js';
 
 export const SERVE_HELP = `onair serve — the studio, the watch pages and a local RTMP server
@@ -235,7 +235,7 @@ export async function startServe(opts: ServeOptions, log: (line: string) => void
 
 /** The addresses to print for a listen address: every interface's for a wildcard bind. */
 function shownHosts(host: string): string[] {
-  if (host !== '0.0.0.0' && host !== '::') return [host];
+  if (!isWildcardHost(host)) return [host];
   const addresses = Object.values(networkInterfaces())
     .flat()
     .filter((a) => a !== undefined && (a.family === 'IPv4' || host === '::'))

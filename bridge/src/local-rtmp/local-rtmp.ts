@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { backoffMs, OnairError, type Backoff } from '@onair/shared';
-import { isLoopbackHost } from '../server/policy.js';
+import { isLoopbackHost, isWildcardHost, urlHost } from '../server/policy.js';
 import { EXIT_FATAL, EXIT_LISTEN, INGEST_APP, isChildMessage, type ChildConfig, type ParentMessage } from './messages.js';
 
 // Always the compiled child from bridge/dist, whether this module runs from there or (under
@@ -84,16 +84,6 @@ export const MAX_PUBLISH_KEYS = 4096;
  */
 export function redactPaths(line: string): string {
   return line.replace(/(^|[\s'"(=,:])(\/[^\s/'"]+\/)[^\s'",)]+/g, '$1$2***');
-}
-
-/** True for an address that means every interface. */
-export function isWildcardHost(host: string): boolean {
-  return host === '0.0.0.0' || host === '::';
-}
-
-/** `host` as it goes into a URL: IPv6 addresses in brackets. */
-export function urlHost(host: string): string {
-  return host.includes(':') && !host.startsWith('[') ? `[${host}]` : host;
 }
 
 /**
