@@ -7,7 +7,7 @@ import { LocalRtmp, type LocalRtmpStatus } from './local-rtmp/local-rtmp.js';
 import { RestreamService } from './restream/restream-service.js';
 import { defaultConfigDir, RestreamStore } from './restream/restream-store.js';
 import { OnairServer } from './server/onair-server.js';
-import { ServerPolicy, isLoopbackHost } from './server/policy.js';
+import { ServerPolicy, isLoopbackHost, isWildcardHost, urlHost } from './server/policy.js';
 import { WatchService } from './watch/index.js';
 
 export const SERVE_HELP = `onair serve — the studio, the watch pages and a local RTMP server
@@ -16,7 +16,7 @@ Usage: onair serve [options]
 
 Opens the studio at http://127.0.0.1:8080/: go live from the browser (camera, microphone,
 screen) to any RTMP/RTMPS server, several at once. The embedded RTMP server
-(node-media-server, loopback only) is the default destination; watch it at /watch/live/<key>.
+(node-media-server) is the default destination; watch it at /watch/live/<key>.
 
 Options (environment variable in brackets):
   --host ADDR                   listen address (default 127.0.0.1)                 [ONAIR_HOST]
@@ -29,6 +29,9 @@ Options (environment variable in brackets):
   --allow-origin ORIGIN         another page origin allowed to open WebSockets
                                 (repeatable; comma-separated in the variable)    [ONAIR_ALLOW_ORIGIN]
   --local-rtmp-port N           port of the embedded RTMP server (default 1935)   [ONAIR_LOCAL_RTMP_PORT]
+  --local-rtmp-host ADDR        its listen address (default 127.0.0.1; 0.0.0.0 for
+                                encoders on other machines: then only ingest keys
+                                may publish and only this machine may play)     [ONAIR_LOCAL_RTMP_HOST]
   --no-local-rtmp               do not start the embedded RTMP server             [ONAIR_NO_LOCAL_RTMP=1]
   --web-root DIR                serve the web app from DIR (default web/dist)     [ONAIR_WEB_ROOT]
   --config-dir DIR              where the restream setup (inputs, ingest keys,
@@ -65,6 +68,7 @@ export interface ServeOptions {
   allowPrivate: boolean | undefined;
   allowOrigins: string[];
   localRtmpPort: number | undefined;
+  localRtmpHost: string;
   webRoot: string;
   configDir: string;
   restreamGraceMs: number;
@@ -113,6 +117,7 @@ export function parseServeArgs(argv: string[], env: NodeJS.ProcessEnv): ServeOpt
       'allow-private-destinations': { type: 'boolean' },
       'allow-origin': { type: 'string', multiple: true },
       'local-rtmp-port': { type: 'string' },
+      'local-rtmp-host': { type: 'string' },
       'no-local-rtmp': { type: 'boolean' },
       'web-root': { type: 'string' },
       'config-dir': { type: 'string' },
@@ -138,6 +143,7 @@ export function parseServeArgs(argv: string[], env: NodeJS.ProcessEnv): ServeOpt
     allowPrivate,
     allowOrigins: values['allow-origin'] ?? (env['ONAIR_ALLOW_ORIGIN']?.split(',').map((s) => s.trim()).filter(Boolean) ?? []),
     localRtmpPort: noLocal ? undefined : portNumber(values['local-rtmp-port'] ?? env['ONAIR_LOCAL_RTMP_PORT'] ?? '1935', 'local RTMP port'),
+    localRtmpHost: values['local-rtmp-host'] ?? env['ONAIR_LOCAL_RTMP_HOST'] ?? '127.0.0.1',
     webRoot: values['web-root'] ?? env['ONAIR_WEB_ROOT'] ?? DEFAULT_WEB_ROOT,
     configDir: values['config-dir'] ?? env['ONAIR_CONFIG_DIR'] ?? defaultConfigDir(env),
     restreamGraceMs: seconds(values['restream-grace'] ?? env['ONAIR_RESTREAM_GRACE'] ?? '10', 'restream grace'),
@@ -155,7 +161,9 @@ export function parseServeArgs(argv: string[], env: NodeJS.ProcessEnv): ServeOpt
 /** The embedded RTMP server as the rest of the bridge sees it. */
 export interface LocalRtmpHandle {
   port: number;
-  /** `rtmp://127.0.0.1:<port>/live` */
+  /** The listen address (`--local-rtmp-host`). */
+  host: string;
+  /** `rtmp://<address the bridge dials>:<port>/live` */
   url: string;
   /** The studio's default stream key. */
   key: string;
@@ -173,21 +181,32 @@ export interface ServeHandle {
 /** Starts everything `onair serve` runs; the caller owns `close()`. */
 export async function startServe(opts: ServeOptions, log: (line: string) => void): Promise<ServeHandle> {
   const policy = new ServerPolicy({ host: opts.host, token: opts.token, allowPrivateDestinations: opts.allowPrivate, allowedOrigins: opts.allowOrigins });
-  const local = opts.localRtmpPort === undefined ? undefined : await LocalRtmp.start({ port: opts.localRtmpPort, verbose: opts.verbose, log });
   const key = randomBytes(6).toString('hex');
+  const local =
+    opts.localRtmpPort === undefined
+      ? undefined
+      : await LocalRtmp.start({ host: opts.localRtmpHost, port: opts.localRtmpPort, bridgeKeys: [key], verbose: opts.verbose, log });
   const localRtmp: LocalRtmpHandle | undefined =
     local === undefined
       ? undefined
-      : { port: local.port, url: `rtmp://127.0.0.1:${local.port}/live`, key, status: () => local.status(), onUp: (fn) => local.onUp(fn) };
+      : { port: local.port, host: local.host, url: local.url, key, status: () => local.status(), onUp: (fn) => local.onUp(fn) };
   const limits = { maxViewers: opts.maxViewers, maxViewersPerClient: opts.maxViewersPerClient, maxUpstreams: opts.maxUpstreams };
-  const watch = new WatchService({ policy, limits, ...(local !== undefined ? { localRtmp: { port: local.port, status: () => local.status() } } : {}) });
+  const watch = new WatchService({
+    policy,
+    limits,
+    ...(local !== undefined ? { localRtmp: { port: local.port, host: urlHost(local.dialHost), status: () => local.status() } } : {}),
+  });
+  // Beyond loopback the embedded server takes only the ingest keys made in the Restream view
+  // (and the studio's own); on loopback it stays open to any key.
+  const gated = local !== undefined && !local.open;
   let restream: RestreamService;
   try {
     restream = await RestreamService.start({
       store: new RestreamStore(opts.configDir),
       policy,
       graceMs: opts.restreamGraceMs,
-      ingest: local === undefined ? undefined : { playUrl: `rtmp://127.0.0.1:${local.port}/live`, host: '127.0.0.1', port: local.port, open: true },
+      ingest: local === undefined ? undefined : { playUrl: local.url, host: isWildcardHost(local.host) ? null : local.host, port: local.port, open: local.open },
+      ...(gated ? { onKeys: (keys: string[]) => local.setPublishKeys(keys) } : {}),
       ...(opts.verbose ? { log } : {}),
     });
   } catch (err) {
@@ -234,7 +253,7 @@ export async function startServe(opts: ServeOptions, log: (line: string) => void
     const onLocal = (url: string): boolean => {
       try {
         const u = new URL(url);
-        return isLoopbackHost(u.hostname) && Number(u.port === '' ? 1935 : u.port) === local.port;
+        return (isLoopbackHost(u.hostname) || u.hostname === urlHost(local.dialHost)) && Number(u.port === '' ? 1935 : u.port) === local.port;
       } catch {
         return false;
       }
@@ -253,7 +272,7 @@ export async function startServe(opts: ServeOptions, log: (line: string) => void
 
 /** The addresses to print for a listen address: every interface's for a wildcard bind. */
 function shownHosts(host: string): string[] {
-  if (host !== '0.0.0.0' && host !== '::') return [host];
+  if (!isWildcardHost(host)) return [host];
   const addresses = Object.values(networkInterfaces())
     .flat()
     .filter((a) => a !== undefined && (a.family === 'IPv4' || host === '::'))
@@ -269,7 +288,8 @@ export async function runServe(argv: string[], env: NodeJS.ProcessEnv): Promise<
   for (const host of shownHosts(opts.host)) process.stdout.write(`onair: studio    ${handle.server.url(host)}\n`);
   if (handle.localRtmp !== undefined) {
     // The stream key stays out of the terminal: the studio page shows it and the watch link.
-    process.stdout.write(`onair: local RTMP ${handle.localRtmp.url}\n`);
+    for (const host of shownHosts(handle.localRtmp.host)) process.stdout.write(`onair: local RTMP rtmp://${urlHost(host)}:${handle.localRtmp.port}/live\n`);
+    if (!isLoopbackHost(handle.localRtmp.host)) say('local RTMP server beyond loopback: only ingest keys may publish, only this machine may play');
   }
   if (!handle.server.url().startsWith('http://127.')) say('listening beyond loopback: token required, destinations must be public');
   await new Promise<void>((resolve) => {

@@ -45,10 +45,10 @@ interface Serve {
   base: string;
 }
 
-async function serve(configDir: string, ports?: { port: number; rtmpPort: number }): Promise<Serve> {
-  const port = ports?.port ?? (await freePort());
-  const rtmpPort = ports?.rtmpPort ?? (await freePort());
-  const onair = startOnair(['serve', '--port', String(port), '--local-rtmp-port', String(rtmpPort), '--config-dir', configDir, '--restream-grace', '8', '--verbose'], { timeoutMs: 300_000 });
+async function serve(configDir: string, extra: readonly string[] = []): Promise<Serve> {
+  const port = await freePort();
+  const rtmpPort = await freePort();
+  const onair = startOnair(['serve', '--port', String(port), '--local-rtmp-port', String(rtmpPort), '--config-dir', configDir, '--restream-grace', '8', '--verbose', ...extra], { timeoutMs: 300_000 });
   await waitForPort(port, 60_000, () => onair.process.exitCode === null);
   await waitForPort(rtmpPort, 20_000, () => onair.process.exitCode === null);
   const api: Serve['api'] = async (method, path, body) => {
@@ -90,6 +90,15 @@ function expectPrefixThenWhole(recorded: PacketLine[], expected: PacketLine[], s
   expect(skipped).toBeLessThanOrEqual(slack);
   expect(second).toEqual(e.slice(skipped));
   return restart;
+}
+
+/** Publishes the fixture in real time; resolves with ffmpeg's exit status (non-zero when refused). */
+async function publishFor(url: string, ms: number): Promise<number | null> {
+  const ffmpeg = spawnTracked('ffmpeg', ['-hide_banner', '-nostdin', '-loglevel', 'error', '-re', '-i', source, '-map', '0', '-c', 'copy', '-f', 'flv', url]);
+  const timer = setTimeout(() => void ffmpeg.stop('SIGKILL'), ms);
+  const exit = await ffmpeg.exited;
+  clearTimeout(timer);
+  return exit.code;
 }
 
 describe('onair serve restreams an encoder', () => {
@@ -216,5 +225,29 @@ describe('onair serve restreams an encoder', () => {
     await waitFor('the adopted input to be live', async () => (input((await b.api('GET', '')).body, adoptedId).state === 'live' ? true : undefined), 10_000);
     expect((await b.api('POST', '/inputs', { name: 'Twice', key: 'adhoc-key' })).status).toBe(409);
     await adhoc.stop('SIGKILL');
+  });
+
+  it('with the embedded server on every address, takes only ingest keys made in the Restream view, also after a restart', async () => {
+    const configDir = join(dir, 'config-c');
+    const a = await serve(configDir, ['--local-rtmp-host', '0.0.0.0']);
+    const created = await a.api('POST', '/inputs', { name: 'Remote OBS' });
+    expect(created.body.ingest).toMatchObject({ host: null, open: false, app: 'live', port: a.rtmpPort });
+    const { id, streamKey } = created.body.inputs[0]!;
+    // An unknown key is refused at once: ffmpeg gives up long before the 10 s it would take.
+    expect(await publishFor(`rtmp://127.0.0.1:${a.rtmpPort}/live/live_0123456789abcdef0123456789abcdef`, 10_000)).not.toBe(0);
+    const goodA = publishFor(`rtmp://127.0.0.1:${a.rtmpPort}/live/${streamKey!}`, 15_000);
+    await waitFor('the input to be live', async () => (input((await a.api('GET', '')).body, id).state === 'live' ? true : undefined), 10_000);
+    await a.onair.kill('SIGTERM');
+    await a.onair.result;
+    await goodA;
+
+    const b = await serve(configDir, ['--local-rtmp-host', '0.0.0.0']);
+    expect(await publishFor(`rtmp://127.0.0.1:${b.rtmpPort}/live/not-a-key`, 10_000)).not.toBe(0);
+    const goodB = publishFor(`rtmp://127.0.0.1:${b.rtmpPort}/live/${streamKey!}`, 15_000);
+    await waitFor('the input to be live after the restart', async () => (input((await b.api('GET', '')).body, id).state === 'live' ? true : undefined), 10_000);
+    // Removing the input revokes its key: the encoder is cut and cannot come back.
+    await b.api('DELETE', `/inputs/${id}`);
+    expect(await goodB).not.toBe(0);
+    expect(await publishFor(`rtmp://127.0.0.1:${b.rtmpPort}/live/${streamKey!}`, 10_000)).not.toBe(0);
   });
 });

@@ -5,7 +5,8 @@ import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { backoffMs, OnairError, type Backoff } from '@onair/shared';
-import { EXIT_FATAL, EXIT_LISTEN, isChildMessage, type ChildConfig, type ParentMessage } from './messages.js';
+import { isLoopbackHost, isWildcardHost, urlHost } from '../server/policy.js';
+import { EXIT_FATAL, EXIT_LISTEN, INGEST_APP, isChildMessage, type ChildConfig, type ParentMessage } from './messages.js';
 
 // Always the compiled child from bridge/dist, whether this module runs from there or (under
 // vitest) from bridge/src: both lie two levels below bridge/.
@@ -32,11 +33,25 @@ export interface LocalRtmpStatus {
   /** Child processes started after the first one. */
   restarts: number;
   lastExit: LocalRtmpExit | null;
+  /** Publishes refused because their stream key is not allowed, since the bridge started. */
+  refusedPublishes: number;
+  /** Plays refused because the player is not on this machine (listening beyond loopback). */
+  refusedPlays: number;
 }
 
 export interface LocalRtmpOptions {
+  /** Listen address (default 127.0.0.1); `0.0.0.0` or `::` for every interface. */
+  host?: string;
   /** 0 picks a free port once; restarts keep it. */
   port: number;
+  /**
+   * The stream keys allowed to publish (in app `live`), as setPublishKeys takes them. Default:
+   * any key (null) when the server listens on loopback only, none ([]) otherwise: beyond loopback
+   * it is never an open relay unless told so.
+   */
+  publishKeys?: readonly string[] | null;
+  /** Keys the bridge itself publishes with (the studio's default key): allowed whatever the publish keys are. */
+  bridgeKeys?: readonly string[];
   /** Lines for the operator: a crash, a restart, and with `verbose` node-media-server's own log. */
   log: (line: string) => void;
   verbose: boolean;
@@ -57,6 +72,11 @@ const START_PORT_RETRY_MS = 250;
 const STOP_GRACE_MS = 3000;
 const TAIL_LINES = 40;
 const MAX_LINE_CHARS = 1000;
+const DEFAULT_HOST = '127.0.0.1';
+/** node-media-server closes a session whose stream name has other characters. */
+const KEY_PATTERN = /^[A-Za-z0-9_-]{1,256}$/;
+/** A bound on the key list sent to the child on every change. */
+export const MAX_PUBLISH_KEYS = 4096;
 
 /**
  * node-media-server logs stream paths (`/live/<key>`): keep the first segment of every absolute
@@ -67,15 +87,24 @@ export function redactPaths(line: string): string {
 }
 
 /**
- * The embedded RTMP server: node-media-server 4 on loopback, without HTTP, in a child process
- * (child.ts) that this class supervises. A crash of the child (node-media-server throws on some
- * malformed input) or a failure to listen is the child's end, not the bridge's: it is restarted
- * after a backoff, and `onUp` listeners hear when it is back. The child exits when the bridge
- * does, even when the bridge is killed (its IPC channel closes).
+ * The embedded RTMP server: node-media-server 4, without HTTP, in a child process (child.ts) that
+ * this class supervises. A crash of the child (node-media-server throws on some malformed input)
+ * or a failure to listen is the child's end, not the bridge's: it is restarted after a backoff,
+ * and `onUp` listeners hear when it is back. The child exits when the bridge does, even when the
+ * bridge is killed (its IPC channel closes).
+ *
+ * It is also the gate of an ingest: only the publish keys set here may publish (in app `live`),
+ * in every child it starts; listening beyond loopback, only this machine may play (the bridge's
+ * watch pages are for everyone else).
  */
 export class LocalRtmp {
   #port: number;
+  readonly #host: string;
   readonly #opts: LocalRtmpOptions;
+  #publishKeys: readonly string[] | null;
+  readonly #bridgeKeys: readonly string[];
+  #refusedPublishes = 0;
+  #refusedPlays = 0;
   readonly #restartPolicy: Backoff;
   readonly #root: string;
   readonly #tail: string[] = [];
@@ -94,16 +123,24 @@ export class LocalRtmp {
   #closing: Promise<void> | undefined;
   readonly #killOnExit = (): void => void this.#child?.kill('SIGKILL');
 
-  private constructor(opts: LocalRtmpOptions, root: string) {
+  private constructor(opts: LocalRtmpOptions, keys: { publish: readonly string[] | null; bridge: readonly string[] }, root: string) {
     this.#port = opts.port;
+    this.#host = opts.host ?? DEFAULT_HOST;
     this.#opts = opts;
+    this.#publishKeys = keys.publish;
+    this.#bridgeKeys = keys.bridge;
     this.#restartPolicy = opts.restart ?? DEFAULT_RESTART;
     this.#root = root;
   }
 
-  /** Starts the child and resolves once it listens; PORT_IN_USE when it cannot, LOCAL_RTMP_FAILED otherwise. */
+  /** Starts the child and resolves once it listens; PORT_IN_USE when it cannot, LOCAL_RTMP_FAILED otherwise, a RangeError for bad keys. */
   static async start(opts: LocalRtmpOptions): Promise<LocalRtmp> {
-    const local = new LocalRtmp(opts, await mkdtemp(join(tmpdir(), 'onair-nms-')));
+    // Bad keys are refused before anything is made.
+    const keys = {
+      publish: checkKeys(opts.publishKeys !== undefined ? opts.publishKeys : isLoopbackHost(opts.host ?? DEFAULT_HOST) ? null : []),
+      bridge: checkKeys(opts.bridgeKeys ?? []) ?? [],
+    };
+    const local = new LocalRtmp(opts, keys, await mkdtemp(join(tmpdir(), 'onair-nms-')));
     process.on('exit', local.#killOnExit);
     const deadline = performance.now() + START_PORT_WAIT_MS;
     for (;;) {
@@ -125,9 +162,50 @@ export class LocalRtmp {
     return this.#port;
   }
 
+  /** The listen address. */
+  get host(): string {
+    return this.#host;
+  }
+
+  /**
+   * Where the bridge itself connects: loopback when the server listens on every interface or on
+   * loopback, the listen address otherwise.
+   */
+  get dialHost(): string {
+    return isWildcardHost(this.#host) ? DEFAULT_HOST : this.#host;
+  }
+
+  /** `rtmp://<dialHost>:<port>/live`: what the bridge publishes to and plays from. */
+  get url(): string {
+    return `rtmp://${urlHost(this.dialHost)}:${this.#port}/${INGEST_APP}`;
+  }
+
+  /** True when any stream key may publish. */
+  get open(): boolean {
+    return this.#publishKeys === null;
+  }
+
+  /**
+   * Which stream keys may publish from now on, in app `live` (null: any key in any app). Exact
+   * strings of A–Z, a–z, 0–9, `_` and `-` (1–256 characters; node-media-server refuses other
+   * names anyway), at most MAX_PUBLISH_KEYS. A publisher whose key is taken away is disconnected.
+   * The keys and the bridge's own keys hold in every child process, restarts included.
+   */
+  setPublishKeys(keys: readonly string[] | null): void {
+    this.#publishKeys = checkKeys(keys);
+    this.#sendKeys(this.#child);
+  }
+
   status(): LocalRtmpStatus {
     const live = this.#state === 'up' || this.#state === 'starting';
-    return { state: this.#state, pid: live ? (this.#child?.pid ?? null) : null, restarts: this.#restarts, lastExit: this.#lastExit };
+    return {
+      state: this.#state,
+      pid: live ? (this.#child?.pid ?? null) : null,
+      restarts: this.#restarts,
+      lastExit: this.#lastExit,
+      refusedPublishes: this.#refusedPublishes,
+      refusedPlays: this.#refusedPlays,
+    };
   }
 
   /** Calls `fn` every time a restarted child listens again; returns the unsubscribe. */
@@ -188,7 +266,7 @@ export class LocalRtmp {
   /** One child process; resolves when it listens, rejects if it ends before. */
   #launch(): Promise<void> {
     const store = join(this.#root, `run-${++this.#runs}`);
-    const config: ChildConfig = { port: this.#port, store };
+    const config: ChildConfig = { host: this.#host, port: this.#port, store };
     const child = spawn(process.execPath, [CHILD_SCRIPT, JSON.stringify(config)], {
       stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
       // A process group of its own: Ctrl-C in a terminal goes to the bridge, which stops it in order.
@@ -197,6 +275,8 @@ export class LocalRtmp {
     this.#child = child;
     this.#readLines(child.stdout);
     this.#readLines(child.stderr);
+    // The child listens only once it has the keys: no moment without the gate.
+    this.#sendKeys(child);
     const started = performance.now();
     let upAt: number | undefined;
     let fatal: string | undefined;
@@ -230,6 +310,11 @@ export class LocalRtmp {
             this.#holds.get(m.path)?.();
             this.#holds.delete(m.path);
             break;
+          case 'refused':
+            if (m.what === 'publish') this.#refusedPublishes++;
+            else this.#refusedPlays++;
+            if (this.#opts.verbose) this.#opts.log(`local RTMP server refused a ${m.what} from ${m.client} (${m.what === 'publish' ? 'stream key not allowed' : 'not on this machine'})`);
+            break;
         }
       });
       let ended = false;
@@ -245,7 +330,7 @@ export class LocalRtmp {
           if (upAt === undefined) reject(new OnairError('LOCAL_RTMP_FAILED', 'the local RTMP server was stopped while starting'));
           return;
         }
-        const where = `127.0.0.1:${this.#port}`;
+        const where = `${urlHost(this.#host)}:${this.#port}`;
         let reason: string;
         if (listenFailed !== undefined) reason = `cannot listen on ${where} (${listenFailed})`;
         else if (fatal !== undefined) reason = fatal;
@@ -280,7 +365,7 @@ export class LocalRtmp {
       this.#wasUp = true;
       return;
     }
-    this.#opts.log(`local RTMP server is back on 127.0.0.1:${port} (restart ${this.#restarts})`);
+    this.#opts.log(`local RTMP server is back on ${urlHost(this.#host)}:${port} (restart ${this.#restarts})`);
     for (const fn of this.#up) {
       try {
         fn();
@@ -303,6 +388,14 @@ export class LocalRtmp {
         if (!this.#closed) this.#scheduleRestart();
       });
     }, delay);
+  }
+
+  #sendKeys(child: ChildProcess | undefined): void {
+    if (child === undefined || !child.connected) return;
+    const keys = this.#publishKeys === null ? null : [...new Set([...this.#publishKeys, ...this.#bridgeKeys])];
+    const message: ParentMessage = { type: 'publish-keys', keys };
+    // A child whose channel fails is on its way out; the next one gets the keys at its start.
+    child.send(message, (err) => err && child.kill('SIGKILL'));
   }
 
   #releaseHolds(): void {
@@ -328,6 +421,15 @@ export class LocalRtmp {
     });
     stream.on('error', () => undefined);
   }
+}
+
+function checkKeys(keys: readonly string[] | null): readonly string[] | null {
+  if (keys === null) return null;
+  if (keys.length > MAX_PUBLISH_KEYS) throw new RangeError(`${keys.length} publish keys, more than ${MAX_PUBLISH_KEYS}`);
+  // The message names the position, never the key.
+  const bad = keys.findIndex((k) => typeof k !== 'string' || !KEY_PATTERN.test(k));
+  if (bad !== -1) throw new RangeError(`publish key #${bad + 1} is not 1-256 characters of A-Z, a-z, 0-9, _ and -`);
+  return [...keys];
 }
 
 function describeExit(exit: LocalRtmpExit): string {

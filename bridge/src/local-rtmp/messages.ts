@@ -3,9 +3,11 @@
  * (node-media-server). Both ends are ours, built from the same sources.
  */
 
-/** argv[2] of the child, as JSON. */
+/** argv[2] of the child, as JSON. Never put a stream key here: argv is visible to every user. */
 export interface ChildConfig {
-  /** Loopback port the RTMP server listens on (0: any free one). */
+  /** Address the RTMP server listens on (node-media-server's `bind`). */
+  host: string;
+  /** Port the RTMP server listens on (0: any free one). */
   port: number;
   /** node-media-server's store directory, in one the parent made (the child removes both if the parent dies). */
   store: string;
@@ -19,16 +21,35 @@ export type ChildMessage =
   /** An uncaught error: the child exits with EXIT_FATAL right after. */
   | { type: 'fatal'; error: string }
   | { type: 'published'; app: string; stream: string; path: string }
-  | { type: 'unpublished'; path: string };
+  | { type: 'unpublished'; path: string }
+  /** A publish or a play was refused and its connection closed (no stream name: it may be a key). */
+  | { type: 'refused'; what: 'publish' | 'play'; client: string };
 
 /** Bridge → child. */
-export type ParentMessage = { type: 'stop' };
+export type ParentMessage =
+  | { type: 'stop' }
+  /**
+   * The stream names allowed to publish in app `live` (null: any name in any app). Sent first,
+   * before which the child does not listen, and again on every change: publishers whose name is
+   * no longer allowed are disconnected.
+   */
+  | { type: 'publish-keys'; keys: string[] | null };
 
 /** The child's exit status after an uncaught error (EX_SOFTWARE). */
 export const EXIT_FATAL = 70;
 /** The child's exit status when its port cannot be bound. */
 export const EXIT_LISTEN = 71;
 
+/** The only app an encoder may publish to when publish keys are set. */
+export const INGEST_APP = 'live';
+
 export function isChildMessage(m: unknown): m is ChildMessage {
   return typeof m === 'object' && m !== null && typeof (m as { type?: unknown }).type === 'string';
+}
+
+export function isParentMessage(m: unknown): m is ParentMessage {
+  if (typeof m !== 'object' || m === null) return false;
+  const { type, keys } = m as { type?: unknown; keys?: unknown };
+  if (type === 'stop') return true;
+  return type === 'publish-keys' && (keys === null || (Array.isArray(keys) && keys.every((k) => typeof k === 'string')));
 }

@@ -7,7 +7,7 @@ import type { StudioSessionOptions } from '../studio/studio-session.js';
 import { StudioSessions, type StudioLimits } from '../studio/studio-sessions.js';
 import { DEFAULT_PING_INTERVAL_MS, serveStudioSocket } from '../studio/studio-socket.js';
 import { setSecurityHeaders } from './headers.js';
-import type { ServerPolicy, Verdict } from './policy.js';
+import { urlHost, type ServerPolicy, type Verdict } from './policy.js';
 import { refuseUpgrade } from './refuse.js';
 import { StaticFiles } from './static-files.js';
 
@@ -100,9 +100,8 @@ export class OnairServer {
 
   /** The studio URL to open (with the token when one is required). */
   url(host = this.#opts.host): string {
-    const h = host.includes(':') ? `[${host}]` : host;
     const token = this.#opts.policy.token;
-    return `http://${h}:${this.port}/${token !== undefined ? `?token=${encodeURIComponent(token)}` : ''}`;
+    return `http://${urlHost(host)}:${this.port}/${token !== undefined ? `?token=${encodeURIComponent(token)}` : ''}`;
   }
 
   #onRequest(req: IncomingMessage, res: ServerResponse): void {

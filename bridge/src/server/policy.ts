@@ -91,6 +91,16 @@ export function isNonPublicAddress(address: string): boolean {
   return NON_PUBLIC.check(bare, 'ipv6');
 }
 
+/** True for a listen address that means every interface. */
+export function isWildcardHost(host: string): boolean {
+  return host === '0.0.0.0' || host === '::';
+}
+
+/** `host` as it goes into a URL: IPv6 addresses in brackets. */
+export function urlHost(host: string): string {
+  return host.includes(':') && !host.startsWith('[') ? `[${host}]` : host;
+}
+
 /** True when `host` (a listen address or host name) only reaches this machine. */
 export function isLoopbackHost(host: string): boolean {
   const h = host.replace(/^\[|\]$/g, '').toLowerCase();

@@ -12,8 +12,8 @@ describe('onair serve options', () => {
     const help = await runOnair(['serve', '--help']);
     expect(help.code).toBe(0);
     expect(help.stdout.toString()).toBe(SERVE_HELP);
-    for (const word of ['--host', '--port', '--token', '--allow-private-destinations', '--allow-origin', '--local-rtmp-port', '--no-local-rtmp', '--web-root', '--verbose', '--resume-grace', '--resend-buffer', '--max-sessions', '--max-sessions-per-client', '--max-viewers', '--max-viewers-per-client', '--max-upstreams',
-      'ONAIR_HOST', 'ONAIR_PORT', 'ONAIR_TOKEN', 'ONAIR_ALLOW_PRIVATE', 'ONAIR_ALLOW_ORIGIN', 'ONAIR_LOCAL_RTMP_PORT', 'ONAIR_NO_LOCAL_RTMP', 'ONAIR_WEB_ROOT', 'ONAIR_VERBOSE', 'ONAIR_RESUME_GRACE', 'ONAIR_RESEND_BUFFER', 'ONAIR_MAX_SESSIONS', 'ONAIR_MAX_SESSIONS_PER_CLIENT', 'ONAIR_MAX_VIEWERS', 'ONAIR_MAX_VIEWERS_PER_CLIENT', 'ONAIR_MAX_UPSTREAMS']) {
+    for (const word of ['--host', '--port', '--token', '--allow-private-destinations', '--allow-origin', '--local-rtmp-port', '--local-rtmp-host', '--no-local-rtmp', '--web-root', '--verbose', '--resume-grace', '--resend-buffer', '--max-sessions', '--max-sessions-per-client', '--max-viewers', '--max-viewers-per-client', '--max-upstreams',
+      'ONAIR_HOST', 'ONAIR_PORT', 'ONAIR_TOKEN', 'ONAIR_ALLOW_PRIVATE', 'ONAIR_ALLOW_ORIGIN', 'ONAIR_LOCAL_RTMP_PORT', 'ONAIR_LOCAL_RTMP_HOST', 'ONAIR_NO_LOCAL_RTMP', 'ONAIR_WEB_ROOT', 'ONAIR_VERBOSE', 'ONAIR_RESUME_GRACE', 'ONAIR_RESEND_BUFFER', 'ONAIR_MAX_SESSIONS', 'ONAIR_MAX_SESSIONS_PER_CLIENT', 'ONAIR_MAX_VIEWERS', 'ONAIR_MAX_VIEWERS_PER_CLIENT', 'ONAIR_MAX_UPSTREAMS']) {
       expect(SERVE_HELP).toContain(word);
     }
   });
@@ -23,6 +23,9 @@ describe('onair serve options', () => {
     const env = { ONAIR_HOST: '0.0.0.0', ONAIR_PORT: '9000', ONAIR_TOKEN: 't', ONAIR_LOCAL_RTMP_PORT: '1940', ONAIR_ALLOW_PRIVATE: '1', ONAIR_ALLOW_ORIGIN: 'https://a, https://b' };
     expect(parseServeArgs([], env)).toMatchObject({ host: '0.0.0.0', port: 9000, token: 't', localRtmpPort: 1940, allowPrivate: true, allowOrigins: ['https://a', 'https://b'] });
     expect(parseServeArgs(['--port', '0', '--no-local-rtmp', '--host', '::1'], env)).toMatchObject({ host: '::1', port: 0, localRtmpPort: undefined });
+    expect(parseServeArgs([], {})).toMatchObject({ localRtmpHost: '127.0.0.1' });
+    expect(parseServeArgs(['--local-rtmp-host', '::'], { ONAIR_LOCAL_RTMP_HOST: '0.0.0.0' })).toMatchObject({ localRtmpHost: '::' });
+    expect(parseServeArgs([], { ONAIR_LOCAL_RTMP_HOST: '0.0.0.0' })).toMatchObject({ localRtmpHost: '0.0.0.0' });
     expect(() => parseServeArgs(['--port', '70000'], {})).toThrow(/not a port number/);
     expect(parseServeArgs([], {})).toMatchObject({ resumeGraceMs: 30_000, resendBufferMs: 15_000, maxSessions: 16, maxSessionsPerClient: 4, maxViewers: 2000, maxViewersPerClient: 20, maxUpstreams: 64 });
     expect(parseServeArgs(['--resume-grace', '5', '--resend-buffer', '2.5', '--max-sessions', '3'], { ONAIR_MAX_SESSIONS_PER_CLIENT: '1' })).toMatchObject({ resumeGraceMs: 5000, resendBufferMs: 2500, maxSessions: 3, maxSessionsPerClient: 1 });

@@ -40,9 +40,10 @@ export interface WatchServiceOptions {
   policy: SourcePolicy;
   /**
    * The embedded RTMP server, for `/watch/<app>/<stream>` and `/live/<stream>.flv`; its `status`
-   * is reported in `/metrics`.
+   * is reported in `/metrics`. `host` is where the bridge dials it, as it goes in a URL
+   * (default 127.0.0.1).
    */
-  localRtmp?: { port: number; status?: () => LocalRtmpStatus };
+  localRtmp?: { port: number; host?: string; status?: () => LocalRtmpStatus };
   /** Opens an upstream play session; RtmpPlayer by default. */
   connect?: OpenSource;
   relay?: Partial<StreamRelayOptions>;
@@ -136,6 +137,7 @@ function flvSink(res: ServerResponse): ViewerSink {
 export class WatchService {
   readonly #policy: SourcePolicy;
   readonly #localPort: number | undefined;
+  readonly #localHost: string;
   readonly #localStatus: (() => LocalRtmpStatus) | undefined;
   readonly #connect: OpenSource;
   readonly #relayOpts: StreamRelayOptions;
@@ -154,6 +156,7 @@ export class WatchService {
     this.#viewers = new Admission({ max: this.#limits.maxViewers, perClient: this.#limits.maxViewersPerClient }, 'VIEWER_LIMIT', 'viewers');
     this.#policy = opts.policy;
     this.#localPort = opts.localRtmp?.port;
+    this.#localHost = opts.localRtmp?.host ?? '127.0.0.1';
     this.#localStatus = opts.localRtmp?.status;
     this.#connect = opts.connect ?? connectRtmpSource;
     this.#relayOpts = { ...DEFAULT_RELAY_OPTIONS, ...opts.relay };
@@ -236,7 +239,7 @@ export class WatchService {
    */
   retryLocalNow(): void {
     if (this.#localPort === undefined) return;
-    const prefix = `rtmp://127.0.0.1:${this.#localPort}/`;
+    const prefix = `rtmp://${this.#localHost}:${this.#localPort}/`;
     for (const [url, relay] of this.#relays) if (url.startsWith(prefix)) relay.retryNow();
   }
 
@@ -284,7 +287,7 @@ export class WatchService {
   }
 
   #localUrl(app: string, stream: string): string {
-    return `rtmp://127.0.0.1:${this.#localPort ?? 0}/${app}/${stream}`;
+    return `rtmp://${this.#localHost}:${this.#localPort ?? 0}/${app}/${stream}`;
   }
 
   /** The relay of `url`, made when it has none; RELAY_LIMIT when that would pass maxUpstreams. */

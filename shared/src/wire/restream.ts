@@ -132,8 +132,8 @@ export function parseRestreamInputInit(body: unknown): RestreamInputInit {
   if (name === '') fail('"name" must not be empty');
   if (o['source'] !== undefined && o['key'] !== undefined) fail('give "source" or "key", not both');
   if (o['key'] !== undefined) {
-    const key = str(o, 'key', MAX_RESTREAM_NAME_CHARS * 4);
-    if (!/^[\w.~-]+$/.test(key)) fail('"key" must be a stream name (letters, digits, . _ ~ -)');
+    const key = str(o, 'key', 256);
+    if (!/^[A-Za-z0-9_-]+$/.test(key)) fail('"key" must be a stream key of letters, digits, _ and -');
     return { name, key };
   }
   if (o['source'] === undefined) return { name };
