@@ -4,6 +4,8 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { OnairError } from '@onair/shared';
 import { LocalRtmp, type LocalRtmpStatus } from './local-rtmp/local-rtmp.js';
+import { RestreamService } from './restream/restream-service.js';
+import { defaultConfigDir, RestreamStore } from './restream/restream-store.js';
 import { OnairServer } from './server/onair-server.js';
 import { ServerPolicy, isLoopbackHost } from './server/policy.js';
 import { WatchService } from './watch/index.js';
@@ -29,11 +31,16 @@ Options (environment variable in brackets):
   --local-rtmp-port N           port of the embedded RTMP server (default 1935)   [ONAIR_LOCAL_RTMP_PORT]
   --no-local-rtmp               do not start the embedded RTMP server             [ONAIR_NO_LOCAL_RTMP=1]
   --web-root DIR                serve the web app from DIR (default web/dist)     [ONAIR_WEB_ROOT]
+  --config-dir DIR              where the restream setup (inputs, ingest keys,
+                                destinations with their keys) is kept, mode 0600
+                                (default $XDG_CONFIG_HOME/onair or ~/.config/onair) [ONAIR_CONFIG_DIR]
 
 Reliability (docs/studio.md, "What survives what"):
   --resume-grace SECONDS        how long a studio whose connection dropped keeps
                                 its destinations live, waiting for the page to
                                 resume (default 30)                              [ONAIR_RESUME_GRACE]
+  --restream-grace SECONDS      how long restream destinations stay published
+                                while their input (an encoder) is away (default 10) [ONAIR_RESTREAM_GRACE]
   --resend-buffer SECONDS       media the page keeps to resend after a drop
                                 (default 15; at least 10 is advised)              [ONAIR_RESEND_BUFFER]
   --max-sessions N              studio sessions at once (default 16)              [ONAIR_MAX_SESSIONS]
@@ -59,6 +66,8 @@ export interface ServeOptions {
   allowOrigins: string[];
   localRtmpPort: number | undefined;
   webRoot: string;
+  configDir: string;
+  restreamGraceMs: number;
   verbose: boolean;
   resumeGraceMs: number;
   resendBufferMs: number;
@@ -106,6 +115,8 @@ export function parseServeArgs(argv: string[], env: NodeJS.ProcessEnv): ServeOpt
       'local-rtmp-port': { type: 'string' },
       'no-local-rtmp': { type: 'boolean' },
       'web-root': { type: 'string' },
+      'config-dir': { type: 'string' },
+      'restream-grace': { type: 'string' },
       verbose: { type: 'boolean' },
       'resume-grace': { type: 'string' },
       'resend-buffer': { type: 'string' },
@@ -128,6 +139,8 @@ export function parseServeArgs(argv: string[], env: NodeJS.ProcessEnv): ServeOpt
     allowOrigins: values['allow-origin'] ?? (env['ONAIR_ALLOW_ORIGIN']?.split(',').map((s) => s.trim()).filter(Boolean) ?? []),
     localRtmpPort: noLocal ? undefined : portNumber(values['local-rtmp-port'] ?? env['ONAIR_LOCAL_RTMP_PORT'] ?? '1935', 'local RTMP port'),
     webRoot: values['web-root'] ?? env['ONAIR_WEB_ROOT'] ?? DEFAULT_WEB_ROOT,
+    configDir: values['config-dir'] ?? env['ONAIR_CONFIG_DIR'] ?? defaultConfigDir(env),
+    restreamGraceMs: seconds(values['restream-grace'] ?? env['ONAIR_RESTREAM_GRACE'] ?? '10', 'restream grace'),
     verbose: values.verbose ?? flag(env['ONAIR_VERBOSE']),
     resumeGraceMs: seconds(values['resume-grace'] ?? env['ONAIR_RESUME_GRACE'] ?? '30', 'resume grace'),
     resendBufferMs: seconds(values['resend-buffer'] ?? env['ONAIR_RESEND_BUFFER'] ?? '15', 'resend buffer'),
@@ -174,6 +187,20 @@ export async function startServe(opts: ServeOptions, log: (line: string) => void
     // Viewers of local streams lost their upstream with the crash: reconnect now, not at the next backoff step.
     local.onUp(() => watch.retryLocalNow());
   }
+  let restream: RestreamService;
+  try {
+    restream = await RestreamService.start({
+      store: new RestreamStore(opts.configDir),
+      policy,
+      graceMs: opts.restreamGraceMs,
+      ingest: local === undefined ? undefined : { playUrl: `rtmp://127.0.0.1:${local.port}/live`, host: '127.0.0.1', port: local.port, open: true },
+      ...(opts.verbose ? { log } : {}),
+    });
+  } catch (err) {
+    await watch.close();
+    await local?.close();
+    throw err;
+  }
   let server: OnairServer;
   try {
     server = await OnairServer.listen({
@@ -182,6 +209,7 @@ export async function startServe(opts: ServeOptions, log: (line: string) => void
       webRoot: opts.webRoot,
       policy,
       watch,
+      restream,
       studioConfig: { localRtmp: localRtmp === undefined ? null : { url: localRtmp.url, key } },
       studio: {
         graceMs: opts.resumeGraceMs,
@@ -191,6 +219,7 @@ export async function startServe(opts: ServeOptions, log: (line: string) => void
       ...(opts.verbose ? { log } : {}),
     });
   } catch (err) {
+    await restream.close();
     await watch.close();
     await local?.close();
     const code = (err as NodeJS.ErrnoException).code;

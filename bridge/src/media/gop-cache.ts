@@ -50,7 +50,7 @@ export class GopCache<T extends FlvTag = FlvTag> {
       case TagKind.Audio:
         if (!this.#open) return;
         if (this.#gop.length >= this.#limits.maxTags || this.#gopBytes + tag.data.length > this.#limits.maxBytes) {
-          this.#dropGop();
+          this.dropGop();
           return;
         }
         this.#gop.push(tag);
@@ -71,10 +71,11 @@ export class GopCache<T extends FlvTag = FlvTag> {
   /** Forgets everything: the next upstream session brings new configurations. */
   clear(): void {
     this.#metadata = this.#videoConfig = this.#audioConfig = undefined;
-    this.#dropGop();
+    this.dropGop();
   }
 
-  #dropGop(): void {
+  /** Forgets the frames (the source stopped): a receiver joining now waits for the next keyframe. */
+  dropGop(): void {
     this.#gop = [];
     this.#gopBytes = 0;
     this.#open = false;

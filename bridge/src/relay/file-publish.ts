@@ -114,13 +114,19 @@ async function checkFile(path: string): Promise<void> {
   }
 }
 
+/** The path that names standard input: an FLV stream piped in (`ffmpeg … -f flv - | onair publish - URL`). */
+export const STDIN = '-';
+
 /**
- * Relays an FLV file to every URL at once, tags unchanged. Every destination is connected before
- * the first tag goes out, so all of them get the whole file; one failing never stops the others.
- * Resolves with one result per destination, in the order given.
+ * Relays an FLV file (or standard input, for STDIN) to every URL at once, tags unchanged. Every
+ * destination is connected before the first tag goes out, so all of them get the whole input;
+ * one failing never stops the others. Standard input is relayed as it comes (its producer sets
+ * the pace), a file in real time unless `fast`. Resolves with one result per destination, in the
+ * order given.
  */
 export async function publishFile(path: string, urls: readonly string[], options: PublishFileOptions): Promise<DestinationResult[]> {
-  await checkFile(path);
+  const stdin = path === STDIN;
+  if (!stdin) await checkFile(path);
   const destinations = urls.map((url) => new Destination(url, options.onEvent));
 
   // Ctrl-C while connecting abandons the connects; while relaying it stops reading and still
@@ -139,7 +145,9 @@ export async function publishFile(path: string, urls: readonly string[], options
   try {
     await Promise.all(destinations.map((d, i) => d.connect(urls[i]!, { ...options.session, signal: connecting.signal })));
     connected = true;
-    if (destinations.some((d) => d.alive) && !interrupted.signal.aborted) await relay(path, destinations, options.fast, interrupted.signal);
+    if (destinations.some((d) => d.alive) && !interrupted.signal.aborted) {
+      await relay(stdin ? stdinChunks() : fileChunks(path), destinations, options.fast || stdin, interrupted.signal);
+    }
     // Ctrl-C while unpublishing after the whole file went out changes nothing.
     const cut = interrupted.signal.aborted;
     await Promise.all(destinations.map((d) => d.end()));
@@ -158,41 +166,59 @@ export async function publishFile(path: string, urls: readonly string[], options
 /** Bytes read from the file at a time, into one buffer reused for every read. */
 const READ_BYTES = 256 * 1024;
 
-async function relay(path: string, destinations: Destination[], fast: boolean, signal: AbortSignal): Promise<void> {
-  const reader = new FlvReader();
-  const pacer = new Pacer();
+/**
+ * The file's bytes, read into one buffer reused for every read. That is safe because every tag is
+ * done with before the next read: the reader returns views of it but copies what it keeps across
+ * reads, and RtmpPublisher.write copies.
+ */
+async function* fileChunks(path: string): AsyncGenerator<Uint8Array> {
   const input = await open(path, 'r');
-  // Reusing the buffer is safe because every tag is done with before the next read: the reader
-  // returns views of it but copies what it keeps across reads, and RtmpPublisher.write copies.
   const buffer = new Uint8Array(READ_BYTES);
-  const backedUp: Destination[] = [];
   try {
     for (;;) {
       const { bytesRead } = await input.read(buffer, 0, buffer.length, null);
-      if (bytesRead === 0) break;
-      for (const tag of reader.push(buffer.subarray(0, bytesRead))) {
-        if (signal.aborted) return;
-        if (!fast) {
-          const wait = pacer.delay(tag.timestamp, performance.now());
-          if (wait > 0) await sleep(wait, undefined, { signal }).catch(() => undefined);
-          if (signal.aborted) return;
-        }
-        // Synchronous unless a destination is over its high-water mark.
-        let live = false;
-        for (const d of destinations) {
-          if (!d.alive) continue;
-          live = true;
-          if (d.send(tag)) backedUp.push(d);
-        }
-        if (!live) return;
-        if (backedUp.length > 0) {
-          await Promise.all(backedUp.map((d) => d.drained()));
-          backedUp.length = 0;
-        }
-      }
+      if (bytesRead === 0) return;
+      yield buffer.subarray(0, bytesRead);
     }
-    reader.end(); // a file cut mid-tag is an error, not a silent short relay
   } finally {
     await input.close();
   }
+}
+
+/** Standard input as it arrives; waiting on a slow destination pauses the pipe. */
+async function* stdinChunks(): AsyncGenerator<Uint8Array> {
+  try {
+    for await (const chunk of process.stdin) yield chunk as Buffer;
+  } catch (err) {
+    throw new OnairError('INPUT_UNREADABLE', `cannot read standard input: ${(err as Error).message}`);
+  }
+}
+
+async function relay(chunks: AsyncIterable<Uint8Array>, destinations: Destination[], fast: boolean, signal: AbortSignal): Promise<void> {
+  const reader = new FlvReader();
+  const pacer = new Pacer();
+  const backedUp: Destination[] = [];
+  for await (const chunk of chunks) {
+    for (const tag of reader.push(chunk)) {
+      if (signal.aborted) return;
+      if (!fast) {
+        const wait = pacer.delay(tag.timestamp, performance.now());
+        if (wait > 0) await sleep(wait, undefined, { signal }).catch(() => undefined);
+        if (signal.aborted) return;
+      }
+      // Synchronous unless a destination is over its high-water mark.
+      let live = false;
+      for (const d of destinations) {
+        if (!d.alive) continue;
+        live = true;
+        if (d.send(tag)) backedUp.push(d);
+      }
+      if (!live) return;
+      if (backedUp.length > 0) {
+        await Promise.all(backedUp.map((d) => d.drained()));
+        backedUp.length = 0;
+      }
+    }
+  }
+  reader.end(); // an input cut mid-tag is an error, not a silent short relay
 }

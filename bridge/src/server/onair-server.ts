@@ -7,7 +7,7 @@ import type { StudioSessionOptions } from '../studio/studio-session.js';
 import { StudioSessions, type StudioLimits } from '../studio/studio-sessions.js';
 import { DEFAULT_PING_INTERVAL_MS, serveStudioSocket } from '../studio/studio-socket.js';
 import { setSecurityHeaders } from './headers.js';
-import type { ServerPolicy } from './policy.js';
+import type { ServerPolicy, Verdict } from './policy.js';
 import { refuseUpgrade } from './refuse.js';
 import { StaticFiles } from './static-files.js';
 
@@ -19,6 +19,13 @@ export interface WatchRoutes {
 }
 
 
+/** What the restream side offers the server (bridge/src/restream). */
+export interface RestreamRoutes {
+  /** `checkSite` is the policy's: changes must come from this server's own pages. */
+  handleRequest(req: IncomingMessage, res: ServerResponse, checkSite: (req: IncomingMessage) => Verdict): boolean;
+  close(): Promise<void>;
+}
+
 export interface OnairServerOptions {
   host: string;
   port: number;
@@ -26,6 +33,7 @@ export interface OnairServerOptions {
   policy: ServerPolicy;
   studioConfig: StudioConfig;
   watch?: WatchRoutes | undefined;
+  restream?: RestreamRoutes | undefined;
   studio?: StudioServerOptions;
   log?: (line: string) => void;
 }
@@ -108,9 +116,10 @@ export class OnairServer {
     const cookie = this.#opts.policy.tokenCookie(req);
     if (cookie !== undefined) res.setHeader('set-cookie', cookie);
     try {
+      if (this.#opts.restream?.handleRequest(req, res, (r) => this.#opts.policy.checkSite(r))) return;
       if (this.#opts.watch?.handleRequest(req, res)) return;
     } catch (err) {
-      this.#opts.log?.(`watch request failed: ${err instanceof Error ? err.message : String(err)}`);
+      this.#opts.log?.(`request failed: ${err instanceof Error ? err.message : String(err)}`);
       if (!res.headersSent) res.writeHead(500).end();
       return;
     }
@@ -151,7 +160,7 @@ export class OnairServer {
   /** Ends every studio session (destinations unpublish), then stops listening. */
   async close(): Promise<void> {
     for (const ws of this.#wss.clients) ws.close(CloseCode.GoingAway, 'server shutting down');
-    await this.#sessions.closeAll();
+    await Promise.all([this.#sessions.closeAll(), this.#opts.restream?.close()]);
     await this.#opts.watch?.close();
     this.#wss.close();
     await new Promise<void>((resolve) => {

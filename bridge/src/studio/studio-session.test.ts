@@ -13,7 +13,7 @@ import { startChaosProxy } from '../../test/harness/proxy.js';
 import { StudioClient } from '../../test/harness/studio-client.js';
 import { OnairServer, type StudioServerOptions } from '../server/onair-server.js';
 import { ServerPolicy } from '../server/policy.js';
-import { DestinationRelay } from './destination-relay.js';
+import { DestinationRelay } from '../relay/destination-relay.js';
 
 function readFlv(path: string): FlvTag[] {
   const reader = new FlvReader();

@@ -13,8 +13,8 @@ import {
   type StudioStatusMessage,
 } from '@onair/shared';
 import { GopCache, type GopCacheLimits } from '../media/gop-cache.js';
-import { DestinationRelay, type DestinationRelayOptions, type KindedTag, type StreamStart } from './destination-relay.js';
-import { SessionTimeline } from './session-timeline.js';
+import { DestinationRelay, type DestinationRelayOptions, type KindedTag, type StreamStart } from '../relay/destination-relay.js';
+import { SessionTimeline } from '../media/session-timeline.js';
 
 /** The socket a session is attached to, as the session sees it. */
 export interface SessionLink {

@@ -10,7 +10,7 @@ import {
   type FlvTag,
 } from '@onair/shared';
 import { RtmpPublisher } from '../rtmp/publisher.js';
-import type { RtmpAddressOptions } from '../rtmp/session.js';
+import type { RtmpClientOptions } from '../rtmp/session.js';
 import { redactUrl } from '../rtmp/url.js';
 
 /** A tag on the session's timeline with its class (tagKind). */
@@ -29,10 +29,13 @@ export interface StreamStart {
 /** OBS's schedule: 2 s, then ×1.5 up to 30 s, plus up to 20 %. */
 export const DEFAULT_RETRY: Backoff = { baseMs: 2000, factor: 1.5, maxMs: 30_000, jitter: 0.2 };
 
-/** Where destinations may point (ServerPolicy): checked by URL first, then on the address dialled. */
+/**
+ * Where destinations may point (ServerPolicy): checked by URL first, then on the address dialled
+ * (connectOptions' checkAddress), and the session options every connection gets.
+ */
 export interface DestinationPolicy {
   isAllowed(url: string): Promise<void> | void;
-  connectOptions(): RtmpAddressOptions;
+  connectOptions(): Omit<RtmpClientOptions, 'signal'>;
 }
 
 export interface DestinationRelayOptions {

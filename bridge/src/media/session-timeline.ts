@@ -4,14 +4,16 @@ import { TagKind } from '@onair/shared';
 const DEFAULT_FRAME_MS = 33;
 
 /**
- * The timestamps a studio session relays. The page's clock runs on unchanged while its socket
- * comes and goes and every frame is resent; only a gap (media the page could no longer resend)
- * moves the timeline: from `gap()` on, media is dropped until the next video keyframe, which is
- * placed one frame after the last media relayed, and everything after it shifts with it. Every
- * destination so sees one stream with continuous timestamps. Sans-I/O.
+ * The timestamps a session relays to its destinations, whatever its source does. A studio page's
+ * clock runs on unchanged while its socket comes and goes and every frame is resent; a restream
+ * input's encoder may disconnect and start again from 0. Only a gap (media the page could no longer
+ * resend, an input that dropped and came back) moves the timeline: from `gap()` on, media is
+ * dropped until the next video keyframe, which is placed one frame after the last media relayed,
+ * and everything after it shifts with it. Every destination so sees one stream with continuous
+ * timestamps. Sans-I/O.
  */
 export class SessionTimeline {
-  /** Output = page timestamp − offset. */
+  /** Output = source timestamp − offset. */
   #offset = 0;
   #rebase = false;
   #lastOut: number | undefined;
@@ -20,14 +22,14 @@ export class SessionTimeline {
   /** Media placed before this (audio captured before the keyframe that closed a gap) is dropped. */
   #floor = 0;
 
-  /** The page lost media: continue at the next keyframe. */
+  /** The source lost media or started again: continue at the next keyframe. */
   gap(): void {
     if (this.#lastOut === undefined) return;
     this.#rebase = true;
   }
 
   /**
-   * The output timestamp of a tag with page timestamp `ts`, or undefined when it is dropped
+   * The output timestamp of a tag with source timestamp `ts`, or undefined when it is dropped
    * (media after a gap, before its keyframe). Configuration and metadata always pass.
    */
   map(ts: number, kind: TagKind): number | undefined {
