@@ -45,9 +45,8 @@ function statusText(status: number, action: RestreamAction): string {
       ? 'this bridge has no Restream service: start a newer onair'
       : 'the bridge no longer has that input or destination (it may have restarted)';
   }
-  if (status === 409) return 'the bridge is busy with a change to the same thing: try again';
+  if (status === 409) return 'the bridge cannot do that as things stand (a limit, or it exists already)';
   if (status === 413) return 'the request was too long for the bridge';
-  if (status === 429) return 'the bridge has as many inputs or destinations as it allows';
   if (status >= 500) return `the bridge failed to do it (HTTP ${status}); its log says why`;
   return `the bridge refused it (HTTP ${status})`;
 }
