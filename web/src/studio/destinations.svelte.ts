@@ -35,6 +35,17 @@ export function storedEntry(d: DestinationEntry): DestinationEntry {
   return { ...d, server, key: '' };
 }
 
+/** Switches `entry` to a platform: its preset server, or the embedded server and its key for 'local'. */
+export function applyPlatform(entry: DestinationEntry, platform: string, local: { url: string; key: string } | null): void {
+  entry.platform = platform;
+  const preset = PLATFORMS.find((p) => p.id === platform);
+  if (preset !== undefined && preset.server !== '') entry.server = preset.server;
+  if (platform === 'local' && local !== null) {
+    entry.server = local.url;
+    if (entry.key === '') entry.key = local.key;
+  }
+}
+
 let counter = 0;
 function newId(): string {
   counter++;
@@ -93,13 +104,7 @@ export class Destinations {
   }
 
   setPlatform(entry: DestinationEntry, platform: string, local: { url: string; key: string } | null): void {
-    entry.platform = platform;
-    const preset = PLATFORMS.find((p) => p.id === platform);
-    if (preset !== undefined && preset.server !== '') entry.server = preset.server;
-    if (platform === 'local' && local !== null) {
-      entry.server = local.url;
-      if (entry.key === '') entry.key = local.key;
-    }
+    applyPlatform(entry, platform, local);
     this.save();
   }
 
