@@ -189,3 +189,24 @@ test('a request the bridge refuses leaves a sentence next to it, not a code', as
   await input.getByRole('button', { name: 'Remove input' }).click();
   await expect(input).toHaveCount(0);
 });
+
+test('a stream publishing with a key of its own is listed and restreamed with one click', async ({ page }) => {
+  test.setTimeout(60_000);
+  await openView(page);
+  const fixture = await flvFixture({ seconds: FIXTURE_SECONDS });
+  const own = spawnTracked('ffmpeg', ['-hide_banner', '-nostdin', '-loglevel', 'error', '-re', '-i', fixture, '-map', '0', '-c', 'copy', '-f', 'flv', `rtmp://127.0.0.1:${bridge.localRtmpPort}/live/own-key-7c1d`]);
+  try {
+    const listed = page.getByRole('region', { name: 'Streams on the embedded server' }).locator('li[data-key="own-key-7c1d"]');
+    await expect(listed).toBeVisible({ timeout: 20_000 });
+    // Masked but for its end until asked.
+    await expect(listed).toContainText('live/••••7c1d');
+    await listed.getByRole('button', { name: 'Restream this' }).click();
+    const input = page.getByRole('article', { name: 'Input Stream …7c1d' });
+    await expect(input.locator('.pill').first()).toHaveText('live', { timeout: 20_000 });
+    await expect(listed).toHaveCount(0);
+    await input.getByRole('button', { name: 'Remove input' }).click();
+    await expect(input).toHaveCount(0);
+  } finally {
+    await own.stop('SIGTERM', 5_000);
+  }
+});
