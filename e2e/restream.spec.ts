@@ -1,6 +1,6 @@
 import { expect, test, type Locator, type Page } from '@playwright/test';
 import { flvFixture } from '../bridge/test/harness/fixtures.js';
-import { ffprobeStreams } from '../bridge/test/harness/judge.js';
+import { ffprobeStreams, framemd5, type FrameMd5 } from '../bridge/test/harness/judge.js';
 import { startNginxRtmp, type NginxRtmp } from '../bridge/test/harness/nginx.js';
 import { startNodeMediaServer, type NodeMediaServerHandle } from '../bridge/test/harness/nms.js';
 import { spawnTracked, type Child } from '../bridge/test/harness/proc.js';
@@ -40,6 +40,29 @@ test.afterAll(async () => {
   await nms?.stop();
   await hook?.close();
 });
+
+/** The md5 of each packet of the first stream of `type`, in order. */
+function hashes(f: FrameMd5, type: string): string[] {
+  const index = [...f.mediaTypes].find(([, t]) => t === type)?.[0];
+  return f.packets.filter((p) => p.stream === index).map((p) => p.md5);
+}
+
+/**
+ * The recording is a run of the source, byte for byte: video from a keyframe (every 60th frame in
+ * decode order in the fixture) to where it was stopped, audio likewise contiguous.
+ */
+function expectRunOfSource(recorded: FrameMd5, source: FrameMd5): void {
+  const video = hashes(recorded, 'video');
+  const sourceVideo = hashes(source, 'video');
+  const start = sourceVideo.indexOf(video[0]!);
+  expect(start % 60, 'the first frame sent is a keyframe').toBe(0);
+  expect(video).toEqual(sourceVideo.slice(start, start + video.length));
+  const audio = hashes(recorded, 'audio');
+  const sourceAudio = hashes(source, 'audio');
+  const audioStart = sourceAudio.indexOf(audio[0]!);
+  expect(audioStart).toBeGreaterThanOrEqual(0);
+  expect(audio).toEqual(sourceAudio.slice(audioStart, audioStart + audio.length));
+}
 
 function serverOf(url: string): string {
   return url.slice(0, url.lastIndexOf('/'));
@@ -166,6 +189,8 @@ test('restreams an encoder to nginx-rtmp and node-media-server; a refused key fa
     const decoded = await ffprobeStreams(file, { decode: true });
     expect(Number(decoded.find((s) => s.codec_type === 'video')?.nb_read_frames)).toBe(r.video.frames);
     expect(Number(decoded.find((s) => s.codec_type === 'audio')?.nb_read_frames)).toBe(r.audio.packets);
+    // Payloads untouched: every packet is the encoder's, in order, from a keyframe on.
+    expectRunOfSource(await framemd5(file), await framemd5(fixture));
   }
   await encoder.stop('SIGTERM', 5_000);
   encoder = undefined;
