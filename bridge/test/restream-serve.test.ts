@@ -250,4 +250,37 @@ describe('onair serve restreams an encoder', () => {
     expect(await goodB).not.toBe(0);
     expect(await publishFor(`rtmp://127.0.0.1:${b.rtmpPort}/live/${streamKey!}`, 10_000)).not.toBe(0);
   });
+
+  it('the embedded server killed under a live restream: the bridge stays up, destinations hold, the encoder comes back on the same publish', async () => {
+    const { onair, api, rtmpPort, base } = await serve(join(dir, 'config-d'));
+    const id = (await api('POST', '/inputs', { name: 'Crash' })).body.inputs[0]!.id;
+    const key = input((await api('GET', '')).body, id).streamKey!;
+    await api('POST', `/inputs/${id}/destinations`, { url: nginx.url('live', 'crash-a'), autoStart: true });
+    const ingest = `rtmp://127.0.0.1:${rtmpPort}/live/${key}`;
+    const encode = (): ReturnType<typeof spawnTracked> =>
+      spawnTracked('ffmpeg', ['-hide_banner', '-nostdin', '-loglevel', 'error', '-re', '-i', source, '-map', '0', '-c', 'copy', '-f', 'flv', ingest]);
+    const first = encode();
+    await waitFor('the destination live', async () => (input((await api('GET', '')).body, id).destinations[0]?.state === 'live' ? true : undefined), 20_000);
+    await new Promise((r) => setTimeout(r, 4000));
+    const pid = ((await (await fetch(`${base}/metrics`)).json()) as { localRtmp: { pid: number } }).localRtmp.pid;
+    process.kill(pid, 'SIGKILL');
+    // The encoder loses its server; like OBS, it tries again until the server is back.
+    await first.exited;
+    await waitFor('the embedded server back', async () => {
+      const local = ((await (await fetch(`${base}/metrics`)).json()) as { localRtmp: { state: string; pid: number } }).localRtmp;
+      return local.state === 'up' && local.pid !== pid ? true : undefined;
+    }, 20_000);
+    const second = encode();
+    await waitFor('the input live again', async () => (input((await api('GET', '')).body, id).state === 'live' ? true : undefined), 15_000);
+    expect(input((await api('GET', '')).body, id).destinations[0]?.state).toBe('live');
+    await second.exited;
+    await waitFor('the input to end after the grace period', async () => (input((await api('GET', '')).body, id).state === 'ended' ? true : undefined), 20_000);
+    expect(onair.process.exitCode).toBeNull();
+    // One publish on nginx-rtmp, one timeline: the first part, then the whole second run.
+    const recorded = await framemd5(await nginx.recordingDone('crash-a'));
+    const video = streamOf(recorded, 'video');
+    expectPrefixThenWhole(video, streamOf(sourcePackets, 'video'), 0);
+    const steps = video.slice(1).map((p, i) => p.dts - video[i]!.dts);
+    expect(Math.max(...steps)).toBeLessThanOrEqual(100);
+  });
 });
