@@ -489,6 +489,18 @@ ${readers.filter((n) => n !== 'ffmpeg').map(ratioLine).join('\n')}
 
 Verdict against "1.5× ffmpeg's CPU at the most": ${verdict}
 
+Where onair's time goes in steady state (\`perf record -g\` of \`onair play\` after its first minute,
+2026-11-30, shares of its CPU): waiting for and waking up on each socket read (epoll, the scheduler,
+the read system call) about 30 %; Node's path from a read to JavaScript (the \`onread\` callback and the
+microtask checkpoint after it) about 20 %; parsing chunks into messages about 18 %, a third of it
+allocating each message's own buffer and the page faults that brings; the client core handing tags to
+the player about 7 %; encoding a read's tags into one FLV buffer and writing it about 11 %; timers, GC
+and the rest the remainder. nginx-rtmp sends each message as it comes, about 80 a second here, so
+onair wakes about 70 times a second: most of what is left is paid per read, not per byte. ffmpeg
+makes more system calls (strace: several hundred poll and recvfrom a second, a few bytes at a time)
+but spends far less around each. Fewer, larger reads would cut onair's cost, but only by holding
+bytes back, which the watch path, built on the same player, must not do.
+
 Run this section alone with \`node bench/rtmp.bench.mjs --only play\` (${play.rounds} × ${play.warmupS + play.windowS} s); add
 \`--before REV\` to measure \`onair\` built from git revision REV beside it. \`--profile play\` profiles
 \`onair play\` on the same stream and prints the functions with the most self time.
