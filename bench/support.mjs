@@ -1,7 +1,7 @@
 // Shared by the benchmarks: the test harness (TypeScript, transpiled for node), ports, the bridge
 // as a child, /proc CPU readings, and docs/bench/watch.md, where each watch benchmark rewrites
 // only its own section.
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { connect, createServer } from 'node:net';
 import { cpus, loadavg, totalmem } from 'node:os';
@@ -94,9 +94,33 @@ export async function startBridge(extra = []) {
 
 /** CPU ticks (utime + stime) of one process, from /proc/<pid>/stat. */
 export function ticksOf(pid) {
+  const { user, sys } = cpuTicksOf(pid);
+  return user + sys;
+}
+
+/** User (utime) and system (stime) CPU ticks of one process, all its threads, from /proc/<pid>/stat. */
+export function cpuTicksOf(pid) {
   const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return Number(fields[11]) + Number(fields[12]);
+  return { user: Number(fields[11]), sys: Number(fields[12]) };
+}
+
+/**
+ * Bytes each process has received on its established TCP connections to `port` (loopback), from
+ * the kernel's socket statistics (`ss -tinp`): pid → bytes. It counts what reached the process,
+ * whatever system call it reads with (ffmpeg's recvfrom does not show in /proc/<pid>/io).
+ */
+export function tcpBytesReceivedFrom(port) {
+  const out = spawnSync('ss', ['-tinpH', 'state', 'established', `( dport = :${port} )`], { encoding: 'utf8' });
+  if (out.status !== 0) throw new Error(`ss failed: ${out.stderr}`);
+  const bytes = new Map();
+  let pids = [];
+  for (const line of out.stdout.split('\n')) {
+    if (/^\S/.test(line) || /users:\(/.test(line)) pids = [...line.matchAll(/pid=(\d+)/g)].map((m) => Number(m[1]));
+    const received = /bytes_received:(\d+)/.exec(line);
+    if (received) for (const pid of pids) bytes.set(pid, (bytes.get(pid) ?? 0) + Number(received[1]));
+  }
+  return bytes;
 }
 
 export function machine() {

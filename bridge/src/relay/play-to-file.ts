@@ -1,8 +1,9 @@
-import { createWriteStream } from 'node:fs';
+import { createWriteStream, writeSync } from 'node:fs';
+import { open, type FileHandle } from 'node:fs/promises';
 import type { Writable } from 'node:stream';
 import { once } from 'node:events';
 import { finished } from 'node:stream/promises';
-import { OnairError, flvHeader, flvTag } from '@onair/shared';
+import { ByteWriter, FLV_PREVIOUS_TAG_SIZE, FLV_TAG_HEADER_SIZE, OnairError, flvHeader, writeFlvTagInto, type FlvTag } from '@onair/shared';
 import { RtmpPlayer } from '../rtmp/player.js';
 import { redactUrl } from '../rtmp/url.js';
 
@@ -21,14 +22,82 @@ function outputError(path: string | undefined, err: unknown): OnairError {
   return new OnairError('OUTPUT_UNWRITABLE', `cannot write ${path}: ${why}`, { cause: err });
 }
 
-async function openFile(path: string): Promise<Writable> {
-  const out = createWriteStream(path);
+/** Where the FLV goes. `write` throws (or rejects) with why the output failed or stopped. */
+interface FlvOutput {
+  /** Returns a promise only when the caller must wait (backpressure). */
+  write(bytes: Uint8Array): Promise<void> | undefined;
+  /** write() is done with the bytes when it returns: the caller may reuse them. */
+  readonly inPlace: boolean;
+  close(): Promise<void>;
+}
+
+/**
+ * A regular file or a character device (`-o /dev/null`) is written in place, on this thread:
+ * a write that lands in the page cache takes microseconds, while a write through libuv's
+ * thread pool costs two thread wake-ups, which at a live stream's few writes a second were most
+ * of `onair play`'s CPU. Anything else (a FIFO, a socket) can block, and gets a stream.
+ */
+async function openFile(path: string, signal: AbortSignal, onError: (err: unknown) => void): Promise<FlvOutput> {
+  let handle: FileHandle | undefined;
+  let inPlace: boolean;
   try {
-    await once(out, 'open');
+    handle = await open(path, 'w');
+    const stat = await handle.stat();
+    inPlace = stat.isFile() || stat.isCharacterDevice();
   } catch (err) {
+    await handle?.close().catch(() => undefined);
     throw outputError(path, err);
   }
-  return out;
+  if (!inPlace) return streamOutput(createWriteStream('', { fd: handle }), signal, onError);
+  const fd = handle.fd;
+  return {
+    write: (bytes) => {
+      try {
+        for (let at = 0; at < bytes.length; ) at += writeSync(fd, bytes, at);
+      } catch (err) {
+        throw outputError(path, err);
+      }
+      return undefined;
+    },
+    inPlace: true,
+    close: () => handle.close(),
+  };
+}
+
+/**
+ * A stream written with backpressure; a write gives up (the caller reports why) when `signal`
+ * aborts. `onError` hears the stream's errors (a reader that went away: EPIPE).
+ */
+function streamOutput(out: Writable, signal: AbortSignal, onError: (err: unknown) => void): FlvOutput {
+  out.on('error', onError);
+  return {
+    write: (bytes) => {
+      if (signal.aborted || out.destroyed) throw new OnairError('ABORTED', 'output stopped');
+      return out.write(bytes) ? undefined : once(out, 'drain', { signal }).then(() => undefined);
+    },
+    inPlace: false,
+    close: async () => {
+      if (out === process.stdout) return;
+      out.end();
+      await finished(out).catch(() => undefined);
+    },
+  };
+}
+
+/**
+ * The tags in FLV file form, in one buffer: one write for what one or more socket reads
+ * brought. `reuse` (for an output that writes in place) serves every batch; else each batch
+ * gets its own, which a stream may hold until it drains.
+ */
+function flvTags(tags: FlvTag[], reuse: ByteWriter | undefined): Uint8Array {
+  let w = reuse?.reset();
+  if (w === undefined) {
+    let size = 0;
+    for (const tag of tags) size += FLV_TAG_HEADER_SIZE + tag.data.length + FLV_PREVIOUS_TAG_SIZE;
+    w = new ByteWriter(size);
+  }
+  for (const tag of tags) writeFlvTagInto(w, tag);
+  return w.finish();
 }
 
 /**
@@ -48,20 +117,19 @@ export interface PlayOptions {
 export async function playToStream(url: string, path: string | undefined, options: PlayOptions = {}): Promise<PlaySummary> {
   const { idleEndMs = 0, connectTimeoutMs } = options;
   const summary: PlaySummary = { url: redactUrl(url), tags: 0, bytes: 0 };
-  // The file first: a bad path should not cost a connection to the server.
-  const out: Writable = path === undefined ? process.stdout : await openFile(path);
   const abort = new AbortController();
   let failure: OnairError | undefined;
   const stop = (err: OnairError): void => {
     failure ??= err;
     abort.abort();
   };
-  const onSignal = (): void => stop(new OnairError('INTERRUPTED', `${summary.url}: interrupted`));
   // A reader that goes away (`onair play URL | ffprobe -`) ends the session, not the process.
   const onOutputError = (err: unknown): void => stop(outputError(path, err));
+  // The file first: a bad path should not cost a connection to the server.
+  const out = path === undefined ? streamOutput(process.stdout, abort.signal, onOutputError) : await openFile(path, abort.signal, onOutputError);
+  const onSignal = (): void => stop(new OnairError('INTERRUPTED', `${summary.url}: interrupted`));
   process.once('SIGINT', onSignal);
   process.once('SIGTERM', onSignal);
-  out.on('error', onOutputError);
   let player: RtmpPlayer | undefined;
   try {
     player = await RtmpPlayer.connect(url, {
@@ -69,11 +137,13 @@ export async function playToStream(url: string, path: string | undefined, option
       ...(idleEndMs > 0 ? { idleEndMs } : {}),
       ...(connectTimeoutMs !== undefined ? { connectTimeoutMs } : {}),
     });
-    await write(out, flvHeader({ audio: true, video: true }), abort.signal);
-    for await (const tag of player) {
-      await write(out, flvTag(tag), abort.signal);
-      summary.tags++;
-      summary.bytes += tag.data.length;
+    await out.write(flvHeader({ audio: true, video: true }));
+    const reuse = out.inPlace ? new ByteWriter(64 * 1024) : undefined;
+    for await (const tags of player.batches()) {
+      const pending = out.write(flvTags(tags, reuse));
+      if (pending) await pending;
+      summary.tags += tags.length;
+      for (const tag of tags) summary.bytes += tag.data.length;
     }
     // The stream ended: let the goodbye (deleteStream) go out and the server close.
     await player.closed.catch(() => undefined);
@@ -84,17 +154,8 @@ export async function playToStream(url: string, path: string | undefined, option
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
     player?.destroy();
-    if (out !== process.stdout) {
-      out.end();
-      await finished(out).catch(() => undefined);
-    }
+    await out.close();
   }
   if (failure) throw failure;
   return summary;
-}
-
-/** Writes with backpressure; gives up (the caller reports why) when `signal` aborts. */
-async function write(out: Writable, bytes: Uint8Array, signal: AbortSignal): Promise<void> {
-  if (signal.aborted || out.destroyed) throw new OnairError('ABORTED', 'output stopped');
-  if (!out.write(bytes)) await once(out, 'drain', { signal });
 }

@@ -525,6 +525,43 @@ describe('RtmpClientCore play transcript (node-media-server / nginx-rtmp style)'
     expect(c.core.peerClosed()).toBeUndefined();
   });
 
+  it('keeps no view of the bytes it is given: one read buffer, reused and overwritten, gives the same tags', () => {
+    // The session hands every socket read over in the same buffer. Messages split across
+    // reads and chunks (chunk size 128), whole in one read, and an aggregate must all survive it.
+    const media: Uint8Array[] = [];
+    for (let i = 0; i < 30; i++) {
+      const size = [5, 300, 127, 128, 1000][i % 5]!;
+      media.push(chunk(i % 2 ? 4 : 6, i % 2 ? 8 : 9, 1, new Uint8Array(size).map((_, j) => (i * 7 + j) & 0xff), 128, i * 20));
+    }
+    const aggregate = concat(hex('09 00 00 02 00 03 e8 00 00 00 00'), hex('17 01'), hex('00 00 00 0d'));
+    const stream = concat(
+      command(128, 0, '_result', 1, null, null),
+      command(128, 0, '_result', 2, null, 1),
+      status(128, 1, 'status', 'NetStream.Play.Start'),
+      ...media,
+      chunk(6, 22, 1, aggregate, 128, 900),
+    );
+    const tagsOf = (feed: (c: ReturnType<typeof client>) => void): Array<[number, number, number[]]> => {
+      const c = client('play', 'rtmp://127.0.0.1/live/cam');
+      handshake(c);
+      feed(c);
+      // Copied out only now, after the last receive.
+      return c.events.flatMap((e) => (e.type === 'tag' ? [[e.tag.type, e.tag.timestamp, [...e.tag.data]] as [number, number, number[]]] : []));
+    };
+    const expected = tagsOf((c) => c.core.receive(stream.slice()));
+    expect(expected).toHaveLength(31);
+    const read = new Uint8Array(97);
+    const reused = tagsOf((c) => {
+      for (let at = 0; at < stream.length; at += read.length) {
+        const n = Math.min(read.length, stream.length - at);
+        read.set(stream.subarray(at, at + n));
+        c.core.receive(read.subarray(0, n));
+        read.fill(0xee);
+      }
+    });
+    expect(reused).toEqual(expected);
+  });
+
   it('ends on StreamEOF for its stream', () => {
     const c = client('play', 'rtmp://127.0.0.1/live/cam');
     handshake(c);

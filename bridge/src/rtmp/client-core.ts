@@ -138,6 +138,10 @@ export class RtmpClientCore {
   /** The Window Acknowledgement Size this connection asks of the server. */
   readonly ackWindow: number;
   #ended = false;
+  readonly #onMessage = (msg: RtmpMessage): void => {
+    this.stats.messagesReceived++;
+    this.#message(msg);
+  };
 
   constructor(options: RtmpClientCoreOptions, sink: RtmpClientSink) {
     this.role = options.role;
@@ -166,6 +170,7 @@ export class RtmpClientCore {
     this.#sendRaw(this.#handshake.start(this.#opts.handshakeEpochMs ?? 0, this.#opts.fillRandom));
   }
 
+  /** Takes bytes from the server. It keeps no view of `data`: the caller may reuse it at once. */
   receive(data: Uint8Array): void {
     if (this.#phase === 'closed' || data.length === 0) return;
     this.stats.bytesReceived += data.length;
@@ -180,10 +185,7 @@ export class RtmpClientCore {
     if (rest.length > 0) {
       // Each message is acted on as soon as it is complete: a fault later in the same read
       // still lets what the server said before it (an error status, a close) through first.
-      this.#reader.push(rest, (msg) => {
-        this.stats.messagesReceived++;
-        this.#message(msg);
-      });
+      this.#reader.push(rest, this.#onMessage);
     }
     this.#maybeAck();
   }

@@ -22,10 +22,17 @@ export interface RtmpPlayerStats {
   queuedBytes: number;
 }
 
+interface Waiter {
+  take: () => unknown;
+  resolve: (result: IteratorResult<unknown>) => void;
+  reject: (err: Error) => void;
+}
+
 /**
  * Plays a live RTMP or RTMPS stream. Iterate it (once) with `for await` to get FLV tags as they
- * arrive; the iteration ends when the publisher stops (UnpublishNotify, StreamEOF, Play.Stop)
- * and throws if the session fails. Leaving the loop early destroys the player.
+ * arrive, or `batches()` for all the tags that have arrived at a time; the iteration ends when
+ * the publisher stops (UnpublishNotify, StreamEOF, Play.Stop) and throws if the session fails.
+ * Leaving the loop early destroys the player.
  */
 export class RtmpPlayer implements AsyncIterable<FlvTag> {
   readonly #conn: RtmpConnection;
@@ -37,10 +44,12 @@ export class RtmpPlayer implements AsyncIterable<FlvTag> {
   #paused = false;
   #ended = false;
   #error: Error | undefined;
-  #wake: (() => void) | undefined;
+  /** The consumer's next() waiting for a tag or the end. */
+  #waiter: Waiter | undefined;
+  /** A microtask to settle #waiter is queued. */
+  #waking = false;
   #iterating = false;
   #tagsReceived = 0;
-  #lastTagAt = 0;
   #idleTimer: NodeJS.Timeout | undefined;
 
   private constructor(url: string, opts: RtmpPlayerOptions) {
@@ -53,9 +62,19 @@ export class RtmpPlayer implements AsyncIterable<FlvTag> {
     );
     const idle = opts.idleEndMs;
     if (idle !== undefined && idle > 0) {
+      // The check counts tags instead of stamping each with the time: quiet since the first
+      // check that saw no new tag, so the end comes up to one interval later than `idle`.
+      let seen = 0;
+      let quietSince = 0;
       this.#idleTimer = setInterval(() => {
+        const now = Date.now();
         // A paused socket is our consumer's doing, not the server going quiet.
-        if (this.#lastTagAt > 0 && !this.#paused && Date.now() - this.#lastTagAt >= idle) this.#event({ type: 'ended', reason: 'idle' });
+        if (this.#tagsReceived !== seen || this.#paused) {
+          seen = this.#tagsReceived;
+          quietSince = now;
+        } else if (seen > 0 && now - quietSince >= idle) {
+          this.#event({ type: 'ended', reason: 'idle' });
+        }
       }, Math.max(10, Math.min(1000, idle / 4)));
       this.#idleTimer.unref();
     }
@@ -97,19 +116,18 @@ export class RtmpPlayer implements AsyncIterable<FlvTag> {
   #event(e: RtmpClientEvent): void {
     if (e.type === 'tag') {
       this.#tagsReceived++;
-      this.#lastTagAt = Date.now();
       this.#queue.push(e.tag);
       this.#queuedBytes += e.tag.data.length;
       if (!this.#paused && (this.#queue.length - this.#head >= this.#highWater || this.#queuedBytes >= this.#highWaterBytes)) {
         this.#paused = true;
         this.#conn.socket.pause();
       }
-      this.#wake?.();
+      this.#wake();
     } else if (e.type === 'ended') {
       if (this.#ended) return;
       this.#ended = true;
       clearInterval(this.#idleTimer);
-      this.#wake?.();
+      this.#wake();
       // The publisher is gone: say goodbye (deleteStream) and close.
       this.#conn.end().catch(() => undefined);
     }
@@ -119,41 +137,106 @@ export class RtmpPlayer implements AsyncIterable<FlvTag> {
     clearInterval(this.#idleTimer);
     this.#ended = true;
     this.#error = err;
-    this.#wake?.();
+    this.#wake();
   }
 
-  async #next(): Promise<IteratorResult<FlvTag>> {
-    for (;;) {
-      if (this.#head < this.#queue.length) {
-        const tag = this.#queue[this.#head]!;
-        this.#queue[this.#head++] = undefined as unknown as FlvTag;
-        if (this.#head > 1024 && this.#head * 2 > this.#queue.length) {
-          this.#queue.splice(0, this.#head);
-          this.#head = 0;
-        }
-        this.#queuedBytes -= tag.data.length;
-        if (this.#paused && this.#queue.length - this.#head <= this.#highWater >> 1 && this.#queuedBytes <= this.#highWaterBytes / 2) {
-          this.#paused = false;
-          this.#conn.socket.resume();
-        }
-        return { value: tag, done: false };
-      }
-      if (this.#error) throw this.#error;
-      if (this.#ended) return { value: undefined, done: true };
-      await new Promise<void>((resolve) => (this.#wake = resolve));
-      this.#wake = undefined;
+  /**
+   * Settles a waiting next() in a microtask rather than at once: microtasks run once the
+   * socket read being parsed is done, so the consumer finds every tag that read brought.
+   */
+  #wake(): void {
+    if (this.#waiter === undefined || this.#waking) return;
+    this.#waking = true;
+    queueMicrotask(this.#settle);
+  }
+
+  readonly #settle = (): void => {
+    this.#waking = false;
+    const waiter = this.#waiter;
+    if (waiter === undefined) return;
+    try {
+      const result = this.#poll(waiter.take);
+      if (result === undefined) return;
+      this.#waiter = undefined;
+      waiter.resolve(result);
+    } catch (err) {
+      this.#waiter = undefined;
+      waiter.reject(err as Error);
+    }
+  };
+
+  /** What next() returns now, or undefined to wait. Throws the session's error once the queue is empty. */
+  #poll<T>(take: () => T): IteratorResult<T> | undefined {
+    if (this.#head < this.#queue.length) return { value: take(), done: false };
+    if (this.#error) throw this.#error;
+    if (this.#ended) return { value: undefined, done: true };
+    return undefined;
+  }
+
+  /** next() of an iterator that takes with `take`: settled at once when it can be, else by #settle. */
+  #pull<T>(take: () => T): Promise<IteratorResult<T>> {
+    try {
+      const result = this.#poll(take);
+      if (result !== undefined) return Promise.resolve(result);
+    } catch (err) {
+      return Promise.reject(err as Error);
+    }
+    return new Promise<IteratorResult<T>>((resolve, reject) => {
+      this.#waiter = { take, resolve: resolve as Waiter['resolve'], reject };
+    });
+  }
+
+  /** Resumes a paused socket once the consumer has taken the queue down to half its limits. */
+  #taken(): void {
+    if (this.#paused && this.#queue.length - this.#head <= this.#highWater >> 1 && this.#queuedBytes <= this.#highWaterBytes / 2) {
+      this.#paused = false;
+      this.#conn.socket.resume();
     }
   }
 
-  [Symbol.asyncIterator](): AsyncIterator<FlvTag> {
+  readonly #takeOne = (): FlvTag => {
+    const tag = this.#queue[this.#head]!;
+    this.#queue[this.#head++] = undefined as unknown as FlvTag;
+    if (this.#head > 1024 && this.#head * 2 > this.#queue.length) {
+      this.#queue.splice(0, this.#head);
+      this.#head = 0;
+    }
+    this.#queuedBytes -= tag.data.length;
+    this.#taken();
+    return tag;
+  };
+
+  readonly #takeAll = (): FlvTag[] => {
+    const batch = this.#head === 0 ? this.#queue.splice(0) : this.#queue.splice(0).slice(this.#head);
+    this.#head = 0;
+    this.#queuedBytes = 0;
+    this.#taken();
+    return batch;
+  };
+
+  #iterate<T>(take: () => T): AsyncIterator<T> {
     if (this.#iterating) throw new OnairError('RTMP_PLAYER_ITERATED', 'an RtmpPlayer can be iterated only once');
     this.#iterating = true;
     return {
-      next: () => this.#next(),
+      next: () => this.#pull(take),
       return: async () => {
         this.destroy();
         return { value: undefined, done: true };
       },
     };
+  }
+
+  [Symbol.asyncIterator](): AsyncIterator<FlvTag> {
+    return this.#iterate(this.#takeOne);
+  }
+
+  /**
+   * The tags a batch at a time: each batch is every tag queued when the consumer asks (what
+   * the socket reads since the last batch brought), in order, never empty. One await per
+   * batch instead of per tag, and a consumer that writes can write a batch at once. Iterate
+   * either this or the player itself, once.
+   */
+  batches(): AsyncIterable<FlvTag[]> {
+    return { [Symbol.asyncIterator]: () => this.#iterate(this.#takeAll) };
   }
 }

@@ -269,6 +269,31 @@ describe('RtmpPlayer backpressure', () => {
     expect(maxQueued).toBeLessThan(count / 2);
   });
 
+  it('batches(): every tag in order, the tags of a read together, and the same bounds for a slow consumer', async () => {
+    const count = 400;
+    const port = await listen(playServer(count, 20000));
+    const player = await RtmpPlayer.connect(`rtmp://127.0.0.1:${port}/live/cam`, { maxQueuedTags: 8 });
+    const sizes: number[] = [];
+    let expected = 0;
+    for await (const tags of player.batches()) {
+      sizes.push(tags.length);
+      for (const tag of tags) {
+        expect([tag.type, tag.timestamp, tag.data.length, tag.data[1]]).toEqual([9, expected * 40, 20000, expected & 0xff]);
+        expected++;
+      }
+      expect(player.stats.queuedTags).toBe(0);
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    await player.closed;
+    expect(expected).toBe(count);
+    expect(Math.min(...sizes)).toBeGreaterThan(0);
+    // The server writes faster than this consumer takes: batches hold several tags...
+    expect(Math.max(...sizes)).toBeGreaterThan(1);
+    // ...and never more than the paused socket let in: 8 plus what one 64 KiB read held.
+    expect(Math.max(...sizes)).toBeLessThan(8 + 8);
+    expect(() => player[Symbol.asyncIterator]()).toThrow(/only once/);
+  });
+
   it('also bounds the queue by bytes', async () => {
     const port = await listen(playServer(100, 100_000));
     const player = await RtmpPlayer.connect(`rtmp://127.0.0.1:${port}/live/cam`, { maxQueuedBytes: 300_000 });

@@ -70,6 +70,8 @@ export const KEEPALIVE_DELAY_MS = 10_000;
 const SOON_AFTER_START_MS = 1000;
 /** Bytes of one tick's messages gathered into one socket write at most. */
 const MAX_BATCH_BYTES = 64 * 1024;
+/** Size of the connection's read buffer: the most one socket read hands over (libuv's own size). */
+const READ_BUFFER_BYTES = 64 * 1024;
 
 type ErrnoError = Error & { code?: string };
 
@@ -170,7 +172,10 @@ export class RtmpConnection {
     this.acks = role === 'publish' ? new AckWindow(this.core.ackWindow) : undefined;
     const resolve = this.#timedLookup(opts.lookup ?? (dnsLookup as LookupFunction), opts.dnsTimeoutMs ?? DEFAULT_DNS_TIMEOUT_MS);
     const lookup = check === undefined ? resolve : this.#checkedLookup(resolve, check);
-    const target = { host, port, lookup };
+    // Every read lands in one buffer of this connection and goes straight to the core, which
+    // copies what it keeps: no Buffer allocated per read, no trip through the Readable stream.
+    const onread = { buffer: Buffer.allocUnsafe(READ_BUFFER_BYTES), callback: (n: number, buf: Buffer) => this.#receive(buf, n) };
+    const target = { host, port, lookup, onread };
     if (this.url.protocol === 'rtmps') {
       // Certificate checks stay on: a private CA comes in through NODE_EXTRA_CA_CERTS.
       this.socket = tlsConnect({ ...target, ...(literal ? {} : { servername: host }) }, () => {
@@ -184,14 +189,6 @@ export class RtmpConnection {
     // A peer that vanished without a FIN (power loss, a NAT that forgot us) is found even on a
     // quiet socket, such as a player waiting for a publisher.
     this.socket.setKeepAlive(true, KEEPALIVE_DELAY_MS);
-    this.socket.on('data', (data: Buffer) => {
-      if (this.#done) return;
-      try {
-        this.core.receive(data);
-      } catch (err) {
-        this.destroy(err instanceof Error ? err : new Error(String(err)));
-      }
-    });
     this.socket.on('error', (err: ErrnoError) => this.destroy(this.#socketError(err)));
     // The server's FIN settles the session at once: writes between it and 'close' must not
     // turn a clean end, or the close reason, into a write error.
@@ -202,6 +199,18 @@ export class RtmpConnection {
       if (this.#signal.aborted) queueMicrotask(this.#onAbort);
       else this.#signal.addEventListener('abort', this.#onAbort, { once: true });
     }
+  }
+
+  /** Hands one socket read to the core; true: keep reading (a player pauses the socket itself). */
+  #receive(buf: Buffer, n: number): boolean {
+    if (this.#done) return true;
+    try {
+      // A plain view: Buffer#subarray costs a Buffer construction per read.
+      this.core.receive(new Uint8Array(buf.buffer, buf.byteOffset, n));
+    } catch (err) {
+      this.destroy(err instanceof Error ? err : new Error(String(err)));
+    }
+    return true;
   }
 
   /** Name resolution that gives up with RTMP_DNS_TIMEOUT after `timeoutMs`; a late answer is dropped. */

@@ -94,4 +94,10 @@ export class ByteWriter {
   finish(): Uint8Array {
     return this.#buf.subarray(0, this.#len);
   }
+
+  /** Starts over in the same buffer: a view finish() returned before now sees the new bytes. */
+  reset(): this {
+    this.#len = 0;
+    return this;
+  }
 }

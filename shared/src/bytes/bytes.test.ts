@@ -41,6 +41,14 @@ describe('ByteWriter / ByteReader', () => {
     expect(Array.from(w.finish())).toEqual([0, 0, 0, 6, 1, 2]);
   });
 
+  it('reset writes from the start again, in the buffer it has grown', () => {
+    const w = new ByteWriter(16);
+    const first = w.bytes(new Uint8Array(40).fill(1)).finish();
+    const second = w.reset().u8(2).u8(3).finish();
+    expect(Array.from(second)).toEqual([2, 3]);
+    expect(second.buffer).toBe(first.buffer);
+  });
+
   it('reads back what it wrote and throws SHORT_INPUT past the end', () => {
     const r = new ByteReader(Uint8Array.of(0xff, 0xff, 0xfe, 0x80, 0x00, 0x00, 0x12, 0x34, 0x56, 0x78));
     expect(r.i24()).toBe(-2);
