@@ -3,9 +3,8 @@ export function kbps(bits: number): string {
   return bits >= 1e6 ? `${(bits / 1e6).toFixed(2)} Mbps` : `${Math.round(bits / 1e3)} kbps`;
 }
 
-export function bytes(n: number): string {
-  return n >= 1e6 ? `${(n / 1e6).toFixed(1)} MB` : n >= 1e3 ? `${Math.round(n / 1e3)} kB` : `${n} B`;
-}
+// One formula for bytes and countdowns across the studio and the Restream view.
+export { bytes, secondsLeft } from '../restream/format.js';
 
 /** Elapsed time as hh:mm:ss. */
 export function clock(ms: number): string {
