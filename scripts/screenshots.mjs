@@ -1,7 +1,11 @@
-// `node scripts/screenshots.mjs`: builds, then makes the README's screenshot of the Restream view
-// from a real bridge: Debian Chromium opens /restream, adds an input, ffmpeg publishes the test
-// fixture with the key the page shows, one nginx-rtmp destination goes live beside a Twitch
-// preset left off. Writes docs/img/restream.png (1280×800, refused above 300 KB).
+// `node scripts/screenshots.mjs`: builds, then makes the README's screenshots from a real bridge
+// in Debian Chromium (1280×800 each, refused above 300 KB, into docs/img/):
+// - restream.png: /restream adds an input, ffmpeg publishes the test fixture with the key the
+//   page shows, one nginx-rtmp destination goes live beside a Twitch preset left off;
+// - studio.png: the studio (fake camera and microphone) live to the embedded server for a while,
+//   a Twitch destination beside it left off, the stats graphs filled;
+// - watch.png: the watch page playing that stream.
+// `node scripts/screenshots.mjs studio` makes the studio's and the watch page's only.
 import { spawn, spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -10,7 +14,7 @@ import { pathToFileURL } from 'node:url';
 import { chromium } from 'playwright-core';
 import { loadHarness, root, startBridge } from '../bench/support.mjs';
 
-const OUT = join(root, 'docs', 'img', 'restream.png');
+const IMG = join(root, 'docs', 'img');
 const MAX_BYTES = 300 * 1024;
 const executablePath = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 
@@ -22,9 +26,24 @@ const nginx = await startNginxRtmp({ record: false });
 // A setup directory of its own: the user's ~/.config/onair/restream.json stays untouched.
 const configDir = mkdtempSync(join(tmpdir(), 'onair-screenshots-'));
 const bridge = await startBridge(['--config-dir', configDir]);
-const browser = await chromium.launch({ executablePath, args: ['--no-sandbox', '--disable-background-networking', '--disable-component-update', '--no-first-run'] });
+const browser = await chromium.launch({
+  executablePath,
+  args: ['--no-sandbox', '--disable-background-networking', '--disable-component-update', '--no-first-run', '--use-fake-device-for-media-stream', '--use-fake-ui-for-media-stream'],
+});
+const only = process.argv[2];
 let encoder;
-try {
+
+/** Saves the page as docs/img/<name>.png, refused above MAX_BYTES. */
+async function shoot(page, name) {
+  const out = join(IMG, `${name}.png`);
+  mkdirSync(IMG, { recursive: true });
+  await page.screenshot({ path: out });
+  const size = statSync(out).size;
+  console.log(`${pathToFileURL(out).href}: ${(size / 1024).toFixed(0)} KB`);
+  if (size > MAX_BYTES) throw new Error(`${out} is ${size} bytes, over ${MAX_BYTES}`);
+}
+
+async function restreamShot() {
   const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
   page.on('pageerror', (err) => console.log(`page error: ${err.message}`));
   await page.goto(`${bridge.url}restream`);
@@ -67,12 +86,51 @@ try {
   await page.waitForTimeout(3000);
   // The input, its preview and its destinations fill the picture.
   await input.evaluate((el) => el.ownerDocument.defaultView.scrollTo(0, el.getBoundingClientRect().top + el.ownerDocument.defaultView.scrollY - 16));
+  await shoot(page, 'restream');
+  await page.close();
+  encoder.kill('SIGTERM');
+}
 
-  mkdirSync(join(root, 'docs', 'img'), { recursive: true });
-  await page.screenshot({ path: OUT });
-  const size = statSync(OUT).size;
-  console.log(`${pathToFileURL(OUT).href}: ${(size / 1024).toFixed(0)} KB`);
-  if (size > MAX_BYTES) throw new Error(`${OUT} is ${size} bytes, over ${MAX_BYTES}`);
+/** The studio live to the embedded server; then the watch page playing it. */
+async function studioAndWatchShots() {
+  const context = await browser.newContext({ viewport: { width: 1280, height: 800 }, permissions: ['camera', 'microphone'] });
+  const page = await context.newPage();
+  page.on('pageerror', (err) => console.log(`page error: ${err.message}`));
+  await page.goto(bridge.url);
+  const go = page.getByRole('button', { name: 'Go live' });
+  await go.waitFor();
+  await page.getByLabel('Server URL', { exact: true }).first().waitFor();
+  const key = await page.getByLabel('Stream key', { exact: true }).first().inputValue();
+  if ((await page.getByLabel('Server URL', { exact: true }).count()) === 1) {
+    await page.getByRole('button', { name: 'Add destination' }).click();
+    const second = page.getByRole('group', { name: 'Destination 2' });
+    await second.getByLabel('Platform').selectOption('twitch');
+    await second.getByLabel('Stream key', { exact: true }).fill('live_000000000_placeholder');
+    await second.getByRole('switch', { name: 'Enabled' }).setChecked(false);
+  }
+  await go.click();
+  await page.locator('.status[data-state="live"]').first().waitFor({ timeout: 20_000 });
+  // A minute of graphs would be best; 20 s shows their shape.
+  await page.waitForTimeout(20_000);
+  await shoot(page, 'studio');
+
+  const viewer = await context.newPage();
+  await viewer.goto(new URL(`watch/live/${encodeURIComponent(key)}`, bridge.url).href);
+  const deadline = Date.now() + 20_000;
+  while ((await viewer.locator('video').evaluate((v) => v.getVideoPlaybackQuality().totalVideoFrames)) < 90) {
+    if (Date.now() > deadline) throw new Error('the watch page showed no frames');
+    await viewer.waitForTimeout(250);
+  }
+  await viewer.waitForTimeout(2000);
+  await shoot(viewer, 'watch');
+  await page.getByRole('button', { name: 'End stream' }).click();
+  await go.waitFor({ timeout: 15_000 });
+  await context.close();
+}
+
+try {
+  if (only !== 'studio') await restreamShot();
+  await studioAndWatchShots();
 } finally {
   encoder?.kill('SIGTERM');
   await browser.close();

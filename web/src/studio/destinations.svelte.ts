@@ -1,4 +1,4 @@
-import { joinStreamUrl } from '@onair/shared';
+import { MAX_DESTINATIONS, joinStreamUrl } from '@onair/shared';
 import { PLATFORMS } from './presets.js';
 
 export interface DestinationEntry {
@@ -90,7 +90,14 @@ export class Destinations {
     if (stale) this.save();
   }
 
-  add(platform = 'custom'): DestinationEntry {
+  /** The bridge takes no more than MAX_DESTINATIONS in one session: the page offers no more. */
+  get full(): boolean {
+    return this.list.length >= MAX_DESTINATIONS;
+  }
+
+  /** A new destination, or undefined when the list is full. */
+  add(platform = 'custom'): DestinationEntry | undefined {
+    if (this.full) return undefined;
     const preset = PLATFORMS.find((p) => p.id === platform);
     const entry: DestinationEntry = { id: newId(), platform, server: preset?.server ?? '', key: '', rememberKey: false, enabled: true };
     this.list.push(entry);

@@ -44,19 +44,92 @@ export const KEYFRAME_INTERVAL_S = 2;
 
 export const AUDIO = { sampleRate: 48_000, channels: 2, bitrate: 128_000 } as const;
 
+/** What a platform takes, from its published ingest requirements (../shared/notes/rtmp.md "Platforms"). */
+export interface PlatformLimits {
+  /** Highest video bitrate, bits per second. */
+  maxVideoBitrate: number;
+  maxWidth: number;
+  maxHeight: number;
+  maxFps: number;
+  /** The keyframe interval the platform asks for, in seconds. */
+  keyframeIntervalS: number;
+  /** AAC-LC sample rates it takes. */
+  sampleRates: readonly number[];
+}
+
 export interface PlatformPreset {
   id: string;
   label: string;
+  /** The ingest URL (RTMPS where the platform offers it); empty for a custom server. */
   server: string;
+  /** Where the stream key is, in one line, and the dashboard's address (shown, never fetched). */
+  keyHelp?: { where: string; url: string };
+  limits?: PlatformLimits;
+  /** What "live" on this page means there: the server took the stream; the platform may want more. */
+  liveNote?: string;
 }
 
-/** Ingest URLs published by each platform; the stream key comes from the platform's dashboard. */
+const AAC_RATES = [44_100, 48_000] as const;
+
+/** Ingest URLs and limits published by each platform; the stream key comes from its dashboard. */
 export const PLATFORMS: readonly PlatformPreset[] = [
-  { id: 'twitch', label: 'Twitch', server: 'rtmp://live.twitch.tv/app' },
-  { id: 'youtube', label: 'YouTube', server: 'rtmps://a.rtmps.youtube.com:443/live2' },
-  { id: 'facebook', label: 'Facebook', server: 'rtmps://live-api-s.facebook.com:443/rtmp' },
+  {
+    id: 'twitch',
+    label: 'Twitch',
+    server: 'rtmps://live.twitch.tv:443/app',
+    keyHelp: { where: 'Creator Dashboard → Settings → Stream → Primary Stream key → Copy', url: 'https://dashboard.twitch.tv/settings/stream' },
+    limits: { maxVideoBitrate: 6_000_000, maxWidth: 1920, maxHeight: 1080, maxFps: 60, keyframeIntervalS: 2, sampleRates: AAC_RATES },
+    liveNote: 'Live here means Twitch accepted the stream: it is on your channel within a few seconds.',
+  },
+  {
+    id: 'youtube',
+    label: 'YouTube',
+    server: 'rtmps://a.rtmps.youtube.com:443/live2',
+    keyHelp: { where: 'YouTube Studio → Create → Go live → Stream → Stream key → Copy', url: 'https://studio.youtube.com' },
+    limits: { maxVideoBitrate: 51_000_000, maxWidth: 3840, maxHeight: 2160, maxFps: 60, keyframeIntervalS: 2, sampleRates: AAC_RATES },
+    liveNote: 'Live here means YouTube accepted the stream; unless Auto-start is on, press Go live in YouTube Studio too.',
+  },
+  {
+    id: 'facebook',
+    label: 'Facebook',
+    server: 'rtmps://live-api-s.facebook.com:443/rtmp',
+    keyHelp: { where: 'Live Producer → Go live → Streaming software → Stream key → Copy', url: 'https://www.facebook.com/live/producer' },
+    limits: { maxVideoBitrate: 9_000_000, maxWidth: 1920, maxHeight: 1080, maxFps: 60, keyframeIntervalS: 2, sampleRates: AAC_RATES },
+    liveNote: 'Live here means Facebook accepted the stream; press Go live in Live Producer to show it to viewers.',
+  },
   { id: 'custom', label: 'Custom RTMP/RTMPS', server: '' },
 ];
+
+export function platformById(id: string): PlatformPreset | undefined {
+  return PLATFORMS.find((p) => p.id === id);
+}
+
+/** What the studio sends, as the platform limits see it. */
+export interface OutputQuality {
+  width: number;
+  height: number;
+  fps: number;
+  videoBitrate: number;
+  keyframeIntervalS: number;
+  sampleRate: number;
+}
+
+/** The platform's one-line summary of its limits. */
+export function describeLimits(l: PlatformLimits): string {
+  const rates = l.sampleRates.map((r) => `${r / 1000}`).join('/');
+  return `up to ${l.maxVideoBitrate / 1e6} Mbps video, ${l.maxHeight}p${l.maxFps}, a keyframe every ${l.keyframeIntervalS} s, AAC ${rates} kHz`;
+}
+
+/** Every way `q` goes beyond what the platform takes, in words; empty when it fits. */
+export function exceededLimits(l: PlatformLimits, q: OutputQuality): string[] {
+  const out: string[] = [];
+  if (q.videoBitrate > l.maxVideoBitrate) out.push(`${q.videoBitrate / 1e6} Mbps is over its ${l.maxVideoBitrate / 1e6} Mbps limit: choose a lower quality or bitrate`);
+  if (q.width > l.maxWidth || q.height > l.maxHeight) out.push(`${q.width}×${q.height} is over its ${l.maxWidth}×${l.maxHeight}`);
+  if (q.fps > l.maxFps) out.push(`${q.fps} fps is over its ${l.maxFps} fps`);
+  if (q.keyframeIntervalS > l.keyframeIntervalS) out.push(`a keyframe every ${q.keyframeIntervalS} s is rarer than its ${l.keyframeIntervalS} s`);
+  if (!l.sampleRates.includes(q.sampleRate)) out.push(`audio at ${q.sampleRate / 1000} kHz is not one it takes`);
+  return out;
+}
 
 export function presetById(id: string): VideoPreset {
   return VIDEO_PRESETS.find((p) => p.id === id) ?? VIDEO_PRESETS[0]!;

@@ -1,14 +1,25 @@
-import { CONFIG_PATH, STUDIO_WS_PATH, type DestinationStatus, type StudioConfig } from '@onair/shared';
+import { CONFIG_PATH, MAX_DESTINATIONS, STUDIO_WS_PATH, type DestinationStatus, type StudioConfig } from '@onair/shared';
 import { detectEncoders, detectPage, reportCapabilities, type Capabilities } from './capabilities.js';
 import { AudioMix, createFeed, type Feed } from './capture.js';
 import { Destinations } from './destinations.svelte.js';
-import { AUDIO, DEFAULT_PRESET_ID, H264_PROFILES, KEYFRAME_INTERVAL_S, codecsFor, presetById, type H264Profile } from './presets.js';
+import { AUDIO, DEFAULT_PRESET_ID, H264_PROFILES, KEYFRAME_INTERVAL_S, codecsFor, presetById, type H264Profile, type OutputQuality } from './presets.js';
+import { Shortcuts } from './shortcuts.svelte.js';
 import type { BridgeLinkState, EncodeSettings, EncodeStats, FromWorker, ToWorker } from './worker-protocol.js';
 import EncodeWorker from './encode.worker.ts?worker';
 
 export type Phase = 'idle' | 'starting' | 'live' | 'stopping';
 export type VideoSource = 'camera' | 'screen';
 
+/** One second of the stats graphs. */
+export interface StatsSample {
+  bitrate: number;
+  fps: number;
+  /** Frames dropped during that second, for any reason. */
+  dropped: number;
+}
+
+/** How much the stats graphs show: the worker posts stats once a second. */
+export const HISTORY_SECONDS = 60;
 
 const PRESET_STORAGE_KEY = 'onair.preset.v1';
 /** Shown on every destination while the page's WebSocket to the bridge is down. */
@@ -51,10 +62,29 @@ export class Studio {
   hidden = $state(false);
   backgroundCapture = $state(true);
   readonly destinations = new Destinations();
+  readonly shortcuts = new Shortcuts();
+  /** The last HISTORY_SECONDS of stats, oldest first, for the graphs. */
+  history = $state.raw<StatsSample[]>([]);
+  /** When the stream went live (Date.now()), null off air. */
+  liveSince = $state<number | null>(null);
+  /** When the destinations' statuses arrived, to count their retry down. */
+  statusesAt = $state(0);
+  /** Date.now(), ticking while the page is open: elapsed time and countdowns follow it. */
+  now = $state(Date.now());
+  statsOpen = $state(true);
 
   preset = $derived(presetById(this.presetId));
   videoBitrate = $derived(this.customKbps !== null && this.customKbps > 0 ? this.customKbps * 1000 : this.preset.bitrate);
   live = $derived(this.phase === 'live' || this.phase === 'starting');
+  /** What goes out, as platform limits see it. */
+  quality: OutputQuality = $derived({
+    width: this.preset.width,
+    height: this.preset.height,
+    fps: this.preset.fps,
+    videoBitrate: this.videoBitrate,
+    keyframeIntervalS: KEYFRAME_INTERVAL_S,
+    sampleRate: AUDIO.sampleRate,
+  });
 
   #camera: MediaStream | null = null;
   #mic: MediaStream | null = null;
@@ -63,6 +93,7 @@ export class Studio {
   #worker: Worker | undefined;
   #feed: Feed | undefined;
   #liveIds: string[] = [];
+  #tick: ReturnType<typeof setInterval> | undefined;
 
   async init(): Promise<void> {
     const page = detectPage();
@@ -71,6 +102,7 @@ export class Studio {
     this.backgroundCapture = page.backgroundCapture;
     this.hidden = document.visibilityState === 'hidden';
     document.addEventListener('visibilitychange', this.#onVisibility);
+    this.#tick = setInterval(() => (this.now = Date.now()), 500);
     try {
       const saved = globalThis.localStorage?.getItem(PRESET_STORAGE_KEY);
       if (saved) {
@@ -244,11 +276,16 @@ export class Studio {
       this.error = 'add a destination with a server URL first';
       return;
     }
+    if (destinations.length > MAX_DESTINATIONS) {
+      this.error = `the bridge takes ${MAX_DESTINATIONS} destinations at once: turn ${destinations.length - MAX_DESTINATIONS} off`;
+      return;
+    }
     this.destinations.save();
     this.saveSettings();
     this.error = null;
     this.statuses = {};
     this.stats = null;
+    this.history = [];
     this.link = { state: 'connecting' };
     this.#liveIds = destinations.map((d) => d.id);
     this.phase = 'starting';
@@ -288,13 +325,17 @@ export class Studio {
     if (worker !== this.#worker) return;
     switch (msg.type) {
       case 'state':
-        if (msg.state === 'live') this.phase = 'live';
+        if (msg.state === 'live') {
+          this.phase = 'live';
+          this.liveSince ??= Date.now();
+        }
         else if (msg.state === 'error') {
           this.error = msg.message ?? 'the stream stopped';
           this.#teardown(worker);
         } else if (msg.state === 'stopped') this.#teardown(worker);
         break;
       case 'stats':
+        this.#sample(msg.stats);
         this.stats = msg.stats;
         break;
       case 'link':
@@ -306,10 +347,17 @@ export class Studio {
       case 'server':
         if (msg.message.type === 'status') {
           this.statuses = Object.fromEntries(msg.message.destinations.map((d) => [d.id, d]));
+          this.statusesAt = Date.now();
           this.received = msg.message.received;
         }
         break;
     }
+  }
+
+  #sample(stats: EncodeStats): void {
+    const dropped = (s: EncodeStats | null): number => (s === null ? 0 : s.framesDropped + s.droppedByEncoder);
+    const sample: StatsSample = { bitrate: stats.bitrate, fps: stats.fps, dropped: Math.max(0, dropped(stats) - dropped(this.stats)) };
+    this.history = [...this.history.slice(1 - HISTORY_SECONDS), sample];
   }
 
   /** The bridge lost the session (it restarted, say): every destination is being set up again. */
@@ -330,6 +378,7 @@ export class Studio {
         return [id, status];
       }),
     );
+    this.statusesAt = Date.now();
   }
 
   #teardown(worker: Worker): void {
@@ -340,6 +389,7 @@ export class Studio {
     setTimeout(() => worker.terminate(), 5000);
     this.#worker = undefined;
     this.phase = 'idle';
+    this.liveSince = null;
     if (this.link.state === 'reconnecting' || this.link.state === 'resuming') {
       this.statuses = Object.fromEntries(Object.entries(this.statuses).map(([id, st]) => [id, { id, url: st.url, state: 'stopped', bytes: st.bytes, dropped: st.dropped, bufferedBytes: 0 }]));
     }
@@ -351,6 +401,7 @@ export class Studio {
 
   destroy(): void {
     document.removeEventListener('visibilitychange', this.#onVisibility);
+    clearInterval(this.#tick);
     this.endStream();
     this.#feed?.stop();
     this.#mix.close();
