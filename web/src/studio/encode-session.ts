@@ -1,4 +1,4 @@
-import { AacObjectType, buildAudioSpecificConfig, type StudioDestination } from '@onair/shared';
+import { AacObjectType, buildAudioSpecificConfig } from '@onair/shared';
 import { CbrFiller, fillerFits } from '../lib/cbr-filler.js';
 import { MAX_TIMESTAMP_MS, type StreamMetadata } from '../lib/flv-muxer.js';
 import { clockNow } from '../lib/latency-clock.js';
@@ -8,11 +8,12 @@ import { AudioClock } from './audio-clock.js';
 import { BridgeLink } from './bridge-link.js';
 import { composeFrame } from './compose.js';
 import { openH264Encoder, type H264Chunk, type H264Encoder } from './h264-encoder.js';
+import { Recorder } from './recorder/recorder.js';
 import { WorkerSources } from './sources.js';
 import { TagClass } from './outbox.js';
 import { StreamTimeline, type OutTag } from './stream-timeline.js';
 import { DEFAULT_VIDEO_FLOW_LIMITS, FramePlan, VideoFlow } from './video-flow.js';
-import type { EncodeSettings, EncodeStats, FromWorker, SourceHandles } from './worker-protocol.js';
+import type { EncodeSettings, EncodeStats, FromWorker, LiveTarget, SourceHandles } from './worker-protocol.js';
 
 const WS_HIGH_WATER = DEFAULT_VIDEO_FLOW_LIMITS.highWater;
 /** The session ends cleanly a minute before FLV's 32-bit millisecond timestamps would wrap. */
@@ -27,11 +28,16 @@ const STATS_INTERVAL_MS = 1000;
  */
 const FLUSH_TIMEOUT_MS = 4000;
 const COST_SAMPLES = 600;
+/** Video bitrates a change while live may ask for, bits per second. */
+const MIN_VIDEO_BITRATE = 100_000;
+const MAX_VIDEO_BITRATE = 50_000_000;
 
 /**
- * One broadcast in the encode worker: sources → output clock → H.264 and AAC encoders → the
- * stream's FLV timeline → the bridge link (outbox, resume). Encoding never waits for the network:
- * while the bridge is away the outbox keeps what is made, within its bounds.
+ * The encode pipeline in the worker: sources → output clock → H.264 and AAC encoders, feeding
+ * the stream (its FLV timeline → the bridge link: outbox, resume) and the recording (fragmented
+ * MP4 in OPFS), each attached and detached on its own; the pipeline runs while either is on.
+ * Encoding never waits for the network: while the bridge is away the outbox keeps what is made,
+ * within its bounds.
  */
 export class EncodeSession {
   readonly #s: EncodeSettings;
@@ -39,11 +45,22 @@ export class EncodeSession {
   readonly #pcm: PcmConverter;
   readonly #audioClock: AudioClock;
   readonly #flow: VideoFlow;
+  /** onMetaData: its videodatarate follows a bitrate change. */
   readonly #meta: StreamMetadata;
   readonly #asc: Uint8Array;
-  readonly #timeline: StreamTimeline;
   readonly #sources: WorkerSources;
+  /** Encoders open, first frame in, clock running (or the reason it could not). */
+  #ready: Promise<void> = Promise.reject(new Error('the pipeline is not open'));
+  /** The stream: set while live (from `goLive` to `endStream`), each go-live a new timeline. */
   #link: BridgeLink | undefined;
+  #timeline: StreamTimeline | undefined;
+  #recorder: Recorder | undefined;
+  #recordStarting = false;
+  /** The video bitrate now (changes while live), and the newest avcC (a new stream or recording starts with it). */
+  #bitrate: number;
+  #avcC: Uint8Array | undefined;
+  /** The next output frame is a keyframe (a recording starts, the bitrate changed). */
+  #keyNow = false;
   #video: H264Encoder | undefined;
   #audio: AacEncoder | undefined;
   /** Set by stop(): no new frames, but what the encoders still hold goes out. */
@@ -83,7 +100,8 @@ export class EncodeSession {
     this.#pcm = new PcmConverter(settings.sampleRate, settings.channels);
     this.#audioClock = new AudioClock(settings.sampleRate);
     this.#flow = new VideoFlow(settings.fps * settings.keyframeIntervalS);
-    this.#timeline = new StreamTimeline(1e6 / settings.fps);
+    this.#bitrate = settings.videoBitrate;
+    this.#ready.catch(() => undefined);
     const s = settings;
     this.#meta = { width: s.width, height: s.height, framerate: s.fps, videoBitrate: s.videoBitrate, audioBitrate: s.audioBitrate, sampleRate: s.sampleRate, channels: s.channels };
     this.#asc = buildAudioSpecificConfig({ objectType: AacObjectType.Lc, sampleRate: s.sampleRate, channels: s.channels });
@@ -120,15 +138,56 @@ export class EncodeSession {
       gapMs: 0,
       resendBufferBytes: 0,
       audioBlocksDropped: 0,
+      targetBitrate: settings.videoBitrate,
     };
   }
 
-  async start(wsUrl: string, destinations: StudioDestination[], sources: SourceHandles): Promise<void> {
-    this.#post({ type: 'state', state: 'starting' });
+  /** Opens the pipeline and goes live and/or records as asked; rejects when the encoders cannot open. */
+  async start(sources: SourceHandles, live?: LiveTarget, record?: string): Promise<void> {
+    this.#ready = this.#open(sources);
+    if (live !== undefined) void this.goLive(live);
+    if (record !== undefined) void this.record(record);
+    await this.#ready;
+  }
+
+  async #open(sources: SourceHandles): Promise<void> {
     const gotFrame = new Promise<void>((resolve) => (this.#firstFrame = resolve));
     this.#sources.set(sources);
     const s = this.#s;
-    const link = new BridgeLink(wsUrl, destinations, {
+    const [video, audio] = await Promise.all([
+      openH264Encoder({ width: s.width, height: s.height, fps: s.fps, bitrate: this.#bitrate, codecs: s.codecs, preferInOrder: s.preferInOrder }, (c) => this.#onVideo(c), (e) => this.fail(`video encoder: ${e.message}`)),
+      openAacEncoder({ sampleRate: s.sampleRate, channels: s.channels, bitrate: s.audioBitrate }, (d, t) => this.#onAudio(d, t), (e) => this.fail(`audio encoder: ${e.message}`)),
+    ]);
+    if (this.#closing) {
+      video.close();
+      audio.close();
+      throw new Error('stopped');
+    }
+    this.#video = video;
+    this.#audio = audio;
+    // A bitrate changed while the encoder was opening.
+    if (this.#bitrate !== s.videoBitrate) video.setBitrate(this.#bitrate);
+    this.#stats.codec = video.codec;
+    this.#stats.reorders = video.reorders;
+    this.#stats.audioEncoder = audio.kind;
+    // Both tracks start at the first camera frame (or after a short wait, on black).
+    await Promise.race([gotFrame, new Promise((r) => setTimeout(r, FIRST_FRAME_WAIT_MS))]);
+    if (this.#closing) throw new Error('stopped');
+    this.#t0 = performance.now();
+    this.#statsTimer = setInterval(() => this.#postStats(), STATS_INTERVAL_MS);
+    this.#onTick();
+  }
+
+  /**
+   * Goes live: a link to the bridge and a new FLV timeline, which starts at a keyframe (asked
+   * for at once when the pipeline already runs for a recording). The link opens while the
+   * encoders do.
+   */
+  async goLive(target: LiveTarget): Promise<void> {
+    if (this.#closing || this.#link !== undefined) return;
+    this.#post({ type: 'state', state: 'starting' });
+    const running = this.#t0 !== 0;
+    const link: BridgeLink = new BridgeLink(target.wsUrl, target.destinations, {
       server: (message) => this.#post({ type: 'server', message }),
       link: (state) => this.#post({ type: 'link', link: state }),
       gap: (gap) => {
@@ -136,39 +195,123 @@ export class EncodeSession {
         this.#stats.gapFrames += gap.frames;
         this.#stats.gapMs += gap.ms;
       },
-      fail: (message) => this.fail(message),
+      fail: (message) => this.#failStream(link, message),
     });
     this.#link = link;
-    const opened = link.open();
-    const [video, audio] = await Promise.all([
-      openH264Encoder({ width: s.width, height: s.height, fps: s.fps, bitrate: s.videoBitrate, codecs: s.codecs, preferInOrder: s.preferInOrder }, (c) => this.#onVideo(c), (e) => this.fail(`video encoder: ${e.message}`)),
-      openAacEncoder({ sampleRate: s.sampleRate, channels: s.channels, bitrate: s.audioBitrate }, (d, t) => this.#onAudio(d, t), (e) => this.fail(`audio encoder: ${e.message}`)),
-      opened,
-    ]).catch((err: unknown) => {
-      // An encoder that cannot open leaves no broadcast for the session.
-      link.close();
-      throw err;
-    });
-    if (this.#closing) {
-      video.close();
-      audio.close();
+    try {
+      await Promise.all([this.#ready, link.open()]);
+    } catch {
+      // The encoders could not open: fail() said why and ends everything.
+      if (this.#link === link) this.#link = undefined;
       link.close();
       return;
     }
-    this.#video = video;
-    this.#audio = audio;
-    this.#stats.codec = video.codec;
-    this.#stats.reorders = video.reorders;
-    this.#stats.audioEncoder = audio.kind;
-    this.#sendAll(this.#timeline.headers(this.#meta, this.#asc));
-    this.#flow.restart();
-    // Both tracks start at the first camera frame (or after a short wait, on black).
-    await Promise.race([gotFrame, new Promise((r) => setTimeout(r, FIRST_FRAME_WAIT_MS))]);
-    if (this.#closing) return;
-    this.#t0 = performance.now();
-    this.#statsTimer = setInterval(() => this.#postStats(), STATS_INTERVAL_MS);
+    if (this.#closing || this.#link !== link) return;
+    const timeline = new StreamTimeline(1e6 / this.#s.fps);
+    this.#timeline = timeline;
+    this.#sendAll(timeline.headers(this.#meta, this.#asc));
+    if (this.#avcC !== undefined) this.#sendAll(timeline.videoConfig(this.#avcC));
+    // A fresh pipeline starts on a keyframe anyway; a running one is asked for one.
+    if (running) this.#flow.restart();
     this.#post({ type: 'state', state: 'live' });
-    this.#onTick();
+  }
+
+  /** Ends the stream; a recording carries on (else the whole pipeline stops, flushing the encoders into the stream). */
+  async endStream(): Promise<void> {
+    const link = this.#link;
+    if (link === undefined || this.#closing) return;
+    if (this.#recorder === undefined && !this.#recordStarting) return this.stop();
+    const timeline = this.#timeline;
+    if (timeline !== undefined) this.#sendAll(timeline.flush());
+    this.#link = undefined;
+    this.#timeline = undefined;
+    await link.stop();
+    this.#post({ type: 'state', state: 'stopped' });
+  }
+
+  /** The bridge link gave up: the stream ends, with the reason; a recording carries on. */
+  #failStream(link: BridgeLink, message: string): void {
+    if (link !== this.#link) return;
+    if (this.#recorder === undefined && !this.#recordStarting) {
+      this.fail(message);
+      return;
+    }
+    this.#link = undefined;
+    this.#timeline = undefined;
+    link.close();
+    this.#post({ type: 'state', state: 'error', message });
+  }
+
+  /** Starts recording to `name` in OPFS from the next keyframe, asked for at once. */
+  async record(name: string): Promise<void> {
+    if (this.#closing || this.#recorder !== undefined || this.#recordStarting) return;
+    this.#recordStarting = true;
+    this.#post({ type: 'recording', recording: { state: 'starting' } });
+    let recorder: Recorder;
+    try {
+      await this.#ready;
+      const s = this.#s;
+      recorder = await Recorder.open(name, { width: s.width, height: s.height, fps: s.fps, sampleRate: s.sampleRate, channels: s.channels, asc: this.#asc }, this.#avcC, {
+        fail: (message) => this.#failRecording(recorder, message),
+      });
+    } catch (err) {
+      this.#recordStarting = false;
+      if (this.#closing) return;
+      this.#post({ type: 'recording', recording: { state: 'error', message: `cannot record: ${err instanceof Error ? err.message : String(err)}` } });
+      if (this.#link === undefined) await this.stop();
+      return;
+    }
+    this.#recordStarting = false;
+    if (this.#closing) {
+      await recorder.close(true);
+      return;
+    }
+    this.#recorder = recorder;
+    this.#keyNow = true;
+    this.#post({ type: 'recording', recording: { state: 'recording', status: recorder.status() } });
+  }
+
+  /** Stops recording; the stream carries on (else the whole pipeline stops, flushing the encoders into the file). */
+  async stopRecording(): Promise<void> {
+    const recorder = this.#recorder;
+    if (recorder === undefined || this.#closing) return;
+    if (this.#link === undefined) return this.stop();
+    this.#recorder = undefined;
+    await this.#closeRecorder(recorder);
+  }
+
+  async #closeRecorder(recorder: Recorder): Promise<void> {
+    try {
+      await recorder.close();
+      this.#post({ type: 'recording', recording: { state: 'stopped', status: recorder.status() } });
+    } catch (err) {
+      this.#post({ type: 'recording', recording: { state: 'error', message: `the recording did not close: ${err instanceof Error ? err.message : String(err)}`, status: recorder.status() } });
+    }
+  }
+
+  /** The recording stopped by itself (storage full): the stream carries on. */
+  #failRecording(recorder: Recorder, message: string): void {
+    if (recorder !== this.#recorder) return;
+    this.#recorder = undefined;
+    this.#post({ type: 'recording', recording: { state: 'error', message, status: recorder.status() } });
+    if (this.#link === undefined) this.stop().catch(() => undefined);
+  }
+
+  /**
+   * A new video bitrate, from the next keyframe (asked for at once): the encoder is configured
+   * again, the CBR filler follows, and onMetaData with the new videodatarate goes to the bridge
+   * for destinations that connect from now on.
+   */
+  setBitrate(bps: number): void {
+    if (this.#closing || !Number.isFinite(bps) || bps < MIN_VIDEO_BITRATE || bps > MAX_VIDEO_BITRATE || bps === this.#bitrate) return;
+    this.#bitrate = bps;
+    this.#meta.videoBitrate = bps;
+    this.#stats.targetBitrate = bps;
+    this.#video?.setBitrate(bps);
+    if (this.#filler !== undefined) this.#filler = new CbrFiller(bps, this.#s.fps);
+    this.#keyNow = true;
+    const meta = this.#timeline?.headers(this.#meta, this.#asc)[0];
+    if (meta !== undefined) this.#sendAll([meta]);
   }
 
   setSources(sources: SourceHandles): void {
@@ -245,7 +388,8 @@ export class EncodeSession {
   #emit(n: number): void {
     const video = this.#video;
     if (video === undefined) return;
-    const plan = this.#flow.plan(n, video.queue, this.#link?.backlog() ?? 0);
+    let plan = this.#flow.plan(n, video.queue, this.#link?.backlog() ?? 0);
+    if (plan === FramePlan.Delta && this.#keyNow) plan = FramePlan.Key;
     if (plan === FramePlan.Drop) {
       this.#stats.framesDropped++;
       this.#stats.droppedEncoderBusy++;
@@ -256,6 +400,7 @@ export class EncodeSession {
     const frame = this.#frameFor(src, Math.round((n * 1e6) / this.#s.fps));
     if (frame === undefined) return;
     const key = plan === FramePlan.Key;
+    if (key) this.#keyNow = false;
     this.#flow.encoded(n, key);
     this.#submitted++;
     if (key) {
@@ -290,27 +435,31 @@ export class EncodeSession {
     if (this.#stopped) return;
     this.#chunks++;
     if (chunk.key) this.#keyframeOut(chunk.timestampUs);
+    if (chunk.avcC !== undefined) {
+      this.#avcC = chunk.avcC;
+      // Filler NAL units are written with 4-byte lengths.
+      this.#filler = this.#video?.constantBitrate === true && fillerFits(chunk.avcC) ? (this.#filler ?? new CbrFiller(this.#bitrate, this.#s.fps)) : undefined;
+    }
+    // The recording takes every chunk as it is, without the stream's filler and drops.
+    this.#recorder?.video(chunk.data, chunk.key, chunk.timestampUs, chunk.avcC);
     const link = this.#link;
-    if (link === undefined) return;
+    const timeline = this.#timeline;
+    if (link === undefined || timeline === undefined) return;
     try {
-      if (chunk.avcC !== undefined) {
-        // Filler NAL units are written with 4-byte lengths.
-        this.#filler = this.#video?.constantBitrate === true && fillerFits(chunk.avcC) ? (this.#filler ?? new CbrFiller(this.#s.videoBitrate, this.#s.fps)) : undefined;
-        this.#sendAll(this.#timeline.videoConfig(chunk.avcC));
-      }
+      if (chunk.avcC !== undefined) this.#sendAll(timeline.videoConfig(chunk.avcC));
       const t = performance.now();
       const backlog = link.backlog();
       if (!this.#flow.admit(chunk.key, backlog)) {
         this.#stats.framesDropped++;
         this.#stats.droppedBacklog++;
-        this.#sendAll(this.#timeline.skipVideo(chunk.timestampUs, chunk.key));
+        this.#sendAll(timeline.skipVideo(chunk.timestampUs, chunk.key));
         return;
       }
       // No padding while the link is backed up: it would only deepen the backlog.
       const filler = backlog > WS_HIGH_WATER / 2 ? 0 : (this.#filler?.fillerFor(chunk.data.length) ?? 0);
       const before = this.#stats.framesEncoded;
-      this.#sendAll(this.#timeline.video(chunk.data, chunk.key, chunk.timestampUs, filler));
-      if (this.#timeline.keyframeWanted) this.#flow.restart();
+      this.#sendAll(timeline.video(chunk.data, chunk.key, chunk.timestampUs, filler));
+      if (timeline.keyframeWanted) this.#flow.restart();
       if (this.#stats.framesEncoded > before) {
         const cost = performance.now() - t;
         this.#costs[this.#costCount++ % COST_SAMPLES] = cost;
@@ -324,10 +473,12 @@ export class EncodeSession {
 
   #onAudio(data: Uint8Array, timestampUs: number): void {
     if (this.#stopped) return;
+    this.#recorder?.audio(data, timestampUs);
     const link = this.#link;
-    if (link === undefined) return;
-    if (this.#timeline.started && link.backlog() > 2 * WS_HIGH_WATER) return;
-    this.#sendAll(this.#timeline.audio(data, timestampUs));
+    const timeline = this.#timeline;
+    if (link === undefined || timeline === undefined) return;
+    if (timeline.started && link.backlog() > 2 * WS_HIGH_WATER) return;
+    this.#sendAll(timeline.audio(data, timestampUs));
   }
 
   /** Sends tags in order, counting what goes out (a video tag may leave on a later call, with reordering). */
@@ -378,6 +529,7 @@ export class EncodeSession {
       st.muxSendMeanMs = this.#costSum / this.#costCount;
     }
     this.#post({ type: 'stats', stats: { ...st } });
+    if (this.#recorder !== undefined) this.#post({ type: 'recording', recording: { state: 'recording', status: this.#recorder.status() } });
     const link = this.#link;
     if (link !== undefined && !link.up) this.#post({ type: 'link', link: link.state() });
   }
@@ -400,9 +552,13 @@ export class EncodeSession {
     this.#stopped = true;
     this.#video?.close();
     this.#audio?.close();
-    this.#sendAll(this.#timeline.flush());
+    const recorder = this.#recorder;
+    this.#recorder = undefined;
+    if (this.#timeline !== undefined) this.#sendAll(this.#timeline.flush());
     this.#postStats();
+    if (recorder !== undefined) await this.#closeRecorder(recorder);
     await this.#link?.stop();
     this.#post({ type: 'state', state: 'stopped' });
+    this.#post({ type: 'closed' });
   }
 }

@@ -18,7 +18,7 @@ self.onmessage = (e: MessageEvent<ToWorker>) => {
       const s = new EncodeSession(msg.settings, post);
       session = s;
       s.setLatencyClock(msg.latencyClock);
-      s.start(msg.wsUrl, msg.destinations, msg.sources).catch((err: unknown) => s.fail(err instanceof Error ? err.message : String(err)));
+      s.start(msg.sources, msg.live, msg.record).catch((err: unknown) => s.fail(err instanceof Error ? err.message : String(err)));
       break;
     }
     case 'sources':
@@ -30,6 +30,21 @@ self.onmessage = (e: MessageEvent<ToWorker>) => {
     case 'frame':
       if (session === undefined) msg.frame.close();
       else session.offerFrame(msg.frame);
+      break;
+    case 'live':
+      session?.goLive(msg.target).catch(() => undefined);
+      break;
+    case 'endStream':
+      session?.endStream().catch(() => undefined);
+      break;
+    case 'record':
+      session?.record(msg.name).catch(() => undefined);
+      break;
+    case 'stopRecording':
+      session?.stopRecording().catch(() => undefined);
+      break;
+    case 'bitrate':
+      session?.setBitrate(msg.bps);
       break;
     case 'stop':
       session?.stop().catch(() => undefined);

@@ -26,6 +26,12 @@ export interface H264Encoder {
   readonly constantBitrate: boolean;
   readonly queue: number;
   encode(frame: VideoFrame, keyFrame: boolean): void;
+  /**
+   * A new target bitrate for the frames encoded from now on: `configure` again with only the
+   * bitrate changed, which WebCodecs applies without dropping what is queued (the caller asks
+   * for a keyframe so the change starts on one).
+   */
+  setBitrate(bps: number): void;
   flush(): Promise<void>;
   close(): void;
 }
@@ -162,7 +168,8 @@ export async function openH264Encoder(s: H264Settings, onChunk: (chunk: H264Chun
     },
     error: (e) => onError(e),
   });
-  encoder.configure(chosen);
+  let active: VideoEncoderConfig = chosen;
+  encoder.configure(active);
   const codec = `${chosen.codec}${chosen.bitrateMode === 'constant' ? ' CBR' : ''}`;
   return {
     codec,
@@ -173,6 +180,11 @@ export async function openH264Encoder(s: H264Settings, onChunk: (chunk: H264Chun
     },
     encode(frame, keyFrame) {
       encoder.encode(frame, { keyFrame });
+    },
+    setBitrate(bps) {
+      if (encoder.state !== 'configured') return;
+      active = { ...active, bitrate: bps };
+      encoder.configure(active);
     },
     flush: () => encoder.flush(),
     close() {

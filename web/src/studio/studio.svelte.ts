@@ -3,11 +3,15 @@ import { detectEncoders, detectPage, reportCapabilities, type Capabilities } fro
 import { AudioMix, createFeed, type Feed } from './capture.js';
 import { Destinations } from './destinations.svelte.js';
 import { AUDIO, DEFAULT_PRESET_ID, H264_PROFILES, KEYFRAME_INTERVAL_S, codecsFor, presetById, type H264Profile, type OutputQuality } from './presets.js';
+import { recordingName } from './recorder/opfs.js';
+import type { RecorderStatus } from './recorder/recorder.js';
+import { Recordings } from './recorder/recordings.svelte.js';
 import { Shortcuts } from './shortcuts.svelte.js';
-import type { BridgeLinkState, EncodeSettings, EncodeStats, FromWorker, ToWorker } from './worker-protocol.js';
+import type { BridgeLinkState, EncodeSettings, EncodeStats, FromWorker, LiveTarget, RecordingState, ToWorker } from './worker-protocol.js';
 import EncodeWorker from './encode.worker.ts?worker';
 
 export type Phase = 'idle' | 'starting' | 'live' | 'stopping';
+export type RecordPhase = 'off' | 'starting' | 'on' | 'stopping';
 export type VideoSource = 'camera' | 'screen';
 
 /** One second of the stats graphs. */
@@ -72,6 +76,14 @@ export class Studio {
   /** Date.now(), ticking while the page is open: elapsed time and countdowns follow it. */
   now = $state(Date.now());
   statsOpen = $state(true);
+  /** The recording, independent of the stream. */
+  recording = $state<RecordPhase>('off');
+  recordStatus = $state.raw<RecorderStatus | null>(null);
+  recordError = $state<string | null>(null);
+  /** Recordings kept in OPFS: the last ones, and any a closed tab or a crash left unfinished. */
+  readonly recordings = new Recordings();
+  /** The encode pipeline runs (live, recording, or both): what it was opened with cannot change. */
+  encoding = $state(false);
 
   preset = $derived(presetById(this.presetId));
   videoBitrate = $derived(this.customKbps !== null && this.customKbps > 0 ? this.customKbps * 1000 : this.preset.bitrate);
@@ -123,6 +135,7 @@ export class Studio {
       this.localRtmp = null;
     }
     this.destinations.load(this.localRtmp);
+    void this.recordings.refresh();
     // Without a camera API there is nothing to open; the page says why instead.
     if (this.blocking !== undefined) return;
     await this.openCamera();
@@ -253,7 +266,7 @@ export class Studio {
     const video = this.#videoTrack();
     const audio = this.#mix.mix(this.#audioTracks());
     this.preview = new MediaStream([...(video ? [video] : [])]);
-    if (this.#worker !== undefined && this.phase !== 'idle' && this.phase !== 'stopping') {
+    if (this.#worker !== undefined) {
       const old = this.#feed;
       this.#feed = await createFeed(video, audio, this.#worker);
       this.#post({ type: 'sources', sources: this.#feed.handles }, this.#feed.transfer);
@@ -289,6 +302,45 @@ export class Studio {
     this.link = { state: 'connecting' };
     this.#liveIds = destinations.map((d) => d.id);
     this.phase = 'starting';
+    const scheme = location.protocol === 'https:' ? 'wss:' : 'ws:';
+    const target: LiveTarget = { wsUrl: `${scheme}//${location.host}${STUDIO_WS_PATH}`, destinations };
+    if (this.#worker !== undefined) this.#post({ type: 'live', target });
+    else await this.#openPipeline({ live: target });
+  }
+
+  endStream(): void {
+    if (this.phase !== 'live' && this.phase !== 'starting') return;
+    this.phase = 'stopping';
+    this.#post({ type: 'endStream' });
+  }
+
+  /** Records the program to OPFS; going live and ending the stream leave it running. */
+  async startRecording(): Promise<void> {
+    if (this.recording !== 'off' || this.blocking !== undefined || this.phase === 'stopping') return;
+    this.saveSettings();
+    this.recordError = null;
+    this.recordStatus = null;
+    this.recording = 'starting';
+    const name = recordingName(new Date());
+    this.recordings.active = name;
+    if (this.#worker !== undefined) this.#post({ type: 'record', name });
+    else await this.#openPipeline({ record: name });
+  }
+
+  stopRecording(): void {
+    if (this.recording !== 'on' && this.recording !== 'starting') return;
+    this.recording = 'stopping';
+    this.#post({ type: 'stopRecording' });
+  }
+
+  /** A custom video bitrate (kbps, null for the preset's); while encoding it applies from the next keyframe. */
+  setVideoBitrate(kbps: number | null): void {
+    this.customKbps = kbps !== null && Number.isFinite(kbps) && kbps > 0 ? kbps : null;
+    this.saveSettings();
+    if (this.#worker !== undefined) this.#post({ type: 'bitrate', bps: this.videoBitrate });
+  }
+
+  async #openPipeline(first: { live?: LiveTarget; record?: string }): Promise<void> {
     const p = this.preset;
     const settings: EncodeSettings = {
       width: p.width,
@@ -304,6 +356,7 @@ export class Studio {
     };
     const worker = new EncodeWorker();
     this.#worker = worker;
+    this.encoding = true;
     worker.onmessage = (e: MessageEvent<FromWorker>) => this.#onWorker(worker, e.data);
     worker.onerror = (e) => {
       this.error = `encoder worker: ${e.message}`;
@@ -311,14 +364,7 @@ export class Studio {
     };
     const feed = await createFeed(this.#videoTrack(), this.#mix.mix(this.#audioTracks()), worker);
     this.#feed = feed;
-    const scheme = location.protocol === 'https:' ? 'wss:' : 'ws:';
-    this.#post({ type: 'start', wsUrl: `${scheme}//${location.host}${STUDIO_WS_PATH}`, destinations, settings, sources: feed.handles, latencyClock: this.measureLatency }, feed.transfer);
-  }
-
-  endStream(): void {
-    if (this.phase !== 'live' && this.phase !== 'starting') return;
-    this.phase = 'stopping';
-    this.#post({ type: 'stop' });
+    this.#post({ type: 'start', settings, sources: feed.handles, latencyClock: this.measureLatency, ...first }, feed.transfer);
   }
 
   #onWorker(worker: Worker, msg: FromWorker): void {
@@ -328,11 +374,17 @@ export class Studio {
         if (msg.state === 'live') {
           this.phase = 'live';
           this.liveSince ??= Date.now();
-        }
+        } else if (msg.state === 'starting') this.phase = 'starting';
         else if (msg.state === 'error') {
           this.error = msg.message ?? 'the stream stopped';
-          this.#teardown(worker);
-        } else if (msg.state === 'stopped') this.#teardown(worker);
+          this.#streamEnded();
+        } else if (msg.state === 'stopped') this.#streamEnded();
+        break;
+      case 'recording':
+        this.#onRecording(msg.recording);
+        break;
+      case 'closed':
+        this.#teardown(worker);
         break;
       case 'stats':
         this.#sample(msg.stats);
@@ -381,6 +433,28 @@ export class Studio {
     this.statusesAt = Date.now();
   }
 
+  #onRecording(r: RecordingState): void {
+    if (r.status !== undefined) this.recordStatus = r.status;
+    if (r.state === 'recording') {
+      if (this.recording === 'starting') this.recording = 'on';
+    } else if (r.state === 'starting') this.recording = 'starting';
+    else {
+      if (r.state === 'error') this.recordError = r.message;
+      this.recording = 'off';
+      this.recordings.active = undefined;
+      void this.recordings.refresh();
+    }
+  }
+
+  /** The stream ended; the pipeline may go on for a recording. */
+  #streamEnded(): void {
+    this.phase = 'idle';
+    this.liveSince = null;
+    if (this.link.state === 'reconnecting' || this.link.state === 'resuming') {
+      this.statuses = Object.fromEntries(Object.entries(this.statuses).map(([id, st]) => [id, { id, url: st.url, state: 'stopped', bytes: st.bytes, dropped: st.dropped, bufferedBytes: 0 }]));
+    }
+  }
+
   #teardown(worker: Worker): void {
     if (worker !== this.#worker) return;
     this.#feed?.stop();
@@ -388,10 +462,12 @@ export class Studio {
     // Let the worker finish its goodbye (flush, stop message) before it goes.
     setTimeout(() => worker.terminate(), 5000);
     this.#worker = undefined;
-    this.phase = 'idle';
-    this.liveSince = null;
-    if (this.link.state === 'reconnecting' || this.link.state === 'resuming') {
-      this.statuses = Object.fromEntries(Object.entries(this.statuses).map(([id, st]) => [id, { id, url: st.url, state: 'stopped', bytes: st.bytes, dropped: st.dropped, bufferedBytes: 0 }]));
+    this.encoding = false;
+    if (this.phase !== 'idle') this.#streamEnded();
+    if (this.recording !== 'off') {
+      this.recording = 'off';
+      this.recordings.active = undefined;
+      void this.recordings.refresh();
     }
   }
 
@@ -402,7 +478,7 @@ export class Studio {
   destroy(): void {
     document.removeEventListener('visibilitychange', this.#onVisibility);
     clearInterval(this.#tick);
-    this.endStream();
+    this.#post({ type: 'stop' });
     this.#feed?.stop();
     this.#mix.close();
     for (const s of [this.#camera, this.#mic, this.#screen]) s?.getTracks().forEach((t) => t.stop());

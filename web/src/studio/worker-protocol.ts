@@ -1,4 +1,5 @@
 import type { StudioDestination, StudioServerMessage } from '@onair/shared';
+import type { RecorderStatus } from './recorder/recorder.js';
 
 /** Messages between the studio page and its encode worker (postMessage, same origin). */
 
@@ -27,8 +28,26 @@ export interface SourceHandles {
   videoByMessage?: boolean;
 }
 
+/** Going live: the bridge to publish through and where to. */
+export interface LiveTarget {
+  wsUrl: string;
+  destinations: StudioDestination[];
+}
+
+/**
+ * `start` opens the encode pipeline (sources, output clock, encoders) with what to do first;
+ * `live`/`endStream` and `record`/`stopRecording` then come and go independently on it, and it
+ * closes itself once neither is on. `stop` ends everything.
+ */
 export type ToWorker =
-  | { type: 'start'; wsUrl: string; destinations: StudioDestination[]; settings: EncodeSettings; sources: SourceHandles; latencyClock: boolean }
+  | { type: 'start'; settings: EncodeSettings; sources: SourceHandles; latencyClock: boolean; live?: LiveTarget; record?: string }
+  | { type: 'live'; target: LiveTarget }
+  | { type: 'endStream' }
+  /** Record to this file name in OPFS (recorder/opfs.ts). */
+  | { type: 'record'; name: string }
+  | { type: 'stopRecording' }
+  /** A new video bitrate, bits per second: from the next keyframe, asked for at once. */
+  | { type: 'bitrate'; bps: number }
   | { type: 'sources'; sources: SourceHandles }
   /** "Measure latency": draw the latency clock (web/src/lib/latency-clock.ts) into every output frame. */
   | { type: 'latencyClock'; on: boolean }
@@ -81,6 +100,8 @@ export interface EncodeStats {
   resendBufferBytes: number;
   /** Audio blocks turned away because the AAC encoder was more than a second behind. */
   audioBlocksDropped: number;
+  /** The video bitrate the encoder is set to now, bits per second. */
+  targetBitrate: number;
 }
 
 /**
@@ -101,8 +122,17 @@ export interface PcmBlock {
   channels: Float32Array[];
 }
 
+/** The recording: `stopped` once its file is closed; `error` when it stopped by itself (the file keeps what was written). */
+export type RecordingState =
+  | { state: 'starting' | 'recording' | 'stopped'; status?: RecorderStatus }
+  | { state: 'error'; message: string; status?: RecorderStatus };
+
 export type FromWorker =
+  /** The stream (going live), not the pipeline: `stopped` when it ended, which may leave a recording running. */
   | { type: 'state'; state: 'starting' | 'live' | 'stopped' | 'error'; message?: string }
+  | { type: 'recording'; recording: RecordingState }
+  /** Neither live nor recording any more: the pipeline is closed and the worker can go. */
+  | { type: 'closed' }
   | { type: 'server'; message: StudioServerMessage }
   | { type: 'stats'; stats: EncodeStats }
   | { type: 'link'; link: BridgeLinkState };
