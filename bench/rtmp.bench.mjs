@@ -489,17 +489,23 @@ ${readers.filter((n) => n !== 'ffmpeg').map(ratioLine).join('\n')}
 
 Verdict against "1.5× ffmpeg's CPU at the most": ${verdict}
 
-Where onair's time goes in steady state (\`perf record -g\` of \`onair play\` after its first minute,
-2026-11-30, shares of its CPU): waiting for and waking up on each socket read (epoll, the scheduler,
-the read system call) about 30 %; Node's path from a read to JavaScript (the \`onread\` callback and the
-microtask checkpoint after it) about 20 %; parsing chunks into messages about 18 %, a third of it
-allocating each message's own buffer and the page faults that brings; the client core handing tags to
-the player about 7 %; encoding a read's tags into one FLV buffer and writing it about 11 %; timers, GC
-and the rest the remainder. nginx-rtmp sends each message as it comes, about 80 a second here, so
-onair wakes about 70 times a second: most of what is left is paid per read, not per byte. ffmpeg
-makes more system calls (strace: several hundred poll and recvfrom a second, a few bytes at a time)
-but spends far less around each. Fewer, larger reads would cut onair's cost, but only by holding
-bytes back, which the watch path, built on the same player, must not do.
+Where onair's time goes in steady state (\`perf record -g\` of \`onair play\` for 30 s after its first
+55 s, 2026-11-30; about 560 samples, so give or take 3 points): \`onair play\` now reads the socket
+about 12 times a second (\`readBatchMs\` 100 ms; strace: 241 reads in 20 s, where nginx-rtmp's ~80
+messages a second used to wake it about 70 times), so what was paid per read shrank and the rest is
+spread out. System calls (epoll, read, the epoll_ctl that stops and restarts reading, write) with
+the scheduler about 20 %; parsing chunks into messages about 14 %, nearly all of it copying each
+message out of the read buffer into its own; the client core acting on messages about 4 %; the
+player handing a read's tags over, encoding them into one FLV buffer and writing it about 14 %; the
+read batching's timer (Node's timer list and restarting the read) about 15 %; V8's optimising
+compiler, still at work after a minute since at a dozen reads a second the hot functions warm up
+slowly, about 6 %; Node's callback machinery and the rest the remainder. ffmpeg makes more system
+calls (strace: several hundred poll and recvfrom a second, a few bytes at a time) but spends far
+less around each. Copying small messages into a shared slab instead of one allocation each was
+tried: within the bench's resolution (one clock tick in a 60 s window), so left out. The watch
+path reads as bytes arrive (\`readBatchMs\` 0), for its viewers' latency, and so still pays per
+read as \`onair play\` did before it batched its reads (0.77 % of a core, built at e3ff236, in the
+run this breakdown was written for).
 
 Run this section alone with \`node bench/rtmp.bench.mjs --only play\` (${play.rounds} × ${play.warmupS + play.windowS} s); add
 \`--before REV\` to measure \`onair\` built from git revision REV beside it. \`--profile play\` profiles

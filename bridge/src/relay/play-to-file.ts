@@ -4,7 +4,7 @@ import type { Writable } from 'node:stream';
 import { once } from 'node:events';
 import { finished } from 'node:stream/promises';
 import { ByteWriter, FLV_PREVIOUS_TAG_SIZE, FLV_TAG_HEADER_SIZE, OnairError, flvHeader, writeFlvTagInto, type FlvTag } from '@onair/shared';
-import { RtmpPlayer } from '../rtmp/player.js';
+import { READ_BATCH_MS, RtmpPlayer } from '../rtmp/player.js';
 import { redactUrl } from '../rtmp/url.js';
 
 export interface PlaySummary {
@@ -134,6 +134,7 @@ export async function playToStream(url: string, path: string | undefined, option
   try {
     player = await RtmpPlayer.connect(url, {
       signal: abort.signal,
+      readBatchMs: READ_BATCH_MS,
       ...(idleEndMs > 0 ? { idleEndMs } : {}),
       ...(connectTimeoutMs !== undefined ? { connectTimeoutMs } : {}),
     });

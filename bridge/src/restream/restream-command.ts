@@ -1,5 +1,5 @@
 import { OnairError, type DestinationState, type DestinationStatus } from '@onair/shared';
-import { RtmpPlayer } from '../rtmp/player.js';
+import { READ_BATCH_MS, RtmpPlayer } from '../rtmp/player.js';
 import { redactUrl } from '../rtmp/url.js';
 import { DEFAULT_INPUT_RETRY, DEFAULT_SILENCE_MS, pullInput } from './input-pull.js';
 import { Restream } from './restream.js';
@@ -66,6 +66,7 @@ export async function runRestream(source: string, urls: readonly string[], opts:
       connect: (signal) =>
         RtmpPlayer.connect(source, {
           signal,
+          readBatchMs: READ_BATCH_MS,
           connectTimeoutMs: opts.connectTimeoutMs,
           ...(!opts.follow && opts.idleEndMs > 0 ? { idleEndMs: opts.idleEndMs } : {}),
         }),

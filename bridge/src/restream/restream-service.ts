@@ -13,7 +13,7 @@ import {
   type RestreamState,
 } from '@onair/shared';
 import type { DestinationPolicy } from '../relay/destination-relay.js';
-import { RtmpPlayer } from '../rtmp/player.js';
+import { READ_BATCH_MS, RtmpPlayer } from '../rtmp/player.js';
 import { parseRtmpUrl, redactUrl } from '../rtmp/url.js';
 import { DEFAULT_INPUT_RETRY, DEFAULT_SILENCE_MS, pullInput } from './input-pull.js';
 import { Restream } from './restream.js';
@@ -170,9 +170,9 @@ export class RestreamService {
             ...(this.#opts.log !== undefined ? { log: this.#opts.log } : {}),
             connect: async (signal) => {
               // The embedded server is ours; any other source passes the destination rules.
-              if (source === undefined) return RtmpPlayer.connect(playUrl, { signal });
+              if (source === undefined) return RtmpPlayer.connect(playUrl, { signal, readBatchMs: READ_BATCH_MS });
               await policy.isAllowed(source);
-              return RtmpPlayer.connect(source, { ...policy.connectOptions(), signal });
+              return RtmpPlayer.connect(source, { ...policy.connectOptions(), signal, readBatchMs: READ_BATCH_MS });
             },
           }).catch((err: unknown) => this.#opts.log?.(`${name}: stopped pulling (${err instanceof Error ? err.message : String(err)})`));
     const input: Input = { stored, restream, abort, pulling };

@@ -213,6 +213,29 @@ describe('ChunkWriter output lifetime', () => {
   });
 });
 
+describe('ChunkReader output lifetime', () => {
+  it('copies each payload out of the input, which the caller may reuse at once', () => {
+    const sizes = Array.from({ length: 900 }, (_, i) => (i % 60 === 59 ? 70_000 : i % 9 === 0 ? 16_384 : 200 + i));
+    const w = new ChunkWriter();
+    const parts = [w.encode(setChunkSizeMessage(65_536))];
+    w.setChunkSize(65_536);
+    for (const [i, size] of sizes.entries()) parts.push(w.encode(msg(i % 2 ? 4 : 6, i % 2 ? 8 : 9, i * 20, 1, new Uint8Array(size).fill(i & 0xff))));
+    const stream = concat(...parts);
+    const reader = new ChunkReader();
+    // One input buffer for every push, overwritten after each, as a socket's read buffer is.
+    const input = new Uint8Array(64 * 1024);
+    const got: RtmpMessage[] = [];
+    for (let at = 0; at < stream.length; at += input.length) {
+      const n = Math.min(input.length, stream.length - at);
+      input.set(stream.subarray(at, at + n));
+      reader.push(input.subarray(0, n), (m) => got.push(m));
+      input.fill(0xee);
+    }
+    expect(got.slice(1).map((m) => m.payload.length)).toEqual(sizes);
+    for (const [i, m] of got.slice(1).entries()) expect(m.payload.every((b) => b === (i & 0xff)), `message ${i}`).toBe(true);
+  });
+});
+
 describe('ChunkReader limits', () => {
   const code = (fn: () => unknown): string | undefined => {
     try {

@@ -1,5 +1,5 @@
 export { RtmpPublisher, type RtmpPublisherStats } from './publisher.js';
-export { RtmpPlayer, type RtmpPlayerOptions, type RtmpPlayerStats } from './player.js';
+export { READ_BATCH_MS, RtmpPlayer, type RtmpPlayerOptions, type RtmpPlayerStats } from './player.js';
 export { AckWindow, DEFAULT_PUBLISH_ACK_WINDOW } from './ack-window.js';
 export {
   DEFAULT_ACK_STALL_TIMEOUT_MS,

@@ -1,9 +1,16 @@
 import { OnairError } from '@onair/shared';
 import type { RtmpClientEvent } from './client-core.js';
 import type { FlvTag } from '@onair/shared';
-import { DEFAULT_CONNECT_TIMEOUT_MS, RtmpConnection, type RtmpClientOptions } from './session.js';
+import { DEFAULT_CONNECT_TIMEOUT_MS, RtmpConnection, type RtmpClientOptions, type RtmpReadOptions } from './session.js';
 
-export interface RtmpPlayerOptions extends RtmpClientOptions {
+/**
+ * `readBatchMs` for players whose consumer does not need each message the moment it arrives (a
+ * file, a restream input): a live stream then costs one socket read per this many ms instead of
+ * one per message or so. Measured in docs/bench/rtmp.md, *Reading a live stream*.
+ */
+export const READ_BATCH_MS = 100;
+
+export interface RtmpPlayerOptions extends RtmpClientOptions, RtmpReadOptions {
   /** Tags held for a slow consumer before the socket is paused (TCP then slows the server). */
   maxQueuedTags?: number;
   /** Bytes of tag data held before the socket is paused, whichever limit comes first. */
@@ -120,7 +127,7 @@ export class RtmpPlayer implements AsyncIterable<FlvTag> {
       this.#queuedBytes += e.tag.data.length;
       if (!this.#paused && (this.#queue.length - this.#head >= this.#highWater || this.#queuedBytes >= this.#highWaterBytes)) {
         this.#paused = true;
-        this.#conn.socket.pause();
+        this.#conn.pauseReading();
       }
       this.#wake();
     } else if (e.type === 'ended') {
@@ -190,7 +197,7 @@ export class RtmpPlayer implements AsyncIterable<FlvTag> {
   #taken(): void {
     if (this.#paused && this.#queue.length - this.#head <= this.#highWater >> 1 && this.#queuedBytes <= this.#highWaterBytes / 2) {
       this.#paused = false;
-      this.#conn.socket.resume();
+      this.#conn.resumeReading();
     }
   }
 

@@ -294,6 +294,81 @@ describe('RtmpPlayer backpressure', () => {
     expect(() => player[Symbol.asyncIterator]()).toThrow(/only once/);
   });
 
+  it('readBatchMs: every tag in order, in fewer reads, a stream faster than one buffer per wait taken whole', async () => {
+    const BURST = 100;
+    // A paced server: 60 small messages a second, as a live stream's audio and video come.
+    const paced = createServer((socket) => {
+      const writer = new ChunkWriter();
+      const reader = new ChunkReader();
+      let handshake = 0;
+      let timer: NodeJS.Timeout | undefined;
+      socket.on('close', () => clearInterval(timer));
+      const cmd = (streamId: number, ...values: Amf0Value[]): void => {
+        socket.write(writer.encode({ csid: 3, type: 20, timestamp: 0, streamId, payload: encodeAmf0(values) }));
+      };
+      socket.on('data', (data: Buffer) => {
+        let rest: Uint8Array = data;
+        if (handshake < 1537 + 1536) {
+          const before = handshake;
+          handshake += Math.min(rest.length, 1537 + 1536 - before);
+          if (before < 1537 && handshake >= 1537) socket.write(new Uint8Array(1 + 1536 * 2).fill(3, 0, 1));
+          rest = rest.subarray(handshake - before);
+        }
+        for (const m of reader.push(rest)) {
+          if (m.type !== 20) continue;
+          const c = decodeCommand(m.type, m.payload);
+          if (c.name === 'connect') cmd(0, '_result', c.transactionId, null, { level: 'status', code: 'NetConnection.Connect.Success' });
+          else if (c.name === 'createStream') cmd(0, '_result', c.transactionId, null, 1);
+          else if (c.name === 'play') {
+            cmd(1, 'onStatus', 0, null, { level: 'status', code: 'NetStream.Play.Start' });
+            let i = 0;
+            timer = setInterval(() => {
+              // Then a burst of 2 MB at once, 31 reads of 64 KiB.
+              const n = i === 60 ? BURST : 1;
+              for (let k = 0; k < n; k++, i++) {
+                const body = new Uint8Array(i >= 60 ? 20_000 : 300).fill(i & 0xff);
+                socket.write(writer.encode({ csid: 6, type: 9, timestamp: i * 16, streamId: 1, payload: body }));
+              }
+              if (i >= 60 + BURST + 10) {
+                clearInterval(timer);
+                cmd(1, 'onStatus', 0, null, { level: 'status', code: 'NetStream.Play.Stop' });
+              }
+            }, 16);
+          }
+        }
+      });
+    });
+    const port = await listen(paced);
+    const url = `rtmp://127.0.0.1:${port}/live/cam`;
+    const read = async (readBatchMs: number): Promise<{ batches: number; ms: number }> => {
+      const player = await RtmpPlayer.connect(url, { readBatchMs });
+      let expected = 0;
+      let batches = 0;
+      let burstAt = 0;
+      let burstDone = 0;
+      for await (const tags of player.batches()) {
+        // Reads during the paced second, before the burst.
+        if (expected < 60) batches++;
+        for (const tag of tags) {
+          expect([tag.type, tag.timestamp, tag.data[0]]).toEqual([9, expected * 16, expected & 0xff]);
+          if (expected === 60) burstAt = performance.now();
+          if (expected === 60 + BURST - 1) burstDone = performance.now();
+          expected++;
+        }
+      }
+      await player.closed;
+      expect(expected).toBe(60 + BURST + 10);
+      return { batches, ms: burstDone - burstAt };
+    };
+    const plain = await read(0);
+    const batched = await read(100);
+    // ~60 reads a second without batching, ~10 with it: a second of small messages shows it
+    // whatever the machine's load (a late timer only makes the batches larger).
+    expect(batched.batches).toBeLessThan(plain.batches / 3);
+    // The burst comes read after read, not one 64 KiB read per 100 ms (3.1 s): no rate cap.
+    expect(batched.ms).toBeLessThan(1500);
+  });
+
   it('also bounds the queue by bytes', async () => {
     const port = await listen(playServer(100, 100_000));
     const player = await RtmpPlayer.connect(`rtmp://127.0.0.1:${port}/live/cam`, { maxQueuedBytes: 300_000 });

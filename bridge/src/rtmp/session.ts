@@ -52,6 +52,18 @@ export interface RtmpClientOptions {
   lookup?: LookupFunction;
 }
 
+/** What a connection adds for its player (see RtmpPlayerOptions). */
+export interface RtmpReadOptions {
+  /**
+   * Once live, stop reading the socket for this long after a read, so that the next read takes
+   * what arrived meanwhile in one go (0, the default: read as bytes arrive). The kernel holds
+   * the bytes. A stream that brings more than one read buffer (64 KiB) in this time, which is
+   * about what the kernel holds before the server has to wait, is read as it arrives until it
+   * slows down again, so the rate a player can take is not capped.
+   */
+  readBatchMs?: number;
+}
+
 /** The options a destination policy hands to connect (see ServerPolicy.connectOptions). */
 export type RtmpAddressOptions = Pick<RtmpClientOptions, 'checkAddress' | 'lookup'>;
 
@@ -119,8 +131,17 @@ export class RtmpConnection {
   #backlogAtCork = 0;
   #tickBytes = 0;
   readonly #uncork = (): void => this.flush();
+  readonly #readBatchMs: number;
+  /** Reading stopped by the read batching (#holdTimer restarts it). */
+  #held = false;
+  /** Since when, and how many bytes, the read batching last judged the stream's rate. */
+  #batchFrom = 0;
+  #batchBytes = 0;
+  #holdTimer: NodeJS.Timeout | undefined;
+  /** Reading stopped by the owner (a player's slow consumer) until resumeReading(). */
+  #readingPaused = false;
 
-  constructor(role: RtmpRole, rawUrl: string, opts: RtmpClientOptions, onEvent: (e: RtmpClientEvent) => void) {
+  constructor(role: RtmpRole, rawUrl: string, opts: RtmpClientOptions & RtmpReadOptions, onEvent: (e: RtmpClientEvent) => void) {
     this.url = parseRtmpUrl(rawUrl);
     const { host, port } = this.url;
     const check = opts.checkAddress;
@@ -134,6 +155,7 @@ export class RtmpConnection {
     this.stallTimeoutMs = opts.sendStallTimeoutMs ?? DEFAULT_SEND_STALL_TIMEOUT_MS;
     this.#ackStallTimeoutMs = opts.ackStallTimeoutMs ?? DEFAULT_ACK_STALL_TIMEOUT_MS;
     this.#closeTimeoutMs = opts.closeTimeoutMs ?? DEFAULT_CLOSE_TIMEOUT_MS;
+    this.#readBatchMs = Math.max(0, opts.readBatchMs ?? 0);
     this.closed = new Promise<void>((resolve, reject) => {
       this.#resolveClosed = resolve;
       this.#rejectClosed = reject;
@@ -201,7 +223,10 @@ export class RtmpConnection {
     }
   }
 
-  /** Hands one socket read to the core; true: keep reading (a player pauses the socket itself). */
+  /**
+   * Hands one socket read to the core; false stops reading (libuv's readStop) until the read
+   * batching's timer restarts it. A player's own pause goes through pauseReading().
+   */
   #receive(buf: Buffer, n: number): boolean {
     if (this.#done) return true;
     try {
@@ -209,8 +234,40 @@ export class RtmpConnection {
       this.core.receive(new Uint8Array(buf.buffer, buf.byteOffset, n));
     } catch (err) {
       this.destroy(err instanceof Error ? err : new Error(String(err)));
+      return true;
     }
-    return true;
+    // Most of a live read's cost is the wake-up around it (epoll, the scheduler, Node's path
+    // to JavaScript), not its bytes: waiting lets one wake-up take several messages. Before
+    // live, every round trip of the connect would pay the wait.
+    if (this.#readBatchMs === 0 || !this.#started || this.#done) return true;
+    this.#batchBytes += n;
+    const now = performance.now();
+    // The stream is judged once per period: reading freely, the reads within it go on.
+    if (now - this.#batchFrom < this.#readBatchMs) return true;
+    const fast = this.#batchBytes >= READ_BUFFER_BYTES;
+    this.#batchFrom = now;
+    this.#batchBytes = 0;
+    if (fast) return true;
+    this.#held = true;
+    if (this.#holdTimer === undefined) this.#holdTimer = setTimeout(this.#release, this.#readBatchMs);
+    else this.#holdTimer.refresh();
+    return false;
+  }
+
+  readonly #release = (): void => {
+    this.#held = false;
+    if (!this.#readingPaused && !this.#done) this.socket.resume();
+  };
+
+  /** Stops reading the socket until resumeReading() (TCP then slows the server). */
+  pauseReading(): void {
+    this.#readingPaused = true;
+    this.socket.pause();
+  }
+
+  resumeReading(): void {
+    this.#readingPaused = false;
+    if (!this.#held) this.socket.resume();
   }
 
   /** Name resolution that gives up with RTMP_DNS_TIMEOUT after `timeoutMs`; a late answer is dropped. */
@@ -422,6 +479,7 @@ export class RtmpConnection {
     const err = cause && this.#redact(cause);
     this.#done = true;
     clearTimeout(this.#closeTimer);
+    clearTimeout(this.#holdTimer);
     this.#stopWatch();
     this.#signal?.removeEventListener('abort', this.#onAbort);
     this.#closeError = err;
