@@ -6,13 +6,14 @@ import { PcmConverter } from '../lib/pcm.js';
 import { openAacEncoder, type AacEncoder } from './aac-encoder.js';
 import { AudioClock } from './audio-clock.js';
 import { BridgeLink } from './bridge-link.js';
-import { composeFrame } from './compose.js';
+import { Compositor } from './compositor/compositor.js';
+import { readProgram } from './compositor/program.js';
 import { openH264Encoder, type H264Chunk, type H264Encoder } from './h264-encoder.js';
 import { WorkerSources } from './sources.js';
 import { TagClass } from './outbox.js';
 import { StreamTimeline, type OutTag } from './stream-timeline.js';
 import { DEFAULT_VIDEO_FLOW_LIMITS, FramePlan, VideoFlow } from './video-flow.js';
-import type { EncodeSettings, EncodeStats, FromWorker, SourceHandles } from './worker-protocol.js';
+import type { EncodeSettings, EncodeStats, FromWorker, SourceHandles, VideoSource } from './worker-protocol.js';
 
 const WS_HIGH_WATER = DEFAULT_VIDEO_FLOW_LIMITS.highWater;
 /** The session ends cleanly a minute before FLV's 32-bit millisecond timestamps would wrap. */
@@ -57,6 +58,8 @@ export class EncodeSession {
   #tick: ReturnType<typeof setTimeout> | undefined;
   #canvas: OffscreenCanvas | undefined;
   #ctx: OffscreenCanvasRenderingContext2D | undefined;
+  readonly #compositor: Compositor<VideoFrame, VideoFrame>;
+  #logo: VideoFrame | undefined;
   /** "Measure latency": every output frame carries the latency clock. */
   #latencyClock = false;
   #filler: CbrFiller | undefined;
@@ -87,6 +90,7 @@ export class EncodeSession {
     const s = settings;
     this.#meta = { width: s.width, height: s.height, framerate: s.fps, videoBitrate: s.videoBitrate, audioBitrate: s.audioBitrate, sampleRate: s.sampleRate, channels: s.channels };
     this.#asc = buildAudioSpecificConfig({ objectType: AacObjectType.Lc, sampleRate: s.sampleRate, channels: s.channels });
+    this.#compositor = new Compositor(s.width, s.height, s.fps);
     this.#sources = new WorkerSources({
       frame: () => this.#firstFrame(),
       pcm: (planes, rate, captureUs) => this.#pushPcm(planes, rate, captureUs),
@@ -176,8 +180,26 @@ export class EncodeSession {
     this.#sources.set(sources);
   }
 
-  offerFrame(frame: VideoFrame): void {
-    this.#sources.offerFrame(frame);
+  offerFrame(frame: VideoFrame, kind?: VideoSource): void {
+    this.#sources.offerFrame(frame, kind);
+  }
+
+  /** A program from the page, checked field by field; its scene is on air from the next output frame. */
+  setProgram(program: unknown): void {
+    const p = readProgram(program, this.#compositor.program);
+    this.#compositor.setProgram(p);
+    this.#post({ type: 'program', scene: p.scene, frame: this.#n });
+  }
+
+  /** The logo's image (taken over and closed here), or none. */
+  setLogo(image: ImageBitmap | null): void {
+    this.#logo?.close();
+    this.#logo = undefined;
+    if (image !== null) {
+      if (!this.#closing && image.width > 0 && image.height > 0) this.#logo = new VideoFrame(image, { timestamp: 0 });
+      image.close();
+    }
+    this.#compositor.setLogo(this.#logo);
   }
 
   setLatencyClock(on: boolean): void {
@@ -251,9 +273,9 @@ export class EncodeSession {
       this.#stats.droppedEncoderBusy++;
       return;
     }
-    const { frame: src, fresh } = this.#sources.take();
-    if (!fresh && src !== undefined) this.#stats.framesRepeated++;
-    const frame = this.#frameFor(src, Math.round((n * 1e6) / this.#s.fps));
+    const { frames, fresh } = this.#sources.take();
+    if (!fresh && (frames.camera ?? frames.screen) !== undefined) this.#stats.framesRepeated++;
+    const frame = this.#frameFor(frames, Math.round((n * 1e6) / this.#s.fps));
     if (frame === undefined) return;
     const key = plan === FramePlan.Key;
     this.#flow.encoded(n, key);
@@ -267,22 +289,22 @@ export class EncodeSession {
   }
 
   /**
-   * The newest camera frame at the output size (letterboxed), with the latency clock when it is
-   * on, stamped on the output clock.
+   * The program composed from the newest frame of each source (compositor/), with the latency clock
+   * when it is on, stamped on the output clock. A lone source frame of the output size with nothing
+   * over it is re-stamped without a copy.
    */
-  #frameFor(src: VideoFrame | undefined, timestamp: number): VideoFrame | undefined {
+  #frameFor(sources: Partial<Record<VideoSource, VideoFrame>>, timestamp: number): VideoFrame | undefined {
     const { width, height, fps } = this.#s;
     const duration = Math.round(1e6 / fps);
-    if (!this.#latencyClock && src !== undefined && src.displayWidth === width && src.displayHeight === height) {
-      return new VideoFrame(src, { timestamp, duration });
-    }
+    const as = this.#compositor.passThrough(sources, this.#latencyClock);
+    if (as !== undefined) return new VideoFrame(as, { timestamp, duration });
     if (this.#canvas === undefined) {
       this.#canvas = new OffscreenCanvas(width, height);
       this.#ctx = this.#canvas.getContext('2d', { alpha: false }) ?? undefined;
     }
     const ctx = this.#ctx;
     if (ctx === undefined) return undefined;
-    composeFrame<VideoFrame>(ctx, width, height, src, this.#latencyClock ? clockNow() : undefined);
+    this.#compositor.draw(ctx, sources, this.#latencyClock ? clockNow() : undefined);
     return new VideoFrame(this.#canvas, { timestamp, duration });
   }
 
@@ -394,6 +416,7 @@ export class EncodeSession {
     clearTimeout(this.#tick);
     clearInterval(this.#statsTimer);
     this.#sources.close();
+    this.setLogo(null);
     // Both encoders give back what they hold (audio: the last partial frame and its delay line).
     const flushed = [this.#video?.flush(), this.#audio?.flush()].map((p) => p?.catch(() => undefined));
     await Promise.race([Promise.all(flushed), new Promise((r) => setTimeout(r, FLUSH_TIMEOUT_MS))]);

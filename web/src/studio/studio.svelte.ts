@@ -2,6 +2,7 @@ import { CONFIG_PATH, STUDIO_WS_PATH, type DestinationStatus, type StudioConfig 
 import { detectEncoders, detectPage, reportCapabilities, type Capabilities } from './capabilities.js';
 import { AudioMix, createFeed, type Feed } from './capture.js';
 import { Destinations } from './destinations.svelte.js';
+import { Scenes } from './scenes.svelte.js';
 import { AUDIO, DEFAULT_PRESET_ID, H264_PROFILES, KEYFRAME_INTERVAL_S, codecsFor, presetById, type H264Profile } from './presets.js';
 import type { BridgeLinkState, EncodeSettings, EncodeStats, FromWorker, ToWorker } from './worker-protocol.js';
 import EncodeWorker from './encode.worker.ts?worker';
@@ -51,6 +52,7 @@ export class Studio {
   hidden = $state(false);
   backgroundCapture = $state(true);
   readonly destinations = new Destinations();
+  readonly scenes = new Scenes((msg, transfer) => this.#post(msg, transfer));
 
   preset = $derived(presetById(this.presetId));
   videoBitrate = $derived(this.customKbps !== null && this.customKbps > 0 ? this.customKbps * 1000 : this.preset.bitrate);
@@ -177,6 +179,7 @@ export class Studio {
       this.#screen = stream;
       this.source = 'screen';
       this.screenSilent = stream.getAudioTracks().length === 0;
+      this.scenes.screenStarted();
       stream.getVideoTracks()[0]?.addEventListener('ended', () => void this.stopScreen());
     } catch (err) {
       if ((err as Error).name !== 'NotAllowedError') this.error = `screen share: ${(err as Error).message}`;
@@ -213,6 +216,13 @@ export class Studio {
     return this.source === 'screen' && screen !== undefined ? screen : this.#camera?.getVideoTracks()[0];
   }
 
+  /** Both video sources, for the worker's compositor. */
+  #videoTracks(): { camera?: MediaStreamTrack; screen?: MediaStreamTrack } {
+    const camera = this.#camera?.getVideoTracks()[0];
+    const screen = this.#screen?.getVideoTracks()[0];
+    return { ...(camera ? { camera } : {}), ...(screen ? { screen } : {}) };
+  }
+
   #audioTracks(): MediaStreamTrack[] {
     return [...(this.#mic?.getAudioTracks() ?? []), ...(this.#screen?.getAudioTracks() ?? [])];
   }
@@ -223,7 +233,7 @@ export class Studio {
     this.preview = new MediaStream([...(video ? [video] : [])]);
     if (this.#worker !== undefined && this.phase !== 'idle' && this.phase !== 'stopping') {
       const old = this.#feed;
-      this.#feed = await createFeed(video, audio, this.#worker);
+      this.#feed = await createFeed(this.#videoTracks(), audio, this.#worker);
       this.#post({ type: 'sources', sources: this.#feed.handles }, this.#feed.transfer);
       old?.stop();
     }
@@ -272,10 +282,11 @@ export class Studio {
       this.error = `encoder worker: ${e.message}`;
       this.#teardown(worker);
     };
-    const feed = await createFeed(this.#videoTrack(), this.#mix.mix(this.#audioTracks()), worker);
+    const feed = await createFeed(this.#videoTracks(), this.#mix.mix(this.#audioTracks()), worker);
     this.#feed = feed;
     const scheme = location.protocol === 'https:' ? 'wss:' : 'ws:';
     this.#post({ type: 'start', wsUrl: `${scheme}//${location.host}${STUDIO_WS_PATH}`, destinations, settings, sources: feed.handles, latencyClock: this.measureLatency }, feed.transfer);
+    await this.scenes.sendAll();
   }
 
   endStream(): void {
@@ -296,6 +307,9 @@ export class Studio {
         break;
       case 'stats':
         this.stats = msg.stats;
+        break;
+      case 'program':
+        this.scenes.applied(msg.scene, msg.frame);
         break;
       case 'link':
         this.link = msg.link;

@@ -1,4 +1,5 @@
 import type { StudioDestination, StudioServerMessage } from '@onair/shared';
+import type { Program, SceneId } from './compositor/program.js';
 
 /** Messages between the studio page and its encode worker (postMessage, same origin). */
 
@@ -16,15 +17,20 @@ export interface EncodeSettings {
   channels: number;
 }
 
+export type VideoSource = 'camera' | 'screen';
+
 export interface SourceHandles {
-  /** Camera/screen frames: a MediaStreamTrackProcessor's readable, created on the page. */
+  /** Camera frames: a MediaStreamTrackProcessor's readable, created on the page. */
   video?: ReadableStream<VideoFrame>;
+  /** Shared screen frames, the same way, captured beside the camera. */
+  screen?: ReadableStream<VideoFrame>;
   /** Microphone/mix audio: a MediaStreamTrackProcessor's readable. */
   audio?: ReadableStream<AudioData>;
   /** Audio as PCM blocks from an AudioWorklet, where MediaStreamTrackProcessor is missing. */
   audioPort?: MessagePort;
-  /** True when video frames will arrive as `frame` messages (no MediaStreamTrackProcessor). */
+  /** True when camera (screen) frames will arrive as `frame` messages (no MediaStreamTrackProcessor). */
   videoByMessage?: boolean;
+  screenByMessage?: boolean;
 }
 
 export type ToWorker =
@@ -32,7 +38,11 @@ export type ToWorker =
   | { type: 'sources'; sources: SourceHandles }
   /** "Measure latency": draw the latency clock (web/src/lib/latency-clock.ts) into every output frame. */
   | { type: 'latencyClock'; on: boolean }
-  | { type: 'frame'; frame: VideoFrame }
+  | { type: 'frame'; frame: VideoFrame; source?: VideoSource }
+  /** The scene, layout and overlays to compose (compositor/program.ts); checked with readProgram on arrival. */
+  | { type: 'program'; program: Program }
+  /** The logo overlay's image (null: none); the worker owns and closes it. */
+  | { type: 'logo'; image: ImageBitmap | null }
   | { type: 'stop' };
 
 export interface EncodeStats {
@@ -105,4 +115,6 @@ export type FromWorker =
   | { type: 'state'; state: 'starting' | 'live' | 'stopped' | 'error'; message?: string }
   | { type: 'server'; message: StudioServerMessage }
   | { type: 'stats'; stats: EncodeStats }
-  | { type: 'link'; link: BridgeLinkState };
+  | { type: 'link'; link: BridgeLinkState }
+  /** A program arrived: its scene is on output frames from `frame` on (stamped frame / fps s on the session clock). */
+  | { type: 'program'; scene: SceneId; frame: number };
