@@ -29,6 +29,13 @@ const STATS_INTERVAL_MS = 1000;
 const FLUSH_TIMEOUT_MS = 4000;
 const COST_SAMPLES = 600;
 
+/** Median and 95th percentile of the first `count` (at most the buffer's length) samples. */
+function medianP95(samples: Float64Array, count: number): [number, number] {
+  const n = Math.min(count, samples.length);
+  const sorted = Array.from(samples.subarray(0, n)).sort((a, b) => a - b);
+  return [sorted[Math.floor(n / 2)] ?? 0, sorted[Math.floor(n * 0.95)] ?? 0];
+}
+
 /**
  * One broadcast in the encode worker: sources → output clock → H.264 and AAC encoders → the
  * stream's FLV timeline → the bridge link (outbox, resume). Encoding never waits for the network:
@@ -60,6 +67,9 @@ export class EncodeSession {
   #ctx: OffscreenCanvasRenderingContext2D | undefined;
   readonly #compositor: Compositor<VideoFrame, VideoFrame>;
   #logo: VideoFrame | undefined;
+  /** Time to compose a frame (drawing and the VideoFrame made of the canvas), ms. */
+  #composeCosts = new Float64Array(COST_SAMPLES);
+  #composeCount = 0;
   /** "Measure latency": every output frame carries the latency clock. */
   #latencyClock = false;
   #filler: CbrFiller | undefined;
@@ -116,6 +126,8 @@ export class EncodeSession {
       muxSendMedianMs: 0,
       muxSendP95Ms: 0,
       muxSendMeanMs: 0,
+      composeMedianMs: 0,
+      composeP95Ms: 0,
       codec: '',
       audioEncoder: 'none',
       reconnects: 0,
@@ -275,7 +287,7 @@ export class EncodeSession {
     }
     const { frames, fresh } = this.#sources.take();
     if (!fresh && (frames.camera ?? frames.screen) !== undefined) this.#stats.framesRepeated++;
-    const frame = this.#frameFor(frames, Math.round((n * 1e6) / this.#s.fps));
+    const frame = this.#frameFor(frames, fresh, Math.round((n * 1e6) / this.#s.fps));
     if (frame === undefined) return;
     const key = plan === FramePlan.Key;
     this.#flow.encoded(n, key);
@@ -293,7 +305,7 @@ export class EncodeSession {
    * when it is on, stamped on the output clock. A lone source frame of the output size with nothing
    * over it is re-stamped without a copy.
    */
-  #frameFor(sources: Partial<Record<VideoSource, VideoFrame>>, timestamp: number): VideoFrame | undefined {
+  #frameFor(sources: Partial<Record<VideoSource, VideoFrame>>, fresh: boolean, timestamp: number): VideoFrame | undefined {
     const { width, height, fps } = this.#s;
     const duration = Math.round(1e6 / fps);
     const as = this.#compositor.passThrough(sources, this.#latencyClock);
@@ -304,8 +316,11 @@ export class EncodeSession {
     }
     const ctx = this.#ctx;
     if (ctx === undefined) return undefined;
-    this.#compositor.draw(ctx, sources, this.#latencyClock ? clockNow() : undefined);
-    return new VideoFrame(this.#canvas, { timestamp, duration });
+    const t = performance.now();
+    const drew = this.#compositor.draw(ctx, sources, this.#latencyClock ? clockNow() : undefined, fresh);
+    const frame = new VideoFrame(this.#canvas, { timestamp, duration });
+    if (drew) this.#composeCosts[this.#composeCount++ % COST_SAMPLES] = performance.now() - t;
+    return frame;
   }
 
   #onVideo(chunk: H264Chunk): void {
@@ -392,13 +407,11 @@ export class EncodeSession {
     st.wsBufferedBytes = this.#link?.bufferedAmount ?? 0;
     st.reconnects = this.#link?.reconnects ?? 0;
     st.resendBufferBytes = this.#link?.outbox.bytes ?? 0;
-    const n = Math.min(this.#costCount, COST_SAMPLES);
-    if (n > 0) {
-      const sorted = Array.from(this.#costs.subarray(0, n)).sort((a, b) => a - b);
-      st.muxSendMedianMs = sorted[Math.floor(n / 2)] ?? 0;
-      st.muxSendP95Ms = sorted[Math.floor(n * 0.95)] ?? 0;
+    if (this.#costCount > 0) {
+      [st.muxSendMedianMs, st.muxSendP95Ms] = medianP95(this.#costs, this.#costCount);
       st.muxSendMeanMs = this.#costSum / this.#costCount;
     }
+    if (this.#composeCount > 0) [st.composeMedianMs, st.composeP95Ms] = medianP95(this.#composeCosts, this.#composeCount);
     this.#post({ type: 'stats', stats: { ...st } });
     const link = this.#link;
     if (link !== undefined && !link.up) this.#post({ type: 'link', link: link.state() });

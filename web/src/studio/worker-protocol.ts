@@ -77,6 +77,9 @@ export interface EncodeStats {
   muxSendP95Ms: number;
   /** Mean over the whole session: the worker's clock is coarse (100 µs) without cross-origin isolation. */
   muxSendMeanMs: number;
+  /** Per-frame cost of composing the program (compositor/), ms, median and 95th percentile; 0 while frames pass through. */
+  composeMedianMs: number;
+  composeP95Ms: number;
   codec: string;
   audioEncoder: 'webcodecs' | 'wasm' | 'none';
   /** Video frames the encoder produced that went into the stream. */

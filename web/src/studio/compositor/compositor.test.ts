@@ -324,6 +324,36 @@ describe('Compositor', () => {
     expect(calls.some((l) => l.startsWith('fill #c8102e'))).toBe(false);
   });
 
+  it('draws nothing when no source brought a new frame and nothing moves or changed', () => {
+    const c = new Compositor<Pic, Pic>(1280, 720, 30);
+    const { ctx } = recorder();
+    c.setProgram({ ...DEFAULT_PROGRAM, scene: 'pip' });
+    expect(c.draw(ctx, { camera, screen }, undefined, false)).toBe(true);
+    expect(c.draw(ctx, { camera, screen }, undefined, false)).toBe(false);
+    expect(c.draw(ctx, { camera, screen }, undefined, true)).toBe(true);
+    // A source gone changes the scene drawn; a new program, a logo, a clock each need a drawing.
+    expect(c.draw(ctx, { camera }, undefined, false)).toBe(true);
+    expect(c.draw(ctx, { camera }, undefined, false)).toBe(false);
+    c.setProgram({ ...DEFAULT_PROGRAM, scene: 'pip', slate: 'x' });
+    expect(c.draw(ctx, { camera }, undefined, false)).toBe(true);
+    c.setLogo({ name: 'logo', displayWidth: 64, displayHeight: 64 });
+    expect(c.draw(ctx, { camera }, undefined, false)).toBe(true);
+    expect(c.draw(ctx, { camera }, 5, false)).toBe(true);
+    expect(c.draw(ctx, { camera }, undefined, false)).toBe(true);
+    expect(c.draw(ctx, { camera }, undefined, false)).toBe(false);
+    // While the lower third slides, every frame is drawn.
+    c.setProgram({ ...DEFAULT_PROGRAM, lowerThird: { visible: true, name: 'A', title: 'B' } });
+    for (let i = 0; i < 12; i++) expect(c.draw(ctx, { camera }, undefined, false)).toBe(true);
+    expect(c.draw(ctx, { camera }, undefined, false)).toBe(false);
+    // After a pass-through the canvas is stale.
+    c.setProgram({ ...DEFAULT_PROGRAM, logo: { ...DEFAULT_PROGRAM.logo, visible: false } });
+    c.setLogo(undefined);
+    c.draw(ctx, { camera }, undefined, false);
+    for (let i = 0; i < 12; i++) c.draw(ctx, { camera }, undefined, false);
+    expect(c.passThrough({ camera }, false)).toBe(camera);
+    expect(c.draw(ctx, { camera }, undefined, false)).toBe(true);
+  });
+
   it('the slate needs no source', () => {
     const c = new Compositor<Pic, Pic>(1280, 720, 30);
     c.setProgram({ ...DEFAULT_PROGRAM, scene: 'slate', slate: 'Be right back' });

@@ -39,6 +39,8 @@ export class Compositor<P extends Picture, I extends Picture = Picture> {
   #lowerThird = 0;
   /** The scene drawn last, after fallbacks for missing sources. */
   #drawn: SceneId | undefined;
+  /** The canvas holds the last program drawn and nothing asked for since changes it. */
+  #settled = false;
 
   constructor(width: number, height: number, fps: number) {
     this.#width = width;
@@ -55,6 +57,7 @@ export class Compositor<P extends Picture, I extends Picture = Picture> {
   setProgram(program: Program): void {
     const before = this.#program.scene;
     this.#program = program;
+    this.#settled = false;
     if (program.scene === before) return;
     if (program.transition === 'fade' && this.#drawn !== undefined) {
       this.#fadeFrom = this.#drawn;
@@ -67,6 +70,7 @@ export class Compositor<P extends Picture, I extends Picture = Picture> {
   /** The logo image (owned by the caller, which closes the one it replaces). */
   setLogo(image: I | undefined): void {
     this.#logo = image;
+    this.#settled = false;
   }
 
   /**
@@ -80,13 +84,21 @@ export class Compositor<P extends Picture, I extends Picture = Picture> {
     const src = sources[scene];
     if (src === undefined || src.displayWidth !== this.#width || src.displayHeight !== this.#height) return undefined;
     this.#drawn = scene;
+    this.#settled = false;
     this.#advanceLowerThird();
     return src;
   }
 
-  /** Draws one output frame; with `clockMs` the latency clock goes on top of everything. */
-  draw(ctx: CompositorContext<P, I>, sources: Sources<P>, clockMs?: number): void {
+  /**
+   * Draws one output frame; with `clockMs` the latency clock goes on top of everything. With
+   * `fresh` false (no source brought a new frame) and nothing moving or changed since the last
+   * call, the canvas already holds this frame and nothing is drawn: converting a source frame is
+   * most of the cost (docs/bench/studio.md). Returns whether it drew.
+   */
+  draw(ctx: CompositorContext<P, I>, sources: Sources<P>, clockMs?: number, fresh = true): boolean {
     const scene = this.#sceneNow(sources);
+    const moving = this.#fadeFrom !== undefined || this.#lowerThird !== (this.#program.lowerThird.visible ? 1 : 0);
+    if (!fresh && this.#settled && !moving && clockMs === undefined && scene === this.#drawn) return false;
     const from = this.#fadeFrom;
     if (from !== undefined) {
       this.#fadeStep++;
@@ -103,6 +115,9 @@ export class Compositor<P extends Picture, I extends Picture = Picture> {
     this.#advanceLowerThird();
     this.#drawLowerThird(ctx);
     if (clockMs !== undefined) drawClock(ctx, clockMs, clockLayout(this.#width));
+    // A clock drawn now is wrong on the next frame.
+    this.#settled = clockMs === undefined;
+    return true;
   }
 
   #sceneNow(sources: Sources<P>): SceneId {
