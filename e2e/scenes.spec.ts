@@ -149,7 +149,16 @@ async function onAirFrame(page: Page, scene: string): Promise<number> {
   return Number(await status.getAttribute('data-frame'));
 }
 
-test('scenes and overlays in the decoded stream: picture-in-picture, then side by side, logo and lower third', async ({ page }) => {
+/**
+ * Live in picture-in-picture, then side by side with the lower third hidden half-way; every frame
+ * of nginx's recording judged; then a reload brings the program back.
+ */
+async function scenesLive(page: Page, key: string, withoutTrackProcessor: boolean): Promise<void> {
+  if (withoutTrackProcessor) {
+    await page.addInitScript(() => {
+      delete (window as unknown as { MediaStreamTrackProcessor?: unknown }).MediaStreamTrackProcessor;
+    });
+  }
   const cspViolations: string[] = [];
   page.on('console', (m) => {
     if (/Content Security Policy/i.test(m.text())) cspViolations.push(m.text());
@@ -159,11 +168,11 @@ test('scenes and overlays in the decoded stream: picture-in-picture, then side b
   await page.goto(bridge.url);
   await expect(page.getByRole('button', { name: 'Go live' })).toBeEnabled();
   await page.getByLabel('Server URL', { exact: true }).first().fill(nginx.url('live', 'x').replace(/\/x$/, ''));
-  await page.getByLabel('Stream key', { exact: true }).first().fill('scenes');
+  await page.getByLabel('Stream key', { exact: true }).first().fill(key);
 
   // The known logo: a flat yellow square made by ffmpeg.
   const logo = join(scratch, 'logo.png');
-  await runChecked('ffmpeg', ['-v', 'error', '-f', 'lavfi', '-i', `color=c=0x${COLOURS.logo.map((c) => c.toString(16).padStart(2, '0')).join('')}:s=64x64`, '-frames:v', '1', logo]);
+  await runChecked('ffmpeg', ['-v', 'error', '-f', 'lavfi', '-i', `color=c=0x${COLOURS.logo.map((c) => c.toString(16).padStart(2, '0')).join('')}:s=64x64`, '-frames:v', '1', '-y', logo]);
   await page.getByLabel('Logo image').setInputFiles({ name: 'logo.png', mimeType: 'image/png', buffer: readFileSync(logo) });
   await expect(page.getByAltText('Logo preview')).toBeVisible();
   await page.getByLabel('Name', { exact: true }).fill('Ada Lovelace');
@@ -194,7 +203,7 @@ test('scenes and overlays in the decoded stream: picture-in-picture, then side b
   await page.getByRole('button', { name: 'End stream' }).click();
   await expect(page.getByRole('button', { name: 'Go live' })).toBeVisible({ timeout: 15_000 });
 
-  const frames = await decodeFrames(await nginx.recordingDone('scenes', 15_000));
+  const frames = await decodeFrames(await nginx.recordingDone(key, 15_000));
   console.log(`${frames.length} frames decoded; side by side asked at output frame ${sideFrame}, lower third hidden at ${hideFrame}`);
   // Frames the worker dropped for running late (the cores are shared) leave gaps in the output
   // numbering, never a wrong picture; each phase must still hold most of its seconds.
@@ -229,4 +238,13 @@ test('scenes and overlays in the decoded stream: picture-in-picture, then side b
   await expect(page.getByLabel('Name', { exact: true })).toHaveValue('Ada Lovelace');
   await expect(page.getByRole('button', { name: 'Show lower third' })).toBeVisible();
   await expect(page.getByAltText('Logo preview')).toBeVisible();
+}
+
+test('scenes and overlays in the decoded stream: picture-in-picture, then side by side, logo and lower third', async ({ page }) => {
+  await scenesLive(page, 'scenes', false);
+});
+
+// Frames posted from requestVideoFrameCallback, as in Firefox and Safari (the processor removed here).
+test('the same without MediaStreamTrackProcessor: both sources posted from requestVideoFrameCallback', async ({ page }) => {
+  await scenesLive(page, 'scenes-rvfc', true);
 });
