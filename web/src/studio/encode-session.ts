@@ -128,6 +128,7 @@ export class EncodeSession {
       muxSendMeanMs: 0,
       composeMedianMs: 0,
       composeP95Ms: 0,
+      framesComposed: 0,
       codec: '',
       audioEncoder: 'none',
       reconnects: 0,
@@ -412,6 +413,7 @@ export class EncodeSession {
       st.muxSendMeanMs = this.#costSum / this.#costCount;
     }
     if (this.#composeCount > 0) [st.composeMedianMs, st.composeP95Ms] = medianP95(this.#composeCosts, this.#composeCount);
+    st.framesComposed = this.#composeCount;
     this.#post({ type: 'stats', stats: { ...st } });
     const link = this.#link;
     if (link !== undefined && !link.up) this.#post({ type: 'link', link: link.state() });

@@ -80,6 +80,8 @@ export interface EncodeStats {
   /** Per-frame cost of composing the program (compositor/), ms, median and 95th percentile; 0 while frames pass through. */
   composeMedianMs: number;
   composeP95Ms: number;
+  /** Output frames drawn by the compositor (the others passed a source frame through, or reused the canvas). */
+  framesComposed: number;
   codec: string;
   audioEncoder: 'webcodecs' | 'wasm' | 'none';
   /** Video frames the encoder produced that went into the stream. */
