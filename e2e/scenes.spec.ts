@@ -25,13 +25,16 @@ const COLOURS = {
 type Colour = keyof typeof COLOURS;
 
 /** Points of the frame (fractions across, down) and the colour each must show, per program state. */
-const PIP: Record<string, [number, number, Colour]> = {
-  screen: [0.3, 0.4, 'screen'],
-  screenLow: [0.5, 0.6, 'screen'],
-  camera: [0.83, 0.83, 'camera'],
-  logo: [0.91, 0.13, 'logo'],
-  lowerThird: [0.42, 0.83, 'bar'],
-};
+/** Picture-in-picture with the camera box moved off its default corner (bottom right) to `box`. */
+function pipLayout(box: { x: number; y: number; w: number; h: number }): Record<string, [number, number, Colour]> {
+  return {
+    screen: [0.7, 0.5, 'screen'],
+    defaultCorner: [0.83, 0.83, 'screen'],
+    camera: [box.x + box.w / 2, box.y + box.h / 2, 'camera'],
+    logo: [0.91, 0.13, 'logo'],
+    lowerThird: [0.42, 0.83, 'bar'],
+  };
+}
 const SIDE: Record<string, [number, number, Colour]> = {
   screen: [0.25, 0.5, 'screen'],
   camera: [0.75, 0.5, 'camera'],
@@ -185,6 +188,28 @@ async function scenesLive(page: Page, key: string, withoutTrackProcessor: boolea
   await expect(page.locator('button[data-scene="screen"]')).toHaveAttribute('aria-pressed', 'true');
   await page.keyboard.press('3');
   await expect(page.locator('button[data-scene="pip"]')).toHaveAttribute('aria-pressed', 'true');
+  // The camera box: the top-left preset, then dragged 10 % of the frame right and down and made
+  // 10 % wider by its corner handle, with the mouse on the 320-pixel stage.
+  await page.getByRole('button', { name: 'Top left' }).click();
+  const box = page.getByRole('slider', { name: /Camera box position/ });
+  const drag = async (from: { x: number; y: number }, dx: number, dy: number): Promise<void> => {
+    await page.mouse.move(from.x, from.y);
+    await page.mouse.down();
+    await page.mouse.move(from.x + dx / 2, from.y + dy / 2, { steps: 4 });
+    await page.mouse.move(from.x + dx, from.y + dy, { steps: 4 });
+    await page.mouse.up();
+  };
+  const stage = (await box.locator('..').boundingBox())!;
+  let r = (await box.boundingBox())!;
+  await drag({ x: r.x + r.width / 2, y: r.y + r.height / 2 }, 0.1 * stage.width, 0.1 * stage.height);
+  r = (await box.boundingBox())!;
+  await drag({ x: r.x + r.width, y: r.y + r.height }, 0.1 * stage.width, 0);
+  const pip = await page.evaluate(() => (JSON.parse(localStorage.getItem('onair.scenes.v1') ?? '{}') as { pip: { x: number; y: number; w: number; h: number } }).pip);
+  console.log(`camera box after the drags: ${JSON.stringify(pip)}`);
+  expect(pip.x).toBeCloseTo(0.13, 1);
+  expect(pip.y).toBeCloseTo(0.13, 1);
+  expect(pip.w).toBeCloseTo(0.38, 1);
+  const PIP = pipLayout(pip);
 
   await page.getByRole('button', { name: 'Go live' }).click();
   await expect(page.locator('.status[data-state="live"]')).toHaveCount(1, { timeout: 20_000 });
