@@ -21,6 +21,8 @@ const COLOURS = {
   logo: [250, 220, 20],
   bar: [200, 16, 46],
   black: [0, 0, 0],
+  // The slate's background (compositor.ts); text only near the middle.
+  slate: [16, 24, 32],
 } as const satisfies Record<string, Rgb>;
 type Colour = keyof typeof COLOURS;
 
@@ -44,6 +46,13 @@ const SIDE: Record<string, [number, number, Colour]> = {
   lowerThird: [0.42, 0.83, 'bar'],
 };
 const SIDE_HIDDEN = { ...SIDE, lowerThird: [0.42, 0.83, 'black'] as [number, number, Colour] };
+const SLATE: Record<string, [number, number, Colour]> = {
+  left: [0.25, 0.5, 'slate'],
+  right: [0.75, 0.2, 'slate'],
+  low: [0.5, 0.85, 'slate'],
+  logo: [0.91, 0.13, 'logo'],
+};
+const SLATE_SECONDS = 3;
 
 let bridge: Bridge;
 let nginx: NginxRtmp;
@@ -223,6 +232,11 @@ async function scenesLive(page: Page, key: string, withoutTrackProcessor: boolea
   await expect.poll(async () => Number(await onAir.getAttribute('data-frame')), { timeout: 5_000 }).toBeGreaterThan(sideFrame);
   const hideFrame = Number(await onAir.getAttribute('data-frame'));
   await page.waitForTimeout((SCENE_SECONDS / 2) * 1000);
+  // Then a fade to the slate.
+  await page.getByLabel('Transition').selectOption('fade');
+  await page.getByRole('button', { name: 'Slate' }).click();
+  const slateFrame = await onAirFrame(page, 'slate');
+  await page.waitForTimeout(SLATE_SECONDS * 1000);
   const compose = page.locator('[data-stat="compose-ms"]');
   console.log(`compose per frame: median ${await compose.getAttribute('data-median')} ms, p95 ${await compose.getAttribute('data-p95')} ms; stats: ${await page.locator('.stats').textContent()}`);
   await page.getByRole('button', { name: 'End stream' }).click();
@@ -252,14 +266,28 @@ async function scenesLive(page: Page, key: string, withoutTrackProcessor: boolea
   expect(firstSide!.n - sideFrame).toBeLessThanOrEqual(5);
   expect(bad(firstSide!.n, hideFrame, SIDE)).toEqual([]);
   // The lower third slides out over 0.4 s; after it, only what is under it.
-  expect(bad(hideFrame + Math.round(0.5 * FPS), Infinity, SIDE_HIDDEN)).toEqual([]);
+  expect(bad(hideFrame + Math.round(0.5 * FPS), slateFrame, SIDE_HIDDEN)).toEqual([]);
   expect(indexed.filter((f) => f.n >= firstSide!.n && f.n < hideFrame).length).toBeGreaterThanOrEqual(enough(SCENE_SECONDS / 2 - 1));
-  expect(indexed.filter((f) => f.n >= hideFrame + Math.round(0.5 * FPS)).length).toBeGreaterThanOrEqual(enough(SCENE_SECONDS / 2 - 1));
+  expect(indexed.filter((f) => f.n >= hideFrame + Math.round(0.5 * FPS) && f.n < slateFrame).length).toBeGreaterThanOrEqual(enough(SCENE_SECONDS / 2 - 1));
+  // The fade: 9 frames (0.3 s) from the worker's receipt, the screen's blue giving way to the
+  // slate's through blends that are neither; then the slate alone.
+  const fading = indexed.filter((f) => f.n >= slateFrame + 2 && f.n <= slateFrame + 6);
+  expect(fading.length).toBeGreaterThanOrEqual(3);
+  for (const f of fading) {
+    const [, , blue] = sample(f.rgb, 0.25, 0.5);
+    const share = (COLOURS.screen[2] - blue) / (COLOURS.screen[2] - COLOURS.slate[2]);
+    const expected = (f.n - slateFrame + 1) / 9;
+    console.log(`fade frame ${f.n}: blue ${blue.toFixed(0)}, slate share ${share.toFixed(2)} (drawn ${expected.toFixed(2)})`);
+    expect(Math.abs(share - expected)).toBeLessThanOrEqual(0.2);
+  }
+  expect(bad(slateFrame + 9, Infinity, SLATE)).toEqual([]);
+  expect(indexed.filter((f) => f.n >= slateFrame + 9).length).toBeGreaterThanOrEqual(enough(SLATE_SECONDS - 1));
   expect(cspViolations).toEqual([]);
 
   // Scenes, layout and overlays come back after a reload.
   await page.reload();
-  await expect(page.locator('button[data-scene="side"]')).toHaveAttribute('aria-pressed', 'true');
+  await expect(page.locator('button[data-scene="slate"]')).toHaveAttribute('aria-pressed', 'true');
+  await expect(page.getByLabel('Transition')).toHaveValue('fade');
   await expect(page.getByLabel('Name', { exact: true })).toHaveValue('Ada Lovelace');
   await expect(page.getByRole('button', { name: 'Show lower third' })).toBeVisible();
   await expect(page.getByAltText('Logo preview')).toBeVisible();
