@@ -1,4 +1,4 @@
-import type { SourceHandles } from './worker-protocol.js';
+import type { SourceHandles, ToWorker, VideoSource } from './worker-protocol.js';
 
 // MediaStreamTrackProcessor is not in TypeScript's DOM typings yet (Chromium ships it on the page).
 interface TrackProcessorConstructor {
@@ -45,45 +45,32 @@ registerProcessor('onair-pcm-tap', OnairPcmTap);
 `;
 
 /**
- * Builds the worker's sources from the current tracks. With MediaStreamTrackProcessor (Chromium)
- * both tracks become streams read in the worker, so a hidden tab keeps full rate. Elsewhere
- * (Firefox) video frames come from requestVideoFrameCallback and audio from an AudioWorklet
- * whose port goes straight to the worker.
+ * Builds the worker's sources from the current tracks: the camera and the shared screen, both at
+ * once (the compositor draws whichever the scene needs), and the audio. With
+ * MediaStreamTrackProcessor (Chromium) every track becomes a stream read in the worker, so a hidden
+ * tab keeps full rate. Elsewhere (Firefox) video frames come from requestVideoFrameCallback and
+ * audio from an AudioWorklet whose port goes straight to the worker.
  */
-export async function createFeed(video: MediaStreamTrack | undefined, audio: MediaStreamTrack | undefined, worker: Worker): Promise<Feed> {
+export async function createFeed(video: Partial<Record<VideoSource, MediaStreamTrack>>, audio: MediaStreamTrack | undefined, worker: Worker): Promise<Feed> {
   const Processor = trackProcessor();
   const handles: SourceHandles = {};
   const transfer: Transferable[] = [];
   const cleanups: (() => void)[] = [];
 
-  if (video !== undefined) {
-    const track = video.clone();
+  for (const kind of ['camera', 'screen'] as const) {
+    const source = video[kind];
+    if (source === undefined) continue;
+    const track = source.clone();
     cleanups.push(() => track.stop());
     if (Processor !== undefined) {
-      handles.video = new Processor({ track, maxBufferSize: 2 }).readable as ReadableStream<VideoFrame>;
-      transfer.push(handles.video);
+      const readable = new Processor({ track, maxBufferSize: 2 }).readable as ReadableStream<VideoFrame>;
+      if (kind === 'camera') handles.video = readable;
+      else handles.screen = readable;
+      transfer.push(readable);
     } else {
-      handles.videoByMessage = true;
-      const el = document.createElement('video');
-      el.muted = true;
-      el.playsInline = true;
-      el.srcObject = new MediaStream([track]);
-      await el.play();
-      let handle = 0;
-      const onFrame = (): void => {
-        try {
-          const frame = new VideoFrame(el, { timestamp: Math.round(performance.now() * 1000) });
-          worker.postMessage({ type: 'frame', frame }, [frame]);
-        } catch {
-          // The element has no frame yet.
-        }
-        handle = el.requestVideoFrameCallback(onFrame);
-      };
-      handle = el.requestVideoFrameCallback(onFrame);
-      cleanups.push(() => {
-        el.cancelVideoFrameCallback(handle);
-        el.srcObject = null;
-      });
+      if (kind === 'camera') handles.videoByMessage = true;
+      else handles.screenByMessage = true;
+      cleanups.push(await postFrames(track, kind, worker));
     }
   }
 
@@ -112,6 +99,31 @@ export async function createFeed(video: MediaStreamTrack | undefined, audio: Med
     stop() {
       for (const c of cleanups) c();
     },
+  };
+}
+
+/** Posts each frame of `track` to the worker as it is shown (no MediaStreamTrackProcessor); returns how to stop. */
+async function postFrames(track: MediaStreamTrack, source: VideoSource, worker: Worker): Promise<() => void> {
+  const el = document.createElement('video');
+  el.muted = true;
+  el.playsInline = true;
+  el.srcObject = new MediaStream([track]);
+  await el.play();
+  let handle = 0;
+  const onFrame = (): void => {
+    try {
+      const frame = new VideoFrame(el, { timestamp: Math.round(performance.now() * 1000) });
+      const msg: ToWorker = { type: 'frame', frame, source };
+      worker.postMessage(msg, [frame]);
+    } catch {
+      // The element has no frame yet.
+    }
+    handle = el.requestVideoFrameCallback(onFrame);
+  };
+  handle = el.requestVideoFrameCallback(onFrame);
+  return () => {
+    el.cancelVideoFrameCallback(handle);
+    el.srcObject = null;
   };
 }
 

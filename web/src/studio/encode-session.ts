@@ -6,14 +6,15 @@ import { PcmConverter } from '../lib/pcm.js';
 import { openAacEncoder, type AacEncoder } from './aac-encoder.js';
 import { AudioClock } from './audio-clock.js';
 import { BridgeLink } from './bridge-link.js';
-import { composeFrame } from './compose.js';
+import { Compositor } from './compositor/compositor.js';
+import { readProgram } from './compositor/program.js';
 import { openH264Encoder, type H264Chunk, type H264Encoder } from './h264-encoder.js';
 import { Recorder } from './recorder/recorder.js';
 import { WorkerSources } from './sources.js';
 import { TagClass } from './outbox.js';
 import { StreamTimeline, type OutTag } from './stream-timeline.js';
 import { DEFAULT_VIDEO_FLOW_LIMITS, FramePlan, VideoFlow } from './video-flow.js';
-import type { EncodeSettings, EncodeStats, FromWorker, LiveTarget, SourceHandles } from './worker-protocol.js';
+import type { EncodeSettings, EncodeStats, FromWorker, LiveTarget, SourceHandles, VideoSource } from './worker-protocol.js';
 
 const WS_HIGH_WATER = DEFAULT_VIDEO_FLOW_LIMITS.highWater;
 /** The session ends cleanly a minute before FLV's 32-bit millisecond timestamps would wrap. */
@@ -31,6 +32,13 @@ const COST_SAMPLES = 600;
 /** Video bitrates a change while live may ask for, bits per second. */
 const MIN_VIDEO_BITRATE = 100_000;
 const MAX_VIDEO_BITRATE = 50_000_000;
+
+/** Median and 95th percentile of the first `count` (at most the buffer's length) samples. */
+function medianP95(samples: Float64Array, count: number): [number, number] {
+  const n = Math.min(count, samples.length);
+  const sorted = Array.from(samples.subarray(0, n)).sort((a, b) => a - b);
+  return [sorted[Math.floor(n / 2)] ?? 0, sorted[Math.floor(n * 0.95)] ?? 0];
+}
 
 /**
  * The encode pipeline in the worker: sources → output clock → H.264 and AAC encoders, feeding
@@ -74,6 +82,11 @@ export class EncodeSession {
   #tick: ReturnType<typeof setTimeout> | undefined;
   #canvas: OffscreenCanvas | undefined;
   #ctx: OffscreenCanvasRenderingContext2D | undefined;
+  readonly #compositor: Compositor<VideoFrame, VideoFrame>;
+  #logo: VideoFrame | undefined;
+  /** Time to compose a frame (drawing and the VideoFrame made of the canvas), ms. */
+  #composeCosts = new Float64Array(COST_SAMPLES);
+  #composeCount = 0;
   /** "Measure latency": every output frame carries the latency clock. */
   #latencyClock = false;
   #filler: CbrFiller | undefined;
@@ -105,6 +118,7 @@ export class EncodeSession {
     const s = settings;
     this.#meta = { width: s.width, height: s.height, framerate: s.fps, videoBitrate: s.videoBitrate, audioBitrate: s.audioBitrate, sampleRate: s.sampleRate, channels: s.channels };
     this.#asc = buildAudioSpecificConfig({ objectType: AacObjectType.Lc, sampleRate: s.sampleRate, channels: s.channels });
+    this.#compositor = new Compositor(s.width, s.height, s.fps);
     this.#sources = new WorkerSources({
       frame: () => this.#firstFrame(),
       pcm: (planes, rate, captureUs) => this.#pushPcm(planes, rate, captureUs),
@@ -130,6 +144,9 @@ export class EncodeSession {
       muxSendMedianMs: 0,
       muxSendP95Ms: 0,
       muxSendMeanMs: 0,
+      composeMedianMs: 0,
+      composeP95Ms: 0,
+      framesComposed: 0,
       codec: '',
       audioEncoder: 'none',
       reconnects: 0,
@@ -319,8 +336,26 @@ export class EncodeSession {
     this.#sources.set(sources);
   }
 
-  offerFrame(frame: VideoFrame): void {
-    this.#sources.offerFrame(frame);
+  offerFrame(frame: VideoFrame, kind?: VideoSource): void {
+    this.#sources.offerFrame(frame, kind);
+  }
+
+  /** A program from the page, checked field by field; its scene is on air from the next output frame. */
+  setProgram(program: unknown): void {
+    const p = readProgram(program, this.#compositor.program);
+    this.#compositor.setProgram(p);
+    this.#post({ type: 'program', scene: p.scene, frame: this.#n });
+  }
+
+  /** The logo's image (taken over and closed here), or none. */
+  setLogo(image: ImageBitmap | null): void {
+    this.#logo?.close();
+    this.#logo = undefined;
+    if (image !== null) {
+      if (!this.#closing && image.width > 0 && image.height > 0) this.#logo = new VideoFrame(image, { timestamp: 0 });
+      image.close();
+    }
+    this.#compositor.setLogo(this.#logo);
   }
 
   setLatencyClock(on: boolean): void {
@@ -395,9 +430,9 @@ export class EncodeSession {
       this.#stats.droppedEncoderBusy++;
       return;
     }
-    const { frame: src, fresh } = this.#sources.take();
-    if (!fresh && src !== undefined) this.#stats.framesRepeated++;
-    const frame = this.#frameFor(src, Math.round((n * 1e6) / this.#s.fps));
+    const { frames, fresh } = this.#sources.take();
+    if (!fresh && (frames.camera ?? frames.screen) !== undefined) this.#stats.framesRepeated++;
+    const frame = this.#frameFor(frames, fresh, Math.round((n * 1e6) / this.#s.fps));
     if (frame === undefined) return;
     const key = plan === FramePlan.Key;
     if (key) this.#keyNow = false;
@@ -412,23 +447,26 @@ export class EncodeSession {
   }
 
   /**
-   * The newest camera frame at the output size (letterboxed), with the latency clock when it is
-   * on, stamped on the output clock.
+   * The program composed from the newest frame of each source (compositor/), with the latency clock
+   * when it is on, stamped on the output clock. A lone source frame of the output size with nothing
+   * over it is re-stamped without a copy.
    */
-  #frameFor(src: VideoFrame | undefined, timestamp: number): VideoFrame | undefined {
+  #frameFor(sources: Partial<Record<VideoSource, VideoFrame>>, fresh: boolean, timestamp: number): VideoFrame | undefined {
     const { width, height, fps } = this.#s;
     const duration = Math.round(1e6 / fps);
-    if (!this.#latencyClock && src !== undefined && src.displayWidth === width && src.displayHeight === height) {
-      return new VideoFrame(src, { timestamp, duration });
-    }
+    const as = this.#compositor.passThrough(sources, this.#latencyClock);
+    if (as !== undefined) return new VideoFrame(as, { timestamp, duration });
     if (this.#canvas === undefined) {
       this.#canvas = new OffscreenCanvas(width, height);
       this.#ctx = this.#canvas.getContext('2d', { alpha: false }) ?? undefined;
     }
     const ctx = this.#ctx;
     if (ctx === undefined) return undefined;
-    composeFrame<VideoFrame>(ctx, width, height, src, this.#latencyClock ? clockNow() : undefined);
-    return new VideoFrame(this.#canvas, { timestamp, duration });
+    const t = performance.now();
+    const drew = this.#compositor.draw(ctx, sources, this.#latencyClock ? clockNow() : undefined, fresh);
+    const frame = new VideoFrame(this.#canvas, { timestamp, duration });
+    if (drew) this.#composeCosts[this.#composeCount++ % COST_SAMPLES] = performance.now() - t;
+    return frame;
   }
 
   #onVideo(chunk: H264Chunk): void {
@@ -521,13 +559,12 @@ export class EncodeSession {
     st.wsBufferedBytes = this.#link?.bufferedAmount ?? 0;
     st.reconnects = this.#link?.reconnects ?? 0;
     st.resendBufferBytes = this.#link?.outbox.bytes ?? 0;
-    const n = Math.min(this.#costCount, COST_SAMPLES);
-    if (n > 0) {
-      const sorted = Array.from(this.#costs.subarray(0, n)).sort((a, b) => a - b);
-      st.muxSendMedianMs = sorted[Math.floor(n / 2)] ?? 0;
-      st.muxSendP95Ms = sorted[Math.floor(n * 0.95)] ?? 0;
+    if (this.#costCount > 0) {
+      [st.muxSendMedianMs, st.muxSendP95Ms] = medianP95(this.#costs, this.#costCount);
       st.muxSendMeanMs = this.#costSum / this.#costCount;
     }
+    if (this.#composeCount > 0) [st.composeMedianMs, st.composeP95Ms] = medianP95(this.#composeCosts, this.#composeCount);
+    st.framesComposed = this.#composeCount;
     this.#post({ type: 'stats', stats: { ...st } });
     if (this.#recorder !== undefined) this.#post({ type: 'recording', recording: { state: 'recording', status: this.#recorder.status() } });
     const link = this.#link;
@@ -546,6 +583,7 @@ export class EncodeSession {
     clearTimeout(this.#tick);
     clearInterval(this.#statsTimer);
     this.#sources.close();
+    this.setLogo(null);
     // Both encoders give back what they hold (audio: the last partial frame and its delay line).
     const flushed = [this.#video?.flush(), this.#audio?.flush()].map((p) => p?.catch(() => undefined));
     await Promise.race([Promise.all(flushed), new Promise((r) => setTimeout(r, FLUSH_TIMEOUT_MS))]);

@@ -29,7 +29,14 @@ self.onmessage = (e: MessageEvent<ToWorker>) => {
       break;
     case 'frame':
       if (session === undefined) msg.frame.close();
-      else session.offerFrame(msg.frame);
+      else session.offerFrame(msg.frame, msg.source === 'screen' ? 'screen' : 'camera');
+      break;
+    case 'program':
+      session?.setProgram(msg.program);
+      break;
+    case 'logo':
+      if (session === undefined) msg.image?.close();
+      else session.setLogo(msg.image instanceof ImageBitmap ? msg.image : null);
       break;
     case 'live':
       session?.goLive(msg.target).catch(() => undefined);

@@ -6,6 +6,7 @@ import { AUDIO, DEFAULT_PRESET_ID, H264_PROFILES, KEYFRAME_INTERVAL_S, codecsFor
 import { recordingName } from './recorder/opfs.js';
 import type { RecorderStatus } from './recorder/recorder.js';
 import { Recordings } from './recorder/recordings.svelte.js';
+import { Scenes } from './scenes.svelte.js';
 import { Shortcuts } from './shortcuts.svelte.js';
 import type { BridgeLinkState, EncodeSettings, EncodeStats, FromWorker, LiveTarget, RecordingState, ToWorker } from './worker-protocol.js';
 import EncodeWorker from './encode.worker.ts?worker';
@@ -84,6 +85,7 @@ export class Studio {
   readonly recordings = new Recordings();
   /** The encode pipeline runs (live, recording, or both): what it was opened with cannot change. */
   encoding = $state(false);
+  readonly scenes = new Scenes((msg, transfer) => this.#post(msg, transfer));
 
   preset = $derived(presetById(this.presetId));
   videoBitrate = $derived(this.customKbps !== null && this.customKbps > 0 ? this.customKbps * 1000 : this.preset.bitrate);
@@ -222,6 +224,7 @@ export class Studio {
       this.#screen = stream;
       this.source = 'screen';
       this.screenSilent = stream.getAudioTracks().length === 0;
+      this.scenes.screenStarted();
       stream.getVideoTracks()[0]?.addEventListener('ended', () => void this.stopScreen());
     } catch (err) {
       if ((err as Error).name !== 'NotAllowedError') this.error = `screen share: ${(err as Error).message}`;
@@ -258,6 +261,13 @@ export class Studio {
     return this.source === 'screen' && screen !== undefined ? screen : this.#camera?.getVideoTracks()[0];
   }
 
+  /** Both video sources, for the worker's compositor. */
+  #videoTracks(): { camera?: MediaStreamTrack; screen?: MediaStreamTrack } {
+    const camera = this.#camera?.getVideoTracks()[0];
+    const screen = this.#screen?.getVideoTracks()[0];
+    return { ...(camera ? { camera } : {}), ...(screen ? { screen } : {}) };
+  }
+
   #audioTracks(): MediaStreamTrack[] {
     return [...(this.#mic?.getAudioTracks() ?? []), ...(this.#screen?.getAudioTracks() ?? [])];
   }
@@ -268,7 +278,7 @@ export class Studio {
     this.preview = new MediaStream([...(video ? [video] : [])]);
     if (this.#worker !== undefined) {
       const old = this.#feed;
-      this.#feed = await createFeed(video, audio, this.#worker);
+      this.#feed = await createFeed(this.#videoTracks(), audio, this.#worker);
       this.#post({ type: 'sources', sources: this.#feed.handles }, this.#feed.transfer);
       old?.stop();
     }
@@ -362,9 +372,10 @@ export class Studio {
       this.error = `encoder worker: ${e.message}`;
       this.#teardown(worker);
     };
-    const feed = await createFeed(this.#videoTrack(), this.#mix.mix(this.#audioTracks()), worker);
+    const feed = await createFeed(this.#videoTracks(), this.#mix.mix(this.#audioTracks()), worker);
     this.#feed = feed;
     this.#post({ type: 'start', settings, sources: feed.handles, latencyClock: this.measureLatency, ...first }, feed.transfer);
+    await this.scenes.sendAll();
   }
 
   #onWorker(worker: Worker, msg: FromWorker): void {
@@ -389,6 +400,9 @@ export class Studio {
       case 'stats':
         this.#sample(msg.stats);
         this.stats = msg.stats;
+        break;
+      case 'program':
+        this.scenes.applied(msg.scene, msg.frame);
         break;
       case 'link':
         this.link = msg.link;

@@ -1,4 +1,5 @@
 import type { StudioDestination, StudioServerMessage } from '@onair/shared';
+import type { Program, SceneId } from './compositor/program.js';
 import type { RecorderStatus } from './recorder/recorder.js';
 
 /** Messages between the studio page and its encode worker (postMessage, same origin). */
@@ -17,15 +18,20 @@ export interface EncodeSettings {
   channels: number;
 }
 
+export type VideoSource = 'camera' | 'screen';
+
 export interface SourceHandles {
-  /** Camera/screen frames: a MediaStreamTrackProcessor's readable, created on the page. */
+  /** Camera frames: a MediaStreamTrackProcessor's readable, created on the page. */
   video?: ReadableStream<VideoFrame>;
+  /** Shared screen frames, the same way, captured beside the camera. */
+  screen?: ReadableStream<VideoFrame>;
   /** Microphone/mix audio: a MediaStreamTrackProcessor's readable. */
   audio?: ReadableStream<AudioData>;
   /** Audio as PCM blocks from an AudioWorklet, where MediaStreamTrackProcessor is missing. */
   audioPort?: MessagePort;
-  /** True when video frames will arrive as `frame` messages (no MediaStreamTrackProcessor). */
+  /** True when camera (screen) frames will arrive as `frame` messages (no MediaStreamTrackProcessor). */
   videoByMessage?: boolean;
+  screenByMessage?: boolean;
 }
 
 /** Going live: the bridge to publish through and where to. */
@@ -51,7 +57,11 @@ export type ToWorker =
   | { type: 'sources'; sources: SourceHandles }
   /** "Measure latency": draw the latency clock (web/src/lib/latency-clock.ts) into every output frame. */
   | { type: 'latencyClock'; on: boolean }
-  | { type: 'frame'; frame: VideoFrame }
+  | { type: 'frame'; frame: VideoFrame; source?: VideoSource }
+  /** The scene, layout and overlays to compose (compositor/program.ts); checked with readProgram on arrival. */
+  | { type: 'program'; program: Program }
+  /** The logo overlay's image (null: none); the worker owns and closes it. */
+  | { type: 'logo'; image: ImageBitmap | null }
   | { type: 'stop' };
 
 export interface EncodeStats {
@@ -86,6 +96,11 @@ export interface EncodeStats {
   muxSendP95Ms: number;
   /** Mean over the whole session: the worker's clock is coarse (100 µs) without cross-origin isolation. */
   muxSendMeanMs: number;
+  /** Per-frame cost of composing the program (compositor/), ms, median and 95th percentile; 0 while frames pass through. */
+  composeMedianMs: number;
+  composeP95Ms: number;
+  /** Output frames drawn by the compositor (the others passed a source frame through, or reused the canvas). */
+  framesComposed: number;
   codec: string;
   audioEncoder: 'webcodecs' | 'wasm' | 'none';
   /** Video frames the encoder produced that went into the stream. */
@@ -135,4 +150,6 @@ export type FromWorker =
   | { type: 'closed' }
   | { type: 'server'; message: StudioServerMessage }
   | { type: 'stats'; stats: EncodeStats }
-  | { type: 'link'; link: BridgeLinkState };
+  | { type: 'link'; link: BridgeLinkState }
+  /** A program arrived: its scene is on output frames from `frame` on (stamped frame / fps s on the session clock). */
+  | { type: 'program'; scene: SceneId; frame: number };

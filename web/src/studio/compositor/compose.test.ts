@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import { clockLayout, clockNow, readClock } from '../lib/latency-clock.js';
-import { composeFrame, fitRect, type ComposeContext, type Picture } from './compose.js';
-import { VIDEO_PRESETS } from './presets.js';
+import { clockLayout, clockNow, readClock } from '../../lib/latency-clock.js';
+import { VIDEO_PRESETS } from '../presets.js';
+import { Compositor, type CompositorContext } from './compositor.js';
+import { placeSource, type Picture } from './layout.js';
 
 type ExecFileSync = (cmd: string, args: string[], opts: { input: Uint8Array; maxBuffer: number }) => Uint8Array;
 
@@ -26,26 +27,34 @@ const COLOURS: Record<string, readonly [number, number, number]> = { '#000': [0,
 
 /**
  * A 2D context that rasterises into RGBA as a canvas would: fillRect with the two colours the
- * studio uses (any other throws), drawImage scaled nearest-neighbour. Starts a colour neither
- * draws, so an unpainted pixel shows.
+ * camera scene and the clock use (any other throws, as do text and transparency), drawImage scaled
+ * nearest-neighbour. Starts a colour neither draws, so an unpainted pixel shows.
  */
-function raster(width: number, height: number): { ctx: ComposeContext<Source>; image: Image } {
+function raster(width: number, height: number): { ctx: CompositorContext<Source, Source>; image: Image } {
   const data = new Uint8ClampedArray(width * height * 4).fill(77);
   const put = (x: number, y: number, [r, g, b]: readonly [number, number, number]): void => {
     if (x < 0 || y < 0 || x >= width || y >= height) return;
     data.set([r, g, b, 255], (y * width + x) * 4);
   };
-  const ctx: ComposeContext<Source> = {
+  const ctx: CompositorContext<Source, Source> = {
     fillStyle: '#000',
+    globalAlpha: 1,
+    font: '',
+    textAlign: 'start',
+    textBaseline: 'top',
+    fillText() {
+      throw new Error('unexpected text');
+    },
     fillRect(x, y, w, h) {
+      if (this.globalAlpha !== 1) throw new Error(`unexpected alpha ${this.globalAlpha}`);
       const colour = COLOURS[String(this.fillStyle)];
       if (colour === undefined) throw new Error(`unexpected fill ${String(this.fillStyle)}`);
       for (let py = y; py < y + h; py++) for (let px = x; px < x + w; px++) put(px, py, colour);
     },
-    drawImage(image, dx, dy, dw, dh) {
+    drawImage(image, sx, sy, sw, sh, dx, dy, dw, dh) {
       for (let py = 0; py < dh; py++) {
         for (let px = 0; px < dw; px++) {
-          put(dx + px, dy + py, image.rgb(Math.floor((px * image.displayWidth) / dw), Math.floor((py * image.displayHeight) / dh)));
+          put(dx + px, dy + py, image.rgb(Math.floor(sx + (px * sw) / dw), Math.floor(sy + (py * sh) / dh)));
         }
       }
     },
@@ -66,12 +75,21 @@ function flat(width: number, height: number, v: number): Source {
   return { displayWidth: width, displayHeight: height, rgb: () => [v, v, v] };
 }
 
+/** The camera scene, as the studio starts: the camera fitted on black, the clock over it when asked. */
+function composeFrame(ctx: CompositorContext<Source, Source>, width: number, height: number, source: Source | undefined, clockMs?: number): void {
+  new Compositor<Source, Source>(width, height, 30).draw(ctx, source === undefined ? {} : { camera: source }, clockMs);
+}
+
 describe('composing an output frame', () => {
   it('fits a picture centred: pillarbox, letterbox, exact size', () => {
-    expect(fitRect(640, 480, 1280, 720)).toEqual({ x: 160, y: 0, w: 960, h: 720 });
-    expect(fitRect(1920, 800, 1280, 720)).toEqual({ x: 0, y: 94, w: 1280, h: 533 });
-    expect(fitRect(1280, 720, 1280, 720)).toEqual({ x: 0, y: 0, w: 1280, h: 720 });
-    expect(fitRect(3840, 2160, 854, 480)).toEqual({ x: 1, y: 0, w: 853, h: 480 });
+    const fit = (sw: number, sh: number, w: number, h: number): number[] => {
+      const p = placeSource(sw, sh, { x: 0, y: 0, w, h }, 'fit');
+      return [p.dx, p.dy, p.dw, p.dh];
+    };
+    expect(fit(640, 480, 1280, 720)).toEqual([160, 0, 960, 720]);
+    expect(fit(1920, 800, 1280, 720)).toEqual([0, 94, 1280, 533]);
+    expect(fit(1280, 720, 1280, 720)).toEqual([0, 0, 1280, 720]);
+    expect(fit(3840, 2160, 854, 480)).toEqual([1, 0, 853, 480]);
   });
 
   it('letterboxes the camera on black and leaves no pixel unpainted', () => {
