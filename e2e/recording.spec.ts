@@ -3,9 +3,9 @@ import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect, test, type Page } from '@playwright/test';
-import { createFile, MP4BoxBuffer, type Movie, type Sample } from 'mp4box';
 import { startNginxRtmp, type NginxRtmp } from '../bridge/test/harness/nginx.js';
 import { FlvReader, FlvTagType, parseVideoBody } from '../shared/src/index.js';
+import { readWithMp4box } from '../shared/src/testing/mp4box-samples.js';
 import { startBridge, type Bridge } from './support/bridge.js';
 import { probeRecording } from './support/judge.js';
 
@@ -68,30 +68,7 @@ async function saveRecording(page: Page, into: string): Promise<{ file: string; 
   return { file, name, unfinished };
 }
 
-/** Every sample mp4box reads, per track; a parse error fails. */
-function mp4box(bytes: Uint8Array): { info: Movie; samples: Map<number, Sample[]> } {
-  const file = createFile(true);
-  let info: Movie | undefined;
-  const samples = new Map<number, Sample[]>();
-  file.onError = (module: string, message: string) => {
-    throw new Error(`mp4box ${module}: ${message}`);
-  };
-  file.onReady = (movie: Movie) => {
-    info = movie;
-    for (const t of movie.tracks) {
-      samples.set(t.id, []);
-      file.setExtractionOptions(t.id, undefined, { nbSamples: 1_000_000 });
-    }
-    file.start();
-  };
-  file.onSamples = (id: number, _user: unknown, got: Sample[]) => {
-    samples.get(id)!.push(...got);
-  };
-  file.appendBuffer(MP4BoxBuffer.fromArrayBuffer(bytes.slice().buffer, 0));
-  file.flush();
-  if (info === undefined) throw new Error('mp4box found no moov');
-  return { info, samples };
-}
+const mp4box = readWithMp4box;
 
 /** Decodes every frame with ffmpeg; any message (a broken frame, a bad box) fails. Returns the frames decoded. */
 function decodeAll(file: string): number {

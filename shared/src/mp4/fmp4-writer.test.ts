@@ -2,13 +2,14 @@ import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createFile, MP4BoxBuffer, type ISOFile, type Movie, type Sample } from 'mp4box';
+import type { ISOFile, Movie, Sample } from 'mp4box';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { aacCodecString, parseAudioSpecificConfig } from '../codec/aac.js';
 import { avcCodecString } from '../codec/avc.js';
 import { parseAudioBody, parseVideoBody } from '../flv/flv-media.js';
 import { FlvReader } from '../flv/flv-reader.js';
 import { FlvTagType } from '../flv/flv-tag.js';
+import { readWithMp4box } from '../testing/mp4box-samples.js';
 import { fragment, initSegment, type Fmp4Sample, type Fmp4Track } from './fmp4-writer.js';
 import { cat as catAll, errorCode as code, h } from '../testing/bytes.js';
 
@@ -18,31 +19,7 @@ interface Parsed {
   samples: Map<number, Sample[]>;
 }
 
-/** Runs mp4box over the bytes and collects every sample of every track. */
-function mp4box(bytes: Uint8Array): Parsed {
-  const file = createFile(true);
-  let info: Movie | undefined;
-  const samples = new Map<number, Sample[]>();
-  file.onError = (module: string, message: string) => {
-    throw new Error(`mp4box ${module}: ${message}`);
-  };
-  file.onReady = (movie: Movie) => {
-    info = movie;
-    for (const t of movie.tracks) {
-      samples.set(t.id, []);
-      file.setExtractionOptions(t.id, undefined, { nbSamples: 100000 });
-    }
-    file.start();
-  };
-  file.onSamples = (id: number, _user: unknown, got: Sample[]) => {
-    samples.get(id)!.push(...got);
-  };
-  const buf = MP4BoxBuffer.fromArrayBuffer(bytes.slice().buffer, 0);
-  file.appendBuffer(buf);
-  file.flush();
-  expect(info, 'mp4box found a moov').toBeDefined();
-  return { file, info: info!, samples };
-}
+const mp4box = (bytes: Uint8Array): Parsed => readWithMp4box(bytes);
 
 describe('fMP4 writer: golden bytes (ISO/IEC 14496-12)', () => {
   it('a one-sample fragment with a 64-bit decode time', () => {

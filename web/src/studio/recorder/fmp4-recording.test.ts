@@ -1,6 +1,6 @@
 import { FlvReader, FlvTagType, parseAudioBody, parseVideoBody } from '@onair/shared';
-import { createFile, MP4BoxBuffer, type Movie, type Sample } from 'mp4box';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { readWithMp4box } from '../../../../shared/src/testing/mp4box-samples.js';
 import { Fmp4Recording, playableLength, type RecordingFormat } from './fmp4-recording.js';
 
 interface ExecFileSync {
@@ -102,29 +102,7 @@ function cat(parts: Uint8Array[]): Uint8Array {
   return out;
 }
 
-function mp4box(bytes: Uint8Array): { info: Movie; samples: Map<number, Sample[]> } {
-  const file = createFile(true);
-  let info: Movie | undefined;
-  const samples = new Map<number, Sample[]>();
-  file.onError = (module: string, message: string) => {
-    throw new Error(`mp4box ${module}: ${message}`);
-  };
-  file.onReady = (movie: Movie) => {
-    info = movie;
-    for (const t of movie.tracks) {
-      samples.set(t.id, []);
-      file.setExtractionOptions(t.id, undefined, { nbSamples: 100000 });
-    }
-    file.start();
-  };
-  file.onSamples = (id: number, _user: unknown, got: Sample[]) => {
-    samples.get(id)!.push(...got);
-  };
-  file.appendBuffer(MP4BoxBuffer.fromArrayBuffer(bytes.slice().buffer, 0));
-  file.flush();
-  expect(info, 'mp4box found a moov').toBeDefined();
-  return { info: info!, samples };
-}
+const mp4box = readWithMp4box;
 
 /** ffmpeg's per-frame hashes of the decoded video, and any message it printed. */
 async function decodedVideo(input: Uint8Array, format: string): Promise<string[]> {
