@@ -4,13 +4,13 @@
 // one live session so both see the same load. 720p30 and 1080p30. Run after `npm run build`:
 // node bench/scenes.bench.mjs [--seconds N] [--rounds N]. Writes docs/bench/scenes.md.
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import { chromium } from 'playwright-core';
-import { CLK_TCK, machine, processTree, root, startBridge, ticksOf } from './support.mjs';
+import { browserPidOf, CLK_TCK, machine, root, startBridge, treeTicksOf } from './support.mjs';
 
 const { values } = parseArgs({ options: { seconds: { type: 'string', default: '25' }, rounds: { type: 'string', default: '2' } } });
 const SECONDS = Number(values.seconds);
@@ -19,18 +19,6 @@ const WARMUP_S = 3;
 const PRESETS = ['720p30 · 2.5 Mbps', '1080p30 · 4.5 Mbps'];
 /** The encode worker's cost window (COST_SAMPLES in encode-session.ts). */
 const COMPOSE_SAMPLES = 600;
-
-function browserTicks(pid) {
-  let ticks = 0;
-  for (const p of processTree(pid)) {
-    try {
-      ticks += ticksOf(p);
-    } catch {
-      // Gone.
-    }
-  }
-  return ticks;
-}
 
 async function counters(page) {
   const dropped = await page.locator('[data-stat="frames-dropped"]').evaluate((e) => ({ ...e.dataset }));
@@ -56,9 +44,9 @@ async function program(page, scene, overlays, live = true) {
 }
 
 async function measure(page, pid) {
-  const before = { ticks: browserTicks(pid), at: performance.now(), c: await counters(page), load: loadavg()[0] };
+  const before = { ticks: treeTicksOf(pid), at: performance.now(), c: await counters(page), load: loadavg()[0] };
   await page.waitForTimeout(SECONDS * 1000);
-  const after = { ticks: browserTicks(pid), at: performance.now(), c: await counters(page), load: loadavg()[0] };
+  const after = { ticks: treeTicksOf(pid), at: performance.now(), c: await counters(page), load: loadavg()[0] };
   const seconds = (after.at - before.at) / 1000;
   return {
     cpu: ((after.ticks - before.ticks) / CLK_TCK / seconds) * 100,
@@ -113,19 +101,6 @@ async function preset(label, bridge, logoFile) {
   }
 }
 
-/** The browser's main process: the one with this profile that is no child process type. */
-function browserPidOf(userDataDir) {
-  for (const name of readdirSync('/proc')) {
-    if (!/^\d+$/.test(name)) continue;
-    try {
-      const cmd = readFileSync(`/proc/${name}/cmdline`, 'utf8');
-      if (cmd.includes(`--user-data-dir=${userDataDir}`) && !cmd.includes('--type=')) return Number(name);
-    } catch {
-      // Gone.
-    }
-  }
-  throw new Error('browser process not found');
-}
 
 const scratch = mkdtempSync(join(tmpdir(), 'onair-bench-logo-'));
 const logoFile = join(scratch, 'logo.png');

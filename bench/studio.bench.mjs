@@ -3,67 +3,20 @@
 // dropped. Run after `npm run build`: node bench/studio.bench.mjs [--seconds N]
 // Writes docs/bench/studio.md.
 import { spawn } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import { cpus, tmpdir, totalmem } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { chromium } from 'playwright-core';
-import { freePort, waitPort } from './support.mjs';
+import { browserPidOf, freePort, treeTicksOf, waitPort } from './support.mjs';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const { values } = parseArgs({ options: { seconds: { type: 'string', default: '20' } } });
 const SECONDS = Number(values.seconds);
 const WARMUP_S = 3;
 const CLK_TCK = 100;
-
-/** pid → { ppid, ticks } for every process, from /proc/<pid>/stat (utime + stime). */
-function processTable() {
-  const table = new Map();
-  for (const name of readdirSync('/proc')) {
-    if (!/^\d+$/.test(name)) continue;
-    try {
-      const stat = readFileSync(`/proc/${name}/stat`, 'utf8');
-      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      table.set(Number(name), { ppid: Number(fields[1]), ticks: Number(fields[11]) + Number(fields[12]) });
-    } catch {
-      // The process exited while we read.
-    }
-  }
-  return table;
-}
-
-/** CPU ticks used so far by `pid` and all its descendants. */
-function treeTicks(pid) {
-  const table = processTable();
-  const children = new Map();
-  for (const [p, info] of table) {
-    if (!children.has(info.ppid)) children.set(info.ppid, []);
-    children.get(info.ppid).push(p);
-  }
-  let ticks = 0;
-  const stack = [pid];
-  while (stack.length > 0) {
-    const p = stack.pop();
-    ticks += table.get(p)?.ticks ?? 0;
-    stack.push(...(children.get(p) ?? []));
-  }
-  return ticks;
-}
-
-function browserPid(userDataDir) {
-  for (const name of readdirSync('/proc')) {
-    if (!/^\d+$/.test(name)) continue;
-    try {
-      const cmd = readFileSync(`/proc/${name}/cmdline`, 'utf8');
-      if (cmd.includes(`--user-data-dir=${userDataDir}`) && !cmd.includes('--type=')) return Number(name);
-    } catch {
-      // Gone.
-    }
-  }
-  throw new Error('browser process not found');
-}
 
 async function stats(page) {
   const el = page.locator('[data-stat="mux-send-ms"]');
@@ -89,16 +42,16 @@ async function scenario(presetLabel, bridgePort, onairPid) {
     args: ['--no-sandbox', '--use-fake-device-for-media-stream', '--use-fake-ui-for-media-stream', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run', '--disable-quic'],
   });
   try {
-    const pid = browserPid(userDataDir);
+    const pid = browserPidOf(userDataDir);
     const page = context.pages()[0] ?? (await context.newPage());
     await page.goto(`http://127.0.0.1:${bridgePort}/`);
     await page.getByLabel('Quality').selectOption({ label: presetLabel });
     await page.getByRole('button', { name: 'Go live' }).click();
     await page.locator('.status[data-state="live"]').first().waitFor({ timeout: 30_000 });
     await page.waitForTimeout(WARMUP_S * 1000);
-    const before = { browser: treeTicks(pid), bridge: treeTicks(onairPid), at: performance.now(), stats: await stats(page) };
+    const before = { browser: treeTicksOf(pid), bridge: treeTicksOf(onairPid), at: performance.now(), stats: await stats(page) };
     await page.waitForTimeout(SECONDS * 1000);
-    const after = { browser: treeTicks(pid), bridge: treeTicks(onairPid), at: performance.now(), stats: await stats(page) };
+    const after = { browser: treeTicksOf(pid), bridge: treeTicksOf(onairPid), at: performance.now(), stats: await stats(page) };
     await page.getByRole('button', { name: 'End stream' }).click();
     await page.getByRole('button', { name: 'Go live' }).waitFor({ timeout: 15_000 });
     const seconds = (after.at - before.at) / 1000;

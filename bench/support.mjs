@@ -196,6 +196,33 @@ export function processTree(pid) {
   return tree;
 }
 
+/** CPU ticks used so far by `pid` and all its descendants (a browser and its helpers). */
+export function treeTicksOf(pid) {
+  let ticks = 0;
+  for (const p of processTree(pid)) {
+    try {
+      ticks += ticksOf(p);
+    } catch {
+      // Gone.
+    }
+  }
+  return ticks;
+}
+
+/** The browser's main process: the one with this profile that is no child process type. */
+export function browserPidOf(userDataDir) {
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      const cmd = readFileSync(`/proc/${name}/cmdline`, 'utf8');
+      if (cmd.includes(`--user-data-dir=${userDataDir}`) && !cmd.includes('--type=')) return Number(name);
+    } catch {
+      // Gone.
+    }
+  }
+  throw new Error('browser process not found');
+}
+
 /**
  * Proportional set size of `pid` and its descendants in bytes (Pss from /proc/<pid>/smaps_rollup):
  * each shared page is divided among the processes that map it, so a multi-process browser is not
