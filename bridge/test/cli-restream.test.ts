@@ -126,6 +126,16 @@ describe('onair restream', () => {
     expect((r.stderr.match(/live\/\*\*\* — publishing/g) ?? []).length).toBe(2);
   });
 
+  it('exits 0 when the source ends and every destination got it', async () => {
+    const restream = startOnair(['restream', nginx.url('live', 'ok-src'), nms.url('live', 'ok-dst')], { timeoutMs: 60_000 });
+    await waitFor('the restream to subscribe', async () => ((await nginx.streamClients('live', 'ok-src')).players === 1 ? true : undefined), 20_000);
+    await ffmpegPublish(source, nginx.url('live', 'ok-src'), { realtime: true });
+    const r = await restream.result;
+    expect(r.code, describeResult(r)).toBe(0);
+    expect(r.stderr).toMatch(/live\/\*\*\* — done: \d+\.\d\d MB/);
+    await expectNmsRecorded('ok-dst', 'relative');
+  });
+
   it('exits 1 saying why when the source cannot be played', async () => {
     const r = await runOnair(['restream', '--connect-timeout', '2', 'rtmp://127.0.0.1:1/live/x', nginx.url('live', 'never')]);
     expect(r.code, describeResult(r)).toBe(1);
