@@ -419,15 +419,12 @@ garbage-collector and compiler threads) is the rest of the process's CPU.
 ${profile.top.map((row) => `| ${fmt(row.ms, 0)} | ${fmt(100 * row.share, 1)} % | \`${row.key.replace(/\s+/g, ' ')}\` |`).join('\n')}
 
 Every DestinationRelay has its own connection and ChunkWriter, so each message is chunked, copied
-and written once per destination; a connection corks its socket until the end of the tick, but a
-tick mostly carries one message (\`writeBuffer\`, one buffer per flush: ${fmt(profile.writeBufferMs, 0)} ms; \`writev\`,
-several: ${fmt(profile.writevMs, 0)} ms), so it is one \`write\` system call, one write request and one \`nextTick\`
-per message per destination. nginx makes one send per message per push too, but from C, and
-builds a message's chunks once for all its pushes (\`ngx_rtmp_live_av\`: one shared chain, queued
-on every session). Encoding a message once for every destination whose chunk state allows it,
-and gathering more than one message per write, are where onair's relay could come closer to
-nginx per destination; its fixed cost is Node's read path (being reworked separately).
-This benchmark changes nothing in bridge/src.
+and written once per destination. The input is read in batches (every 100 ms, \`readBatchMs\`), and
+a connection corks its socket until the end of the tick, so a batch's messages leave each
+destination in one \`writev\` (\`writeBuffer\`, one buffer per flush: ${fmt(profile.writeBufferMs, 0)} ms; \`writev\`, several: ${fmt(profile.writevMs, 0)} ms).
+nginx builds a message's chunks once for all its pushes (\`ngx_rtmp_live_av\`: one shared chain,
+queued on every session); encoding a message once for every destination whose chunk state allows
+it is where onair's relay could come closer to nginx per destination.
 `;
   mkdirSync(join(root, 'docs', 'bench'), { recursive: true });
   writeFileSync(join(root, 'docs', 'bench', 'restream.md'), report);
