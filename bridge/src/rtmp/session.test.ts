@@ -34,6 +34,17 @@ afterEach(async () => {
 });
 
 /**
+ * The server's half of the simple handshake, fed each read: answers C0+C1 with S0+S1+S2 once,
+ * swallows C2, and returns the bytes past the handshake (chunks) with the new count of handshake bytes.
+ */
+function serverHandshake(socket: Socket, seen: number, data: Uint8Array): { seen: number; rest: Uint8Array } {
+  if (seen >= 1537 + 1536) return { seen, rest: data };
+  const now = seen + Math.min(data.length, 1537 + 1536 - seen);
+  if (seen < 1537 && now >= 1537) socket.write(new Uint8Array(1 + 1536 * 2).fill(3, 0, 1));
+  return { seen: now, rest: data.subarray(now - seen) };
+}
+
+/**
  * A minimal RTMP server for one play session: simple handshake, answers connect,
  * createStream and play, then sends `count` video messages of `size` bytes and Play.Stop.
  */
@@ -47,13 +58,9 @@ function playServer(count: number, size: number, stop = true): Server {
     };
     const cmd = (streamId: number, ...values: Amf0Value[]): void => send(3, 20, streamId, encodeAmf0(values));
     socket.on('data', (data: Buffer) => {
-      let rest: Uint8Array = data;
-      if (handshake < 1537 + 1536) {
-        const before = handshake;
-        handshake += Math.min(rest.length, 1537 + 1536 - before);
-        if (before < 1537 && handshake >= 1537) socket.write(new Uint8Array(1 + 1536 * 2).fill(3, 0, 1));
-        rest = rest.subarray(handshake - before);
-      }
+      const step = serverHandshake(socket, handshake, data);
+      handshake = step.seen;
+      const rest = step.rest;
       for (const m of reader.push(rest)) {
         if (m.type !== 20) continue;
         const c = decodeCommand(m.type, m.payload);
@@ -307,13 +314,9 @@ describe('RtmpPlayer backpressure', () => {
         socket.write(writer.encode({ csid: 3, type: 20, timestamp: 0, streamId, payload: encodeAmf0(values) }));
       };
       socket.on('data', (data: Buffer) => {
-        let rest: Uint8Array = data;
-        if (handshake < 1537 + 1536) {
-          const before = handshake;
-          handshake += Math.min(rest.length, 1537 + 1536 - before);
-          if (before < 1537 && handshake >= 1537) socket.write(new Uint8Array(1 + 1536 * 2).fill(3, 0, 1));
-          rest = rest.subarray(handshake - before);
-        }
+        const step = serverHandshake(socket, handshake, data);
+        handshake = step.seen;
+        const rest = step.rest;
         for (const m of reader.push(rest)) {
           if (m.type !== 20) continue;
           const c = decodeCommand(m.type, m.payload);
