@@ -17,9 +17,10 @@ export interface InputPullOptions {
    * pull resolves when the input ends and rejects when it cannot be played or fails.
    */
   follow: boolean;
-  /** Media silence after which the input counts as away (its connection may still be open). */
-  silenceMs: number;
-  retry: Backoff;
+  /** Media silence after which the input counts as away (its connection may still be open); DEFAULT_SILENCE_MS unless set. */
+  silenceMs?: number;
+  /** Reconnects to the input; DEFAULT_INPUT_RETRY unless set. */
+  retry?: Backoff;
   signal: AbortSignal;
   log?: (line: string) => void;
 }
@@ -40,15 +41,17 @@ function describe(err: unknown): string {
  */
 export async function pullInput(restream: Restream, opts: InputPullOptions): Promise<void> {
   const { signal } = opts;
+  const silenceMs = opts.silenceMs ?? DEFAULT_SILENCE_MS;
+  const retry = opts.retry ?? DEFAULT_INPUT_RETRY;
   let attempt = 0;
   let lastTagAt = 0;
   let silent = false;
   const watchdog = setInterval(() => {
-    if (!silent && lastTagAt > 0 && performance.now() - lastTagAt >= opts.silenceMs) {
+    if (!silent && lastTagAt > 0 && performance.now() - lastTagAt >= silenceMs) {
       silent = true;
-      restream.away(`no media from the input for ${(opts.silenceMs / 1000).toFixed(1)} s`);
+      restream.away(`no media from the input for ${(silenceMs / 1000).toFixed(1)} s`);
     }
-  }, Math.max(50, Math.min(500, opts.silenceMs / 4)));
+  }, Math.max(50, Math.min(500, silenceMs / 4)));
   watchdog.unref();
   try {
     while (!signal.aborted) {
@@ -59,7 +62,7 @@ export async function pullInput(restream: Restream, opts: InputPullOptions): Pro
         if (signal.aborted) return;
         if (!opts.follow) throw err;
         restream.away(`cannot play the input: ${describe(err)}`);
-        await pause(backoffMs(attempt++, opts.retry), signal);
+        await pause(backoffMs(attempt++, retry), signal);
         continue;
       }
       const onAbort = (): void => source.destroy();
@@ -85,7 +88,7 @@ export async function pullInput(restream: Restream, opts: InputPullOptions): Pro
         source.destroy();
       }
       lastTagAt = 0;
-      await pause(backoffMs(attempt++, opts.retry), signal);
+      await pause(backoffMs(attempt++, retry), signal);
     }
   } finally {
     clearInterval(watchdog);

@@ -1,7 +1,7 @@
 import { OnairError, type DestinationState, type DestinationStatus } from '@onair/shared';
 import { READ_BATCH_MS, RtmpPlayer } from '../rtmp/player.js';
 import { redactUrl } from '../rtmp/url.js';
-import { DEFAULT_INPUT_RETRY, DEFAULT_SILENCE_MS, pullInput } from './input-pull.js';
+import { pullInput } from './input-pull.js';
 import { Restream } from './restream.js';
 
 export interface RestreamCommandOptions {
@@ -59,8 +59,6 @@ export async function runRestream(source: string, urls: readonly string[], opts:
     await pullInput(restream, {
       shown: redactUrl(source),
       follow: opts.follow,
-      silenceMs: DEFAULT_SILENCE_MS,
-      retry: DEFAULT_INPUT_RETRY,
       signal: stop.signal,
       log: opts.log,
       connect: (signal) =>

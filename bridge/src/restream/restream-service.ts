@@ -15,7 +15,7 @@ import {
 import type { DestinationPolicy } from '../relay/destination-relay.js';
 import { READ_BATCH_MS, RtmpPlayer } from '../rtmp/player.js';
 import { parseRtmpUrl, redactUrl } from '../rtmp/url.js';
-import { DEFAULT_INPUT_RETRY, DEFAULT_SILENCE_MS, pullInput } from './input-pull.js';
+import { pullInput } from './input-pull.js';
 import { Restream } from './restream.js';
 import type { RestreamStore, StoredInput } from './restream-store.js';
 
@@ -164,8 +164,6 @@ export class RestreamService {
         : pullInput(restream, {
             shown: name,
             follow: true,
-            silenceMs: DEFAULT_SILENCE_MS,
-            retry: DEFAULT_INPUT_RETRY,
             signal: abort.signal,
             ...(this.#opts.log !== undefined ? { log: this.#opts.log } : {}),
             connect: async (signal) => {
