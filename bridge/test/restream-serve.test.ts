@@ -201,6 +201,12 @@ describe('onair serve restreams an encoder', () => {
       headers: { 'content-type': 'application/json', origin: 'http://evil.example' },
     });
     expect(crossSite.status).toBe(403);
+    // Bodies are JSON, and small.
+    const asText = await fetch(`${a.base}/api/restream/inputs`, { method: 'POST', body: JSON.stringify({ name: 'x' }), headers: { 'content-type': 'text/plain' } });
+    expect(asText.status).toBe(415);
+    const huge = await fetch(`${a.base}/api/restream/inputs`, { method: 'POST', body: JSON.stringify({ name: 'x'.repeat(20_000) }), headers: { 'content-type': 'application/json' } });
+    expect(huge.status).toBe(413);
+    expect(((await huge.json()) as { error: string }).error).toMatch(/16384 bytes/);
     await a.onair.kill('SIGTERM');
     await a.onair.result;
 
