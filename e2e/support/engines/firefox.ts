@@ -127,7 +127,20 @@ export class FirefoxDriver extends BaseDriver {
   }
 
   async click(target: Target): Promise<void> {
-    const sharedId = await this.#locate(target);
+    // The page may still move between scrolling the element into view and the click (a panel
+    // filling in above it): then Firefox refuses the move as out of bounds, and locating again
+    // scrolls it back into view.
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await this.#clickOnce(await this.#locate(target));
+        return;
+      } catch (err) {
+        if (attempt >= 3 || !/out of bounds/.test((err as Error).message)) throw err;
+      }
+    }
+  }
+
+  async #clickOnce(sharedId: string): Promise<void> {
     await this.#bidi.send('input.performActions', {
       context: this.#context,
       actions: [
