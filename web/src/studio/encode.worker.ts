@@ -1,5 +1,5 @@
 /// <reference lib="webworker" />
-import { EncodeSession } from './encode-session.js';
+import { EncodeSession } from './session/encode-session.js';
 import type { FromWorker, ToWorker } from './worker-protocol.js';
 
 declare const self: DedicatedWorkerGlobalScope;
