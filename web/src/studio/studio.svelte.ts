@@ -6,6 +6,7 @@ import { AUDIO, DEFAULT_PRESET_ID, H264_PROFILES, KEYFRAME_INTERVAL_S, codecsFor
 import { recordingName } from './recorder/opfs.js';
 import type { RecorderStatus } from './recorder/recorder.js';
 import { Recordings } from './recorder/recordings.svelte.js';
+import { ProgramMonitor } from './compositor/program-monitor.js';
 import { Scenes } from './scenes.svelte.js';
 import { Shortcuts } from './shortcuts.svelte.js';
 import type { BridgeLinkState, EncodeSettings, EncodeStats, FromWorker, LiveTarget, RecordingState, ToWorker } from './worker-protocol.js';
@@ -43,8 +44,6 @@ export class Studio {
   profile = $state<H264Profile>('auto');
   /** Custom video bitrate in kbps, or null for the preset's. */
   customKbps = $state<number | null>(null);
-  /** The stream shown in the preview: camera or screen, plus audio. */
-  preview = $state.raw<MediaStream | null>(null);
   phase = $state<Phase>('idle');
   error = $state<string | null>(null);
   stats = $state.raw<EncodeStats | null>(null);
@@ -86,6 +85,8 @@ export class Studio {
   /** The encode pipeline runs (live, recording, or both): what it was opened with cannot change. */
   encoding = $state(false);
   readonly scenes = new Scenes((msg, transfer) => this.#post(msg, transfer));
+  /** The program composed on the page for the preview and the scene thumbnails. */
+  readonly monitor = new ProgramMonitor(this.scenes.program);
 
   preset = $derived(presetById(this.presetId));
   videoBitrate = $derived(this.customKbps !== null && this.customKbps > 0 ? this.customKbps * 1000 : this.preset.bitrate);
@@ -256,11 +257,6 @@ export class Studio {
     this.#post({ type: 'latencyClock', on });
   }
 
-  #videoTrack(): MediaStreamTrack | undefined {
-    const screen = this.#screen?.getVideoTracks()[0];
-    return this.source === 'screen' && screen !== undefined ? screen : this.#camera?.getVideoTracks()[0];
-  }
-
   /** Both video sources, for the worker's compositor. */
   #videoTracks(): { camera?: MediaStreamTrack; screen?: MediaStreamTrack } {
     const camera = this.#camera?.getVideoTracks()[0];
@@ -273,9 +269,8 @@ export class Studio {
   }
 
   async #sourcesChanged(): Promise<void> {
-    const video = this.#videoTrack();
     const audio = this.#mix.mix(this.#audioTracks());
-    this.preview = new MediaStream([...(video ? [video] : [])]);
+    this.monitor.setSources(this.#videoTracks());
     if (this.#worker !== undefined) {
       const old = this.#feed;
       this.#feed = await createFeed(this.#videoTracks(), audio, this.#worker);
@@ -495,6 +490,7 @@ export class Studio {
     this.#post({ type: 'stop' });
     this.#feed?.stop();
     this.#mix.close();
+    this.monitor.destroy();
     for (const s of [this.#camera, this.#mic, this.#screen]) s?.getTracks().forEach((t) => t.stop());
   }
 }

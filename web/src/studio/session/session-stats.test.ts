@@ -3,7 +3,7 @@ import { TagClass } from '../outbox.js';
 import { CostSamples, SessionStats } from './session-stats.js';
 
 const probe = { encodeQueue: 0, stopped: false, wsBufferedBytes: 0, reconnects: 0, resendBufferBytes: 0, compose: new CostSamples() };
-const tag = (cls: TagClass, size: number) => ({ bytes: new Uint8Array(size), cls, ms: 0, header: false });
+const tag = (cls: TagClass, size: number) => ({ bytes: new Uint8Array(size), cls, ms: 0 });
 
 describe('CostSamples', () => {
   it('gives the median and 95th percentile of the newest 600 timings, and the mean of all', () => {
