@@ -1,0 +1,134 @@
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { SERVE_HELP, SERVE_OPTIONS, envName } from '../src/serve.js';
+import { REPO_ROOT } from './harness/fixtures.js';
+import { freePort, waitForPort } from './harness/ports.js';
+import { makeTempDir } from './harness/proc.js';
+import { describeResult, killOnairProcesses, runOnair, startOnair } from './harness/run.js';
+
+// `onair serve` configured the way a server is: options, ONAIR_* variables and a --config file,
+// checked through the real CLI.
+
+const VERSION = (JSON.parse(readFileSync(join(REPO_ROOT, 'package.json'), 'utf8')) as { version: string }).version;
+
+afterAll(killOnairProcesses);
+
+function configFile(settings: object): string {
+  const path = join(makeTempDir('onair-config-'), 'onair.json');
+  writeFileSync(path, JSON.stringify(settings));
+  return path;
+}
+
+async function printConfig(args: string[], env: Record<string, string> = {}): Promise<Record<string, unknown>> {
+  const r = await runOnair(['serve', ...args, '--print-config'], { env });
+  expect(r.code, describeResult(r)).toBe(0);
+  return JSON.parse(r.stdout.toString()) as Record<string, unknown>;
+}
+
+describe('onair serve configuration', () => {
+  it('prints the version', async () => {
+    for (const flag of ['--version', '-v']) {
+      const r = await runOnair([flag]);
+      expect(r.code, describeResult(r)).toBe(0);
+      expect(r.stdout.toString()).toBe(`${VERSION}\n`);
+    }
+  });
+
+  it('documents every option with its environment variable', () => {
+    for (const name of Object.keys(SERVE_OPTIONS)) {
+      expect(SERVE_HELP).toContain(`--${name}`);
+      if (name !== 'help' && name !== 'print-config') expect(SERVE_HELP).toContain(`[${envName(name)}`);
+    }
+  });
+
+  it('takes options over environment variables over the config file over defaults', async () => {
+    const file = configFile({ port: 9001, host: '::1', 'max-viewers': 50, 'resume-grace': 2.5, 'allow-origin': ['https://file.example'], verbose: true, 'max-upstreams': null });
+    const env = { ONAIR_PORT: '9002', ONAIR_HOST: '127.0.0.2' };
+    const shown = await printConfig(['--config', file, '--port', '9003'], env);
+    expect(shown).toMatchObject({
+      port: 9003, // option
+      host: '127.0.0.2', // variable over the file
+      'max-viewers': 50, // file over the default
+      'resume-grace': 2.5,
+      'allow-origin': ['https://file.example'],
+      verbose: true,
+      'max-upstreams': 64, // null in the file: the default
+      'max-sessions': 16, // default
+      'no-local-rtmp': false,
+      'allow-private-destinations': null, // no default: the policy decides by the bind
+    });
+    // Every option that configures the server is shown, and nothing else.
+    expect(Object.keys(shown).sort()).toEqual(Object.keys(SERVE_OPTIONS).filter((k) => !['config', 'print-config', 'help'].includes(k)).sort());
+    // ONAIR_CONFIG names the file as --config does; an empty variable counts as unset.
+    expect(await printConfig([], { ONAIR_CONFIG: file, ONAIR_HOST: '' })).toMatchObject({ port: 9001, host: '::1', 'max-viewers': 50 });
+    // A variable's list is comma-separated, and wins over the file's.
+    expect(await printConfig(['--config', file], { ONAIR_ALLOW_ORIGIN: 'https://a.example, https://b.example' })).toMatchObject({ 'allow-origin': ['https://a.example', 'https://b.example'] });
+  });
+
+  it('never prints the token, from any source', async () => {
+    const secrets = ['file-secret-4f1c', 'env-secret-9a2b', 'flag-secret-7d3e'];
+    const file = configFile({ token: secrets[0] });
+    const runs = [
+      runOnair(['serve', '--config', file, '--print-config']),
+      runOnair(['serve', '--config', file, '--print-config'], { env: { ONAIR_TOKEN: secrets[1]! } }),
+      runOnair(['serve', '--config', file, '--token', secrets[2]!, '--print-config'], { env: { ONAIR_TOKEN: secrets[1]! } }),
+    ];
+    for (const r of await Promise.all(runs)) {
+      expect(r.code, describeResult(r)).toBe(0);
+      const out = r.stdout.toString() + r.stderr;
+      for (const secret of secrets) expect(out).not.toContain(secret);
+      expect(JSON.parse(r.stdout.toString())).toMatchObject({ token: '***' });
+    }
+    expect(await printConfig([])).toMatchObject({ token: null });
+  });
+
+  it('refuses a bad config file with a line that names the problem and not the secret', async () => {
+    const cases: [string, RegExp][] = [
+      [JSON.stringify({ prot: 8080 }), /unknown option "prot"/],
+      [JSON.stringify({ port: true }), /"port" takes a string or a number/],
+      [JSON.stringify({ verbose: 'yes' }), /"verbose" takes true or false/],
+      [JSON.stringify({ 'allow-origin': [{}] }), /"allow-origin" takes a string or a list of strings/],
+      [JSON.stringify({ 'print-config': true }), /unknown option "print-config"/],
+      [JSON.stringify({ port: 70_000 }), /port "70000" is not a port number/],
+      [JSON.stringify(['port', 8080]), /not a JSON object/],
+      ['{"token": "leaky-secret-5e6f", }', /is not valid JSON/],
+    ];
+    const results = await Promise.all(
+      cases.map(([text]) => {
+        const path = join(makeTempDir('onair-config-'), 'bad.json');
+        writeFileSync(path, text);
+        return runOnair(['serve', '--config', path, '--print-config']);
+      }),
+    );
+    results.forEach((r, i) => {
+      expect(r.code, describeResult(r)).toBe(1);
+      expect(r.stdout.length).toBe(0);
+      expect(r.stderr).toMatch(cases[i]![1]);
+      expect(r.stderr).not.toContain('leaky-secret');
+    });
+    const missing = await runOnair(['serve', '--config', join(makeTempDir('onair-config-'), 'none.json')]);
+    expect(missing.code, describeResult(missing)).toBe(1);
+    expect(missing.stderr).toMatch(/cannot read the config file .*none\.json \(ENOENT\)/);
+  });
+
+  it('runs the server the config file describes', async () => {
+    const port = await freePort();
+    const web = makeTempDir('onair-web-');
+    writeFileSync(join(web, 'index.html'), '<!doctype html><title>from the config file</title>\n');
+    const file = configFile({ port, 'no-local-rtmp': true, 'web-root': web });
+    const onair = startOnair(['serve', '--config', file]);
+    try {
+      await waitForPort(port, 60_000);
+      const page = await fetch(`http://127.0.0.1:${port}/`);
+      expect(page.status).toBe(200);
+      expect(await page.text()).toContain('from the config file');
+      // no-local-rtmp from the file: the studio has no embedded server to offer.
+      expect(await (await fetch(`http://127.0.0.1:${port}/api/config`)).json()).toMatchObject({ localRtmp: null });
+    } finally {
+      onair.kill('SIGTERM');
+      const r = await onair.result;
+      expect(r.code, describeResult(r)).toBe(0);
+    }
+  });
+});
