@@ -1,14 +1,16 @@
-import { readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { SERVE_HELP, SERVE_OPTIONS, envName } from '../src/serve.js';
-import { REPO_ROOT } from './harness/fixtures.js';
+import { ffmpegPublish } from './harness/ffmpeg.js';
+import { REPO_ROOT, shortFlv } from './harness/fixtures.js';
 import { freePort, waitForPort } from './harness/ports.js';
-import { makeTempDir } from './harness/proc.js';
+import { makeTempDir, runChecked, spawnTracked } from './harness/proc.js';
 import { describeResult, killOnairProcesses, runOnair, startOnair } from './harness/run.js';
 
-// `onair serve` configured the way a server is: options, ONAIR_* variables and a --config file,
-// checked through the real CLI.
+// onair installed and configured the way a server is: the tarball `npm pack` makes, installed with
+// `npm install -g`, and `onair serve` set up by options, ONAIR_* variables and a --config file,
+// all through the real CLI.
 
 const VERSION = (JSON.parse(readFileSync(join(REPO_ROOT, 'package.json'), 'utf8')) as { version: string }).version;
 
@@ -131,4 +133,71 @@ describe('onair serve configuration', () => {
       expect(r.code, describeResult(r)).toBe(0);
     }
   });
+});
+
+interface PackageJson {
+  version: string;
+  dependencies?: Record<string, string>;
+}
+
+const readPackage = (path: string): PackageJson => JSON.parse(readFileSync(path, 'utf8')) as PackageJson;
+
+/** Every file under `dir`, relative to it, outside node_modules. */
+function filesUnder(dir: string, prefix = ''): string[] {
+  return readdirSync(join(dir, prefix), { withFileTypes: true }).flatMap((e) => {
+    const path = prefix === '' ? e.name : `${prefix}/${e.name}`;
+    if (!e.isDirectory()) return [path];
+    return e.name === 'node_modules' ? [] : filesUnder(dir, path);
+  });
+}
+
+describe('the packed tarball', () => {
+  it('declares the bridge\'s runtime dependencies, which the installed package resolves', () => {
+    const root = readPackage(join(REPO_ROOT, 'package.json'));
+    const bridge = readPackage(join(REPO_ROOT, 'bridge', 'package.json'));
+    for (const [name, range] of Object.entries(bridge.dependencies ?? {})) {
+      expect(root.dependencies?.[name], name).toBe(name === '@onair/shared' ? 'file:shared' : range);
+    }
+  });
+
+  // About 20 s on this machine: npm pack 3 s (the build is fresh), npm install from the npm
+  // cache 5 s (the registry only for what the cache lacks), then serve and one ffmpeg publish.
+  it('installs with npm install -g on a clean prefix, and its onair serves the studio', async () => {
+    const dir = makeTempDir('onair-pack-');
+    const packed = JSON.parse((await runChecked('npm', ['pack', '--json', '--pack-destination', dir], { cwd: REPO_ROOT, captureStdout: true })).toString()) as [{ filename: string; files: { path: string }[] }];
+    const contents = packed[0].files.map((f) => f.path);
+    expect(contents).toEqual(expect.arrayContaining(['bridge/bin/onair.mjs', 'bridge/dist/cli.js', 'bridge/dist/local-rtmp/child.js', 'shared/dist/index.js', 'web/dist/index.html']));
+    // Compiled JavaScript and the built web app only: no sources, no source maps, no types.
+    expect(contents.filter((p) => /\.(ts|map)$|(^|\/)src\//.test(p))).toEqual([]);
+
+    const prefix = join(dir, 'prefix');
+    await runChecked('npm', ['install', '-g', '--prefix', prefix, join(dir, packed[0].filename), '--prefer-offline', '--no-audit', '--no-fund'], { cwd: dir });
+    const installed = join(prefix, 'lib', 'node_modules', 'onair');
+    expect(filesUnder(installed).filter((p) => p.endsWith('.ts'))).toEqual([]);
+    for (const tool of ['typescript', 'vite', 'svelte', 'vitest']) expect(existsSync(join(installed, 'node_modules', tool)), tool).toBe(false);
+
+    const bin = join(prefix, 'bin', 'onair');
+    expect((await runChecked(bin, ['--version'], { cwd: dir, captureStdout: true })).toString()).toBe(`${VERSION}\n`);
+
+    const [port, rtmpPort] = [await freePort(), await freePort()];
+    const onair = spawnTracked(bin, ['serve', '--port', String(port), '--local-rtmp-port', String(rtmpPort), '--config-dir', join(dir, 'config')], { cwd: dir });
+    try {
+      await waitForPort(port, 60_000);
+      const page = await fetch(`http://127.0.0.1:${port}/`);
+      expect(page.status).toBe(200);
+      expect(page.headers.get('content-type')).toMatch(/^text\/html/);
+      const html = await page.text();
+      const script = /<script type="module"[^>]* src="(\/assets\/[^"]+\.js)"/.exec(html)?.[1];
+      expect(script, html).toBeDefined();
+      const asset = await fetch(`http://127.0.0.1:${port}${script!}`);
+      expect(asset.status).toBe(200);
+      expect(asset.headers.get('content-type')).toMatch(/^text\/javascript/);
+      expect((await asset.text()).length).toBeGreaterThan(10_000);
+      // The embedded RTMP server (node-media-server, in its own process) takes a publisher.
+      await ffmpegPublish(await shortFlv(), `rtmp://127.0.0.1:${rtmpPort}/live/install-test`);
+    } finally {
+      const exit = await onair.stop('SIGTERM', 10_000);
+      expect(exit.code, onair.tail()).toBe(0);
+    }
+  }, 180_000);
 });
