@@ -4,13 +4,11 @@
 // `node scripts/build.mjs --pack` also removes compiled files whose source is gone, so a tarball
 // holds only what the sources make.
 import { spawnSync } from 'node:child_process';
-import { readdirSync, rmSync, statSync } from 'node:fs';
-import { createRequire } from 'node:module';
+import { existsSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
-const require = createRequire(join(root, 'package.json'));
 
 function mtime(path) {
   try {
@@ -36,10 +34,9 @@ const bridgeSource = (e) => (e.isDirectory() ? e.name !== 'testing' : e.name.end
 const webSource = (e) => e.name !== 'dist' && e.name !== 'node_modules';
 
 function run(what, script, args) {
-  let bin;
-  try {
-    bin = require.resolve(script);
-  } catch {
+  // By path: vite's package exports do not include its bin.
+  const bin = join(root, 'node_modules', script);
+  if (!existsSync(bin)) {
     console.error(`onair: ${what} is not built and its build tools are missing. Run \`npm ci\` in the repository first.`);
     return false;
   }
