@@ -1,4 +1,5 @@
-import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { SERVE_HELP, SERVE_OPTIONS, envName } from '../src/serve.js';
@@ -200,4 +201,40 @@ describe('the packed tarball', () => {
       expect(exit.code, onair.tail()).toBe(0);
     }
   }, 180_000);
+});
+
+describe('a fresh checkout', () => {
+  // About 30 s here, most of it compiling: the repository's files (tracked and new, as git lists
+  // them) copied without any build, its node_modules linked in as `npm ci` would have made them.
+  it('onair serve builds the bridge and the web app it serves instead of answering 503', async () => {
+    const clone = makeTempDir('onair-clone-');
+    mkdirSync(join(clone, 'node_modules', '@onair'), { recursive: true });
+    const files = execFileSync('git', ['ls-files', '-z', '--cached', '--others', '--exclude-standard'], { cwd: REPO_ROOT, encoding: 'utf8' }).split('\0').filter(Boolean);
+    for (const file of files) {
+      if (!existsSync(join(REPO_ROOT, file))) continue; // deleted, not yet committed
+      mkdirSync(join(clone, file, '..'), { recursive: true });
+      cpSync(join(REPO_ROOT, file), join(clone, file));
+    }
+    // Its own workspace links (node_modules/@onair/* → its folders); every other package the repository's.
+    for (const name of readdirSync(join(REPO_ROOT, 'node_modules'))) {
+      if (name !== '@onair' && name !== '.cache') symlinkSync(join(REPO_ROOT, 'node_modules', name), join(clone, 'node_modules', name));
+    }
+    for (const workspace of ['shared', 'bridge', 'web', 'e2e']) symlinkSync(join('..', '..', workspace), join(clone, 'node_modules', '@onair', workspace));
+    expect(existsSync(join(clone, 'web', 'dist'))).toBe(false);
+    expect(existsSync(join(clone, 'bridge', 'dist'))).toBe(false);
+
+    const port = await freePort();
+    const onair = spawnTracked(process.execPath, [join(clone, 'bridge', 'bin', 'onair.mjs'), 'serve', '--port', String(port), '--no-local-rtmp'], { cwd: clone, keepLines: 100 });
+    try {
+      await waitForPort(port, 150_000, () => onair.process.exitCode === null);
+      expect(onair.tail()).toMatch(/building the bridge… done[\s\S]*building the web app…[\s\S]*done/);
+      const page = await fetch(`http://127.0.0.1:${port}/`);
+      expect(page.status).toBe(200);
+      expect(await page.text()).toMatch(/<script type="module"[^>]* src="\/assets\//);
+      expect(existsSync(join(clone, 'web', 'dist', 'index.html'))).toBe(true);
+    } finally {
+      const exit = await onair.stop('SIGTERM', 10_000);
+      expect(exit.code, onair.tail()).toBe(0);
+    }
+  }, 240_000);
 });
