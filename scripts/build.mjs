@@ -4,7 +4,7 @@
 // `node scripts/build.mjs --pack` also removes compiled files whose source is gone, so a tarball
 // holds only what the sources make.
 import { spawnSync } from 'node:child_process';
-import { existsSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, realpathSync, rmSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -80,7 +80,8 @@ function pruneOrphans(dist, src) {
   }
 }
 
-if (process.argv[1] === fileURLToPath(import.meta.url)) {
+// import.meta.url is the real path; argv[1] keeps any symbolic link on the way.
+if (process.argv[1] !== undefined && realpathSync(process.argv[1]) === fileURLToPath(import.meta.url)) {
   const pack = process.argv.includes('--pack');
   if (!buildBridge() || !buildWeb()) process.exit(1);
   if (pack) for (const dir of ['bridge', 'shared']) pruneOrphans(join(root, dir, 'dist'), join(root, dir, 'src'));
