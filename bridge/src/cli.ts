@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { OnairError } from '@onair/shared';
 import { publishFile, type DestinationResult } from './relay/file-publish.js';
@@ -13,6 +14,7 @@ Usage:
   onair restream [--follow] SRC_URL URL [URL…]
                                             Pull a live stream and relay it to one or more servers at once.
   onair help [COMMAND]                      Show help for a command.
+  onair --version                           Print the version (also -v).
 
 publish
   Sends the file's tags unchanged (timestamps and payloads), paced by their timestamps like
@@ -59,6 +61,11 @@ const PLAY_HELP = HELP.slice(HELP.indexOf('play\n  Writes'), HELP.indexOf('restr
 const RESTREAM_HELP = HELP.slice(HELP.indexOf('restream\n  Plays'), HELP.indexOf('URLs look like'));
 
 class UsageError extends Error {}
+
+/** The package's version: package.json sits two levels above bridge/dist, in the repository and in an installed package. */
+function version(): string {
+  return (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+}
 
 function seconds(option: string, text: string, min: number): number {
   const n = Number(text);
@@ -211,6 +218,10 @@ export async function main(argv: string[]): Promise<number> {
       case 'help':
         if (rest[0] === 'serve') process.stdout.write((await import('./serve.js')).SERVE_HELP);
         else process.stdout.write(({ publish: PUBLISH_HELP, play: PLAY_HELP, restream: RESTREAM_HELP } as Record<string, string>)[rest[0] ?? ''] ?? HELP);
+        return 0;
+      case '--version':
+      case '-v':
+        process.stdout.write(`${version()}\n`);
         return 0;
       case undefined:
       case '--help':

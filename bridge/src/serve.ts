@@ -1,7 +1,8 @@
 import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { networkInterfaces } from 'node:os';
 import { fileURLToPath } from 'node:url';
-import { parseArgs } from 'node:util';
+import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { OnairError } from '@onair/shared';
 import { LocalRtmp, type LocalRtmpStatus } from './local-rtmp/local-rtmp.js';
 import { RestreamService } from './restream/restream-service.js';
@@ -18,7 +19,12 @@ Opens the studio at http://127.0.0.1:8080/: go live from the browser (camera, mi
 screen) to any RTMP/RTMPS server, several at once. The embedded RTMP server
 (node-media-server) is the default destination; watch it at /watch/live/<key>.
 
-Options (environment variable in brackets):
+Options (environment variable in brackets). Each also fits in the JSON file of --config,
+keyed by the option's name without the leading -- ({"port": 8080, "no-local-rtmp": true,
+"allow-origin": ["https://a.example"]}): options win over variables, variables over the file.
+  --config FILE                 read options from FILE                            [ONAIR_CONFIG]
+  --print-config                print the options in effect as JSON (the token and
+                                keys as ***) and exit
   --host ADDR                   listen address (default 127.0.0.1)                 [ONAIR_HOST]
   --port N                      HTTP/WebSocket port (default 8080; 0 = any free)   [ONAIR_PORT]
   --token SECRET                required on every request and WebSocket; mandatory
@@ -84,6 +90,85 @@ export interface ServeOptions {
 
 const DEFAULT_WEB_ROOT = fileURLToPath(new URL('../../web/dist/', import.meta.url));
 
+/**
+ * The options of `onair serve` by their long names. Each is read from the command line, else from
+ * the environment variable ONAIR_<NAME> (capitals, `_` for `-`; ENV_NAMES has the exceptions),
+ * else from the JSON file of --config (keys named like the options), else from serveDefaults. A
+ * new option needs its line here (and its default there): the variable, the file and
+ * --print-config then take it without more code.
+ */
+export const SERVE_OPTIONS = {
+  host: { type: 'string' },
+  port: { type: 'string' },
+  token: { type: 'string' },
+  'allow-private-destinations': { type: 'boolean' },
+  'allow-origin': { type: 'string', multiple: true },
+  'local-rtmp-port': { type: 'string' },
+  'local-rtmp-host': { type: 'string' },
+  'no-local-rtmp': { type: 'boolean' },
+  'web-root': { type: 'string' },
+  'config-dir': { type: 'string' },
+  'restream-grace': { type: 'string' },
+  verbose: { type: 'boolean' },
+  'resume-grace': { type: 'string' },
+  'resend-buffer': { type: 'string' },
+  'max-sessions': { type: 'string' },
+  'max-sessions-per-client': { type: 'string' },
+  'max-viewers': { type: 'string' },
+  'max-viewers-per-client': { type: 'string' },
+  'max-upstreams': { type: 'string' },
+  config: { type: 'string' },
+  'print-config': { type: 'boolean' },
+  help: { type: 'boolean', short: 'h' },
+} as const satisfies NonNullable<ParseArgsConfig['options']>;
+
+type ParseArgsOptionConfig = NonNullable<ParseArgsConfig['options']>[string];
+type ServeOption = keyof typeof SERVE_OPTIONS;
+/** What the command does rather than how the server runs: neither in a config file nor printed. */
+type CommandOption = 'config' | 'print-config' | 'help';
+const COMMAND_OPTIONS: ReadonlySet<string> = new Set<CommandOption>(['config', 'print-config', 'help']);
+const ENV_NAMES: Partial<Record<ServeOption, string>> = { 'allow-private-destinations': 'ONAIR_ALLOW_PRIVATE' };
+/** Options whose values --print-config shows as ***: the token, any stream key or other secret. */
+const SECRET_OPTION = /token|secret|password|key$/;
+
+type OptionValue<K extends ServeOption> = (typeof SERVE_OPTIONS)[K] extends { type: 'boolean' }
+  ? boolean
+  : (typeof SERVE_OPTIONS)[K] extends { multiple: true }
+    ? string[]
+    : string;
+
+function serveDefaults(env: NodeJS.ProcessEnv) {
+  return {
+    host: '127.0.0.1',
+    port: '8080',
+    'allow-origin': [],
+    'local-rtmp-port': '1935',
+    'local-rtmp-host': '127.0.0.1',
+    'no-local-rtmp': false,
+    'web-root': DEFAULT_WEB_ROOT,
+    'config-dir': defaultConfigDir(env),
+    'restream-grace': '10',
+    verbose: false,
+    'resume-grace': '30',
+    'resend-buffer': '15',
+    'max-sessions': '16',
+    'max-sessions-per-client': '4',
+    'max-viewers': '2000',
+    'max-viewers-per-client': '20',
+    'max-upstreams': '64',
+  } satisfies { [K in ServeOption]?: OptionValue<K> };
+}
+
+/** Every setting after flags, environment, config file and defaults; undefined only where there is no default. */
+export type ServeSettings = {
+  [K in Exclude<ServeOption, CommandOption>]: OptionValue<K> | (K extends keyof ReturnType<typeof serveDefaults> ? never : undefined);
+};
+
+/** The environment variable an option reads. */
+export function envName(option: string): string {
+  return ENV_NAMES[option as ServeOption] ?? `ONAIR_${option.toUpperCase().replaceAll('-', '_')}`;
+}
+
 function portNumber(value: string, what: string): number {
   const n = Number(value);
   if (!Number.isInteger(n) || n < 0 || n > 65535) throw new OnairError('USAGE', `${what} "${value}" is not a port number (0-65535)`);
@@ -106,56 +191,105 @@ function flag(value: string | undefined): boolean {
   return value !== undefined && value !== '' && value !== '0' && value.toLowerCase() !== 'false';
 }
 
-/** Parses `onair serve` arguments; options win over environment variables. */
-export function parseServeArgs(argv: string[], env: NodeJS.ProcessEnv): ServeOptions {
-  const { values } = parseArgs({
-    args: argv,
-    options: {
-      host: { type: 'string' },
-      port: { type: 'string' },
-      token: { type: 'string' },
-      'allow-private-destinations': { type: 'boolean' },
-      'allow-origin': { type: 'string', multiple: true },
-      'local-rtmp-port': { type: 'string' },
-      'local-rtmp-host': { type: 'string' },
-      'no-local-rtmp': { type: 'boolean' },
-      'web-root': { type: 'string' },
-      'config-dir': { type: 'string' },
-      'restream-grace': { type: 'string' },
-      verbose: { type: 'boolean' },
-      'resume-grace': { type: 'string' },
-      'resend-buffer': { type: 'string' },
-      'max-sessions': { type: 'string' },
-      'max-sessions-per-client': { type: 'string' },
-      'max-viewers': { type: 'string' },
-      'max-viewers-per-client': { type: 'string' },
-      'max-upstreams': { type: 'string' },
-      help: { type: 'boolean', short: 'h' },
-    },
-    allowPositionals: false,
-  });
-  const noLocal = values['no-local-rtmp'] ?? flag(env['ONAIR_NO_LOCAL_RTMP']);
-  const allowPrivate = values['allow-private-destinations'] ?? (env['ONAIR_ALLOW_PRIVATE'] !== undefined ? flag(env['ONAIR_ALLOW_PRIVATE']) : undefined);
+type SettingValue = string | boolean | string[];
+
+/** An environment variable's value for an option of this kind; an empty variable counts as unset. */
+function fromEnv(spec: ParseArgsOptionConfig, text: string | undefined): SettingValue | undefined {
+  if (text === undefined || text === '') return undefined;
+  if (spec.type === 'boolean') return flag(text);
+  return spec.multiple === true ? text.split(',').map((s) => s.trim()).filter(Boolean) : text;
+}
+
+/** Reads a --config file: a JSON object of options by their long names; null leaves one unset. */
+function readConfigFile(path: string): Partial<Record<string, SettingValue>> {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    throw new OnairError('USAGE', `cannot read the config file ${path} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
+  }
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    // Not the parser's message: it quotes the text, which may hold the token.
+    throw new OnairError('USAGE', `the config file ${path} is not valid JSON`);
+  }
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw new OnairError('USAGE', `the config file ${path} is not a JSON object`);
+  const scalar = (v: unknown): string | undefined => (typeof v === 'string' ? v : typeof v === 'number' && Number.isFinite(v) ? String(v) : undefined);
+  const settings: Partial<Record<string, SettingValue>> = {};
+  for (const [name, value] of Object.entries(parsed)) {
+    const spec: ParseArgsOptionConfig | undefined = Object.hasOwn(SERVE_OPTIONS, name) && !COMMAND_OPTIONS.has(name) ? SERVE_OPTIONS[name as ServeOption] : undefined;
+    if (spec === undefined) throw new OnairError('USAGE', `the config file ${path} has an unknown option "${name}"`);
+    if (value === null) continue;
+    let setting: SettingValue | undefined;
+    if (spec.type === 'boolean') setting = typeof value === 'boolean' ? value : undefined;
+    else if (spec.multiple !== true) setting = scalar(value);
+    else {
+      const list = (Array.isArray(value) ? (value as unknown[]) : [value]).map(scalar);
+      setting = list.every((v) => v !== undefined) ? (list as string[]) : undefined;
+    }
+    const wanted = spec.type === 'boolean' ? 'true or false' : spec.multiple === true ? 'a string or a list of strings' : 'a string or a number';
+    if (setting === undefined) throw new OnairError('USAGE', `the config file ${path}: "${name}" takes ${wanted}`);
+    settings[name] = setting;
+  }
+  return settings;
+}
+
+/** Reads `onair serve` settings: flags over environment variables over the config file over defaults. */
+export function readServeSettings(argv: string[], env: NodeJS.ProcessEnv): { settings: ServeSettings; printConfig: boolean } {
+  const { values } = parseArgs({ args: argv, options: SERVE_OPTIONS, allowPositionals: false });
+  const configFile = values.config ?? (env[envName('config')] || undefined);
+  const file = configFile === undefined ? {} : readConfigFile(configFile);
+  const defaults: Partial<Record<string, SettingValue>> = serveDefaults(env);
+  const flags: Partial<Record<string, SettingValue>> = values;
+  const settings: Record<string, SettingValue | undefined> = {};
+  for (const [name, spec] of Object.entries(SERVE_OPTIONS)) {
+    if (!COMMAND_OPTIONS.has(name)) settings[name] = flags[name] ?? fromEnv(spec, env[envName(name)]) ?? file[name] ?? defaults[name];
+  }
+  // Sound: every value above comes from parseArgs or was checked against the option's type.
+  return { settings: settings as ServeSettings, printConfig: values['print-config'] ?? false };
+}
+
+function serveOptions(s: ServeSettings): ServeOptions {
   return {
-    host: values.host ?? env['ONAIR_HOST'] ?? '127.0.0.1',
-    port: portNumber(values.port ?? env['ONAIR_PORT'] ?? '8080', 'port'),
-    token: values.token ?? env['ONAIR_TOKEN'],
-    allowPrivate,
-    allowOrigins: values['allow-origin'] ?? (env['ONAIR_ALLOW_ORIGIN']?.split(',').map((s) => s.trim()).filter(Boolean) ?? []),
-    localRtmpPort: noLocal ? undefined : portNumber(values['local-rtmp-port'] ?? env['ONAIR_LOCAL_RTMP_PORT'] ?? '1935', 'local RTMP port'),
-    localRtmpHost: values['local-rtmp-host'] ?? env['ONAIR_LOCAL_RTMP_HOST'] ?? '127.0.0.1',
-    webRoot: values['web-root'] ?? env['ONAIR_WEB_ROOT'] ?? DEFAULT_WEB_ROOT,
-    configDir: values['config-dir'] ?? env['ONAIR_CONFIG_DIR'] ?? defaultConfigDir(env),
-    restreamGraceMs: seconds(values['restream-grace'] ?? env['ONAIR_RESTREAM_GRACE'] ?? '10', 'restream grace'),
-    verbose: values.verbose ?? flag(env['ONAIR_VERBOSE']),
-    resumeGraceMs: seconds(values['resume-grace'] ?? env['ONAIR_RESUME_GRACE'] ?? '30', 'resume grace'),
-    resendBufferMs: seconds(values['resend-buffer'] ?? env['ONAIR_RESEND_BUFFER'] ?? '15', 'resend buffer'),
-    maxSessions: count(values['max-sessions'] ?? env['ONAIR_MAX_SESSIONS'] ?? '16', 'max sessions'),
-    maxSessionsPerClient: count(values['max-sessions-per-client'] ?? env['ONAIR_MAX_SESSIONS_PER_CLIENT'] ?? '4', 'max sessions per client'),
-    maxViewers: count(values['max-viewers'] ?? env['ONAIR_MAX_VIEWERS'] ?? '2000', 'max viewers'),
-    maxViewersPerClient: count(values['max-viewers-per-client'] ?? env['ONAIR_MAX_VIEWERS_PER_CLIENT'] ?? '20', 'max viewers per client'),
-    maxUpstreams: count(values['max-upstreams'] ?? env['ONAIR_MAX_UPSTREAMS'] ?? '64', 'max upstreams'),
+    host: s.host,
+    port: portNumber(s.port, 'port'),
+    token: s.token,
+    allowPrivate: s['allow-private-destinations'],
+    allowOrigins: s['allow-origin'],
+    localRtmpPort: s['no-local-rtmp'] ? undefined : portNumber(s['local-rtmp-port'], 'local RTMP port'),
+    localRtmpHost: s['local-rtmp-host'],
+    webRoot: s['web-root'],
+    configDir: s['config-dir'],
+    restreamGraceMs: seconds(s['restream-grace'], 'restream grace'),
+    verbose: s.verbose,
+    resumeGraceMs: seconds(s['resume-grace'], 'resume grace'),
+    resendBufferMs: seconds(s['resend-buffer'], 'resend buffer'),
+    maxSessions: count(s['max-sessions'], 'max sessions'),
+    maxSessionsPerClient: count(s['max-sessions-per-client'], 'max sessions per client'),
+    maxViewers: count(s['max-viewers'], 'max viewers'),
+    maxViewersPerClient: count(s['max-viewers-per-client'], 'max viewers per client'),
+    maxUpstreams: count(s['max-upstreams'], 'max upstreams'),
   };
+}
+
+/** Parses `onair serve` arguments: options over environment variables over a --config file over defaults. */
+export function parseServeArgs(argv: string[], env: NodeJS.ProcessEnv): ServeOptions {
+  return serveOptions(readServeSettings(argv, env).settings);
+}
+
+/** --print-config: every setting as JSON, keyed like the options; secrets as ***, unset ones null. */
+export function printedConfig(settings: ServeSettings): string {
+  const shown: Record<string, unknown> = {};
+  for (const [name, value] of Object.entries(settings)) {
+    if (value === undefined) shown[name] = null;
+    else if (SECRET_OPTION.test(name)) shown[name] = '***';
+    // Numbers are numbers in the file; the command line has only strings.
+    else if (typeof value === 'string' && value !== '' && String(Number(value)) === value) shown[name] = Number(value);
+    else shown[name] = value;
+  }
+  return `${JSON.stringify(shown, null, 2)}\n`;
 }
 
 /** The embedded RTMP server as the rest of the bridge sees it. */
@@ -282,7 +416,12 @@ function shownHosts(host: string): string[] {
 
 /** `onair serve`: runs until SIGINT/SIGTERM, then shuts down cleanly and resolves. */
 export async function runServe(argv: string[], env: NodeJS.ProcessEnv): Promise<void> {
-  const opts = parseServeArgs(argv, env);
+  const { settings, printConfig } = readServeSettings(argv, env);
+  const opts = serveOptions(settings);
+  if (printConfig) {
+    process.stdout.write(printedConfig(settings));
+    return;
+  }
   const say = (line: string): void => void process.stderr.write(`onair: ${line}\n`);
   const handle = await startServe(opts, say);
   for (const host of shownHosts(opts.host)) process.stdout.write(`onair: studio    ${handle.server.url(host)}\n`);

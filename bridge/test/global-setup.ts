@@ -4,6 +4,7 @@ import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { buildWeb } from '../../scripts/build.mjs';
 
 // Tests spawn the `onair` CLI, which builds itself when stale. Build once here, before any
 // test runs, so parallel tests never race to compile and never count compile time.
@@ -16,5 +17,7 @@ export default function setup(): () => void {
   const bridge = fileURLToPath(new URL('..', import.meta.url));
   const built = spawnSync(process.execPath, [tsc, '-b', bridge], { stdio: 'inherit' });
   if (built.status !== 0) throw new Error('building the bridge failed (errors above)');
+  // `onair serve` (without --web-root) builds a stale web app itself: here, once, for the same reason.
+  if (!buildWeb()) throw new Error('building the web app failed (errors above)');
   return () => rmSync(configDir, { recursive: true, force: true });
 }
