@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { networkInterfaces } from 'node:os';
+import { createSecureContext } from 'node:tls';
 import { fileURLToPath } from 'node:url';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { OnairError } from '@onair/shared';
@@ -27,9 +28,10 @@ keyed by the option's name without the leading -- ({"port": 8080, "no-local-rtmp
                                 keys as ***) and exit
   --host ADDR                   listen address (default 127.0.0.1)                 [ONAIR_HOST]
   --port N                      HTTP/WebSocket port (default 8080; 0 = any free)   [ONAIR_PORT]
-  --token SECRET                required on every request and WebSocket; mandatory
-                                when --host is not a loopback address; open
-                                http://host:port/?token=SECRET once             [ONAIR_TOKEN]
+  --token SECRET                the studio token: required on every request and
+                                WebSocket but watch links'; mandatory when --host is
+                                not a loopback address; open the studio once as
+                                http(s)://host:port/?token=SECRET (never printed)  [ONAIR_TOKEN]
   --allow-private-destinations  allow destinations on loopback, private and
                                 link-local addresses (always allowed on loopback) [ONAIR_ALLOW_PRIVATE=1]
   --allow-origin ORIGIN         another page origin allowed to open WebSockets
@@ -40,6 +42,16 @@ keyed by the option's name without the leading -- ({"port": 8080, "no-local-rtmp
                                 may publish and only this machine may play)     [ONAIR_LOCAL_RTMP_HOST]
   --no-local-rtmp               do not start the embedded RTMP server             [ONAIR_NO_LOCAL_RTMP=1]
   --web-root DIR                serve the web app from DIR (default web/dist)     [ONAIR_WEB_ROOT]
+  --tls-cert FILE               serve https and wss with this certificate (PEM,
+                                chain included); with --tls-key                    [ONAIR_TLS_CERT]
+  --tls-key FILE                the certificate's private key (PEM)                [ONAIR_TLS_KEY]
+  --public-url URL              where the public reaches the bridge through a
+                                reverse proxy (https://live.example.com): its host
+                                and origin pass the Host and Origin checks         [ONAIR_PUBLIC_URL]
+  --trusted-proxy ADDR          a proxy (address or CIDR range) whose
+                                X-Forwarded-For and X-Forwarded-Proto are
+                                believed (repeatable; comma-separated in the
+                                variable)                                          [ONAIR_TRUSTED_PROXY]
   --config-dir DIR              where the restream setup (inputs, ingest keys,
                                 destinations with their keys) is kept, mode 0600
                                 (default $XDG_CONFIG_HOME/onair or ~/.config/onair) [ONAIR_CONFIG_DIR]
@@ -73,6 +85,10 @@ export interface ServeOptions {
   token: string | undefined;
   allowPrivate: boolean | undefined;
   allowOrigins: string[];
+  tlsCert: string | undefined;
+  tlsKey: string | undefined;
+  publicUrl: string | undefined;
+  trustedProxies: string[];
   localRtmpPort: number | undefined;
   localRtmpHost: string;
   webRoot: string;
@@ -103,6 +119,10 @@ export const SERVE_OPTIONS = {
   token: { type: 'string' },
   'allow-private-destinations': { type: 'boolean' },
   'allow-origin': { type: 'string', multiple: true },
+  'tls-cert': { type: 'string' },
+  'tls-key': { type: 'string' },
+  'public-url': { type: 'string' },
+  'trusted-proxy': { type: 'string', multiple: true },
   'local-rtmp-port': { type: 'string' },
   'local-rtmp-host': { type: 'string' },
   'no-local-rtmp': { type: 'boolean' },
@@ -142,6 +162,7 @@ function serveDefaults(env: NodeJS.ProcessEnv) {
     host: '127.0.0.1',
     port: '8080',
     'allow-origin': [],
+    'trusted-proxy': [],
     'local-rtmp-port': '1935',
     'local-rtmp-host': '127.0.0.1',
     'no-local-rtmp': false,
@@ -252,12 +273,17 @@ export function readServeSettings(argv: string[], env: NodeJS.ProcessEnv): { set
 }
 
 function serveOptions(s: ServeSettings): ServeOptions {
+  if ((s['tls-cert'] === undefined) !== (s['tls-key'] === undefined)) throw new OnairError('USAGE', '--tls-cert and --tls-key go together');
   return {
     host: s.host,
     port: portNumber(s.port, 'port'),
     token: s.token,
     allowPrivate: s['allow-private-destinations'],
     allowOrigins: s['allow-origin'],
+    tlsCert: s['tls-cert'],
+    tlsKey: s['tls-key'],
+    publicUrl: s['public-url'],
+    trustedProxies: s['trusted-proxy'],
     localRtmpPort: s['no-local-rtmp'] ? undefined : portNumber(s['local-rtmp-port'], 'local RTMP port'),
     localRtmpHost: s['local-rtmp-host'],
     webRoot: s['web-root'],
@@ -312,9 +338,41 @@ export interface ServeHandle {
   close(): Promise<void>;
 }
 
+/**
+ * The certificate and key of `--tls-cert`/`--tls-key`, read and checked to make a pair, so that a
+ * wrong file stops `onair serve` at once with its name instead of failing every visitor's handshake.
+ */
+export function readTls(certFile: string, keyFile: string): { cert: Buffer; key: Buffer } {
+  const read = (file: string, what: string): Buffer => {
+    try {
+      return readFileSync(file);
+    } catch (err) {
+      throw new OnairError('USAGE', `cannot read ${what} ${file} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
+    }
+  };
+  const cert = read(certFile, '--tls-cert');
+  const key = read(keyFile, '--tls-key');
+  try {
+    createSecureContext({ cert, key });
+  } catch (err) {
+    const message = (err as Error).message;
+    if (/key values mismatch/i.test(message)) throw new OnairError('USAGE', `--tls-key ${keyFile} is not the key of the certificate in --tls-cert ${certFile}`);
+    throw new OnairError('USAGE', `--tls-cert ${certFile} / --tls-key ${keyFile} unusable: ${message}`);
+  }
+  return { cert, key };
+}
+
 /** Starts everything `onair serve` runs; the caller owns `close()`. */
 export async function startServe(opts: ServeOptions, log: (line: string) => void): Promise<ServeHandle> {
-  const policy = new ServerPolicy({ host: opts.host, token: opts.token, allowPrivateDestinations: opts.allowPrivate, allowedOrigins: opts.allowOrigins });
+  const policy = new ServerPolicy({
+    host: opts.host,
+    token: opts.token,
+    allowPrivateDestinations: opts.allowPrivate,
+    allowedOrigins: opts.allowOrigins,
+    publicUrl: opts.publicUrl,
+    trustedProxies: opts.trustedProxies,
+  });
+  const tls = opts.tlsCert === undefined || opts.tlsKey === undefined ? undefined : readTls(opts.tlsCert, opts.tlsKey);
   const key = randomBytes(6).toString('hex');
   const local =
     opts.localRtmpPort === undefined
@@ -325,9 +383,12 @@ export async function startServe(opts: ServeOptions, log: (line: string) => void
       ? undefined
       : { port: local.port, host: local.host, url: local.url, key, status: () => local.status(), onUp: (fn) => local.onUp(fn) };
   const limits = { maxViewers: opts.maxViewers, maxViewersPerClient: opts.maxViewersPerClient, maxUpstreams: opts.maxUpstreams };
+  // The studio's default destination, whatever the bind (a public bridge refuses loopback otherwise).
+  if (local !== undefined) policy.allowEmbedded(local.dialHost, local.port);
   const watch = new WatchService({
     policy,
     limits,
+    clientAddress: (req) => policy.clientAddress(req),
     ...(local !== undefined ? { localRtmp: { port: local.port, host: urlHost(local.dialHost), status: () => local.status() } } : {}),
   });
   // Beyond loopback the embedded server takes only the ingest keys made in the Restream view
@@ -365,6 +426,7 @@ export async function startServe(opts: ServeOptions, log: (line: string) => void
       port: opts.port,
       webRoot: opts.webRoot,
       policy,
+      tls,
       watch,
       restream,
       studioConfig: { localRtmp: localRtmp === undefined ? null : { url: localRtmp.url, key } },
@@ -424,13 +486,18 @@ export async function runServe(argv: string[], env: NodeJS.ProcessEnv): Promise<
   }
   const say = (line: string): void => void process.stderr.write(`onair: ${line}\n`);
   const handle = await startServe(opts, say);
-  for (const host of shownHosts(opts.host)) process.stdout.write(`onair: studio    ${handle.server.url(host)}\n`);
+  const publicUrl = handle.server.policy.publicUrl;
+  for (const url of publicUrl !== undefined ? [publicUrl.href] : shownHosts(opts.host).map((host) => handle.server.url(host))) {
+    process.stdout.write(`onair: studio    ${url}\n`);
+  }
+  // The token stays out of the terminal, where logs, scrollback and shared screens keep it.
+  if (handle.server.policy.token !== undefined) say('open the studio once with ?token=<your --token> added; watch links need no token');
   if (handle.localRtmp !== undefined) {
     // The stream key stays out of the terminal: the studio page shows it and the watch link.
     for (const host of shownHosts(handle.localRtmp.host)) process.stdout.write(`onair: local RTMP rtmp://${urlHost(host)}:${handle.localRtmp.port}/live\n`);
     if (!isLoopbackHost(handle.localRtmp.host)) say('local RTMP server beyond loopback: only ingest keys may publish, only this machine may play');
   }
-  if (!handle.server.url().startsWith('http://127.')) say('listening beyond loopback: token required, destinations must be public');
+  if (!handle.server.policy.loopbackOnly) say('listening beyond loopback: studio token required, destinations must be public (the embedded server excepted)');
   await new Promise<void>((resolve) => {
     const stop = (): void => {
       process.off('SIGINT', stop);

@@ -273,6 +273,6 @@ describe('onair serve with a token, against other sites', () => {
     const first = await http(guarded.port, `/?token=${token}`);
     expect(first.status).toBe(200);
     // Plain HTTP: no Secure (a browser would drop a Secure cookie from an http: answer).
-    expect(first.headers['set-cookie']).toEqual([`onair_token=${token}; Path=/; HttpOnly; SameSite=Strict`]);
+    expect(first.headers['set-cookie']).toEqual([`onair_token=${token}; Path=/; Max-Age=604800; HttpOnly; SameSite=Strict`]);
   });
 });

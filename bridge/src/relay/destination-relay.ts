@@ -35,7 +35,8 @@ export const DEFAULT_RETRY: Backoff = { baseMs: 2000, factor: 1.5, maxMs: 30_000
  */
 export interface DestinationPolicy {
   isAllowed(url: string): Promise<void> | void;
-  connectOptions(): Omit<RtmpClientOptions, 'signal'>;
+  /** Options for the connection to `url` (the embedded server is exempt from the address checks). */
+  connectOptions(url?: string): Omit<RtmpClientOptions, 'signal'>;
 }
 
 export interface DestinationRelayOptions {
@@ -213,7 +214,7 @@ export class DestinationRelay {
     let publisher: RtmpPublisher;
     try {
       await this.#opts.policy.isAllowed(this.url);
-      publisher = await RtmpPublisher.connect(this.url, { ...this.#opts.policy.connectOptions(), signal: this.#abort.signal });
+      publisher = await RtmpPublisher.connect(this.url, { ...this.#opts.policy.connectOptions(this.url), signal: this.#abort.signal });
     } catch (err) {
       if (this.#stopping) return;
       const code = errorCode(err);

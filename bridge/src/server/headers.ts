@@ -18,8 +18,9 @@ const HOST_SOURCE = /^(?:[a-z0-9.-]+|\[[0-9a-f:.]+\])(?::\d{1,5})?$/i;
  * - images: index.html's empty icon (`data:,`), which keeps browsers from asking for /favicon.ico.
  * Nothing may frame the app, post a form, change the base URL or load plugins.
  */
-function contentSecurityPolicy(host: string | undefined): string {
-  const sockets = host !== undefined && HOST_SOURCE.test(host) ? ` ws://${host} wss://${host}` : '';
+function contentSecurityPolicy(hosts: readonly (string | undefined)[]): string {
+  const named = [...new Set(hosts.filter((h): h is string => h !== undefined && HOST_SOURCE.test(h)))];
+  const sockets = named.map((h) => ` ws://${h} wss://${h}`).join('');
   return [
     "default-src 'none'",
     "script-src 'self' blob: 'wasm-unsafe-eval'",
@@ -36,11 +37,12 @@ function contentSecurityPolicy(host: string | undefined): string {
 
 /**
  * The headers every response carries, pages, files, errors, streams and refused upgrades alike.
- * `req` names the host for the WebSocket sources of the CSP; without it they rest on `'self'`.
+ * `req` names the host for the WebSocket sources of the CSP, and so does `publicHost` (the
+ * `--public-url`'s, when a proxy hands the bridge another Host); without them they rest on `'self'`.
  */
-export function securityHeaders(req?: IncomingMessage): Record<string, string> {
+export function securityHeaders(req?: IncomingMessage, publicHost?: string): Record<string, string> {
   return {
-    'content-security-policy': contentSecurityPolicy(req?.headers.host),
+    'content-security-policy': contentSecurityPolicy([req?.headers.host, publicHost]),
     // frame-ancestors for browsers without CSP level 2.
     'x-frame-options': 'DENY',
     'x-content-type-options': 'nosniff',
@@ -57,6 +59,6 @@ export function securityHeaders(req?: IncomingMessage): Record<string, string> {
 }
 
 /** Puts securityHeaders on `res` before anything writes its head. */
-export function setSecurityHeaders(req: IncomingMessage, res: ServerResponse): void {
-  for (const [name, value] of Object.entries(securityHeaders(req))) res.setHeader(name, value);
+export function setSecurityHeaders(req: IncomingMessage, res: ServerResponse, publicHost?: string): void {
+  for (const [name, value] of Object.entries(securityHeaders(req, publicHost))) res.setHeader(name, value);
 }

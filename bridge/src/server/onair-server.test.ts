@@ -148,9 +148,12 @@ describe('onair server beyond loopback', () => {
     const first = await get(server.port, `/?token=${token}`);
     expect(first.status).toBe(200);
     const cookie = String(first.headers['set-cookie']);
-    expect(cookie).toMatch(/onair_token=test-token-123; Path=\/; HttpOnly; SameSite=Strict/);
-    expect((await get(server.port, '/watch/x', { cookie: cookie.split(';')[0]! })).status).toBe(200);
-    expect(server.url()).toBe(`http://0.0.0.0:${server.port}/?token=${token}`);
+    expect(cookie).toMatch(/onair_token=test-token-123; Path=\/; Max-Age=604800; HttpOnly; SameSite=Strict/);
+    expect((await get(server.port, '/restream', { cookie: cookie.split(';')[0]! })).status).toBe(200);
+    expect((await get(server.port, '/restream')).status).toBe(401);
+    // A watch link's page needs no token.
+    expect((await get(server.port, '/watch/live/x')).status).toBe(200);
+    expect(server.url()).toBe(`http://0.0.0.0:${server.port}/`);
   });
 
   it('requires the token on the WebSocket and refuses a loopback destination', async () => {

@@ -1,4 +1,5 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createTlsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { CloseCode, CONFIG_PATH, MAX_STUDIO_BINARY_BYTES, STUDIO_WS_PATH, type StudioConfig } from '@onair/shared';
@@ -35,6 +36,8 @@ export interface OnairServerOptions {
   watch?: WatchRoutes | undefined;
   restream?: RestreamRoutes | undefined;
   studio?: StudioServerOptions;
+  /** Serve https and wss with this certificate chain and key (PEM), instead of http and ws. */
+  tls?: { cert: string | Buffer; key: string | Buffer } | undefined;
   log?: (line: string) => void;
 }
 
@@ -78,7 +81,8 @@ export class OnairServer {
       studio.limits,
     );
     this.#wss = new WebSocketServer({ noServer: true, maxPayload: MAX_STUDIO_BINARY_BYTES, perMessageDeflate: false });
-    this.#http = createServer((req, res) => this.#onRequest(req, res));
+    const onRequest = (req: IncomingMessage, res: ServerResponse): void => this.#onRequest(req, res);
+    this.#http = opts.tls === undefined ? createServer(onRequest) : createTlsServer({ cert: opts.tls.cert, key: opts.tls.key }, onRequest);
     this.#http.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => this.#onUpgrade(req, socket, head));
   }
 
@@ -98,14 +102,13 @@ export class OnairServer {
     return (this.#http.address() as AddressInfo).port;
   }
 
-  /** The studio URL to open (with the token when one is required). */
+  /** The studio URL on `host`, never with the token (a terminal line lands in logs and screen shares). */
   url(host = this.#opts.host): string {
-    const token = this.#opts.policy.token;
-    return `http://${urlHost(host)}:${this.port}/${token !== undefined ? `?token=${encodeURIComponent(token)}` : ''}`;
+    return `${this.#opts.tls === undefined ? 'http' : 'https'}://${urlHost(host)}:${this.port}/`;
   }
 
   #onRequest(req: IncomingMessage, res: ServerResponse): void {
-    setSecurityHeaders(req, res);
+    setSecurityHeaders(req, res, this.#opts.policy.publicUrl?.host);
     const verdict = this.#opts.policy.checkRequest(req);
     if (!verdict.ok) {
       res.writeHead(verdict.status, { 'content-type': 'text/plain; charset=utf-8' }).end(`${verdict.reason}\n`);
@@ -137,7 +140,7 @@ export class OnairServer {
     }
     const path = new URL(req.url ?? '/', 'http://x').pathname;
     if (path === STUDIO_WS_PATH) {
-      const client = req.socket.remoteAddress ?? '';
+      const client = this.#opts.policy.clientAddress(req);
       this.#wss.handleUpgrade(req, socket, head, (ws) =>
         serveStudioSocket(ws, client, this.#sessions, {
           resendBufferMs: this.#opts.studio?.resendBufferMs ?? DEFAULT_RESEND_BUFFER_MS,
@@ -149,6 +152,11 @@ export class OnairServer {
     }
     if (this.#opts.watch?.handleUpgrade(req, socket, head)) return;
     refuseUpgrade(socket, 404, 'no WebSocket endpoint here');
+  }
+
+  /** Who may use the server: its token, public URL and destination rules. */
+  get policy(): ServerPolicy {
+    return this.#opts.policy;
   }
 
   /** The studio sessions, attached or in their grace period. */

@@ -3,7 +3,7 @@ import { createServer, isIP, type LookupFunction, type Server } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { OnairError } from '@onair/shared';
 import { RtmpPublisher } from '../rtmp/publisher.js';
-import { ServerPolicy, isLoopbackHost, isNonPublicAddress } from './policy.js';
+import { ServerPolicy, TOKEN_COOKIE_MAX_AGE_S, isLoopbackHost, isNonPublicAddress, isWatchRequest } from './policy.js';
 
 function req(url: string, headers: Record<string, string>): IncomingMessage {
   return { url, headers } as unknown as IncomingMessage;
@@ -120,22 +120,125 @@ describe('ServerPolicy: requests from other sites', () => {
   it('with a token, both checks apply: the token first', () => {
     const guarded = new ServerPolicy({ host: '0.0.0.0', token: 'tok' });
     const host = { host: '203.0.113.5:8080' };
-    expect(guarded.checkRequest(req('/live/x.flv', { ...host, 'sec-fetch-site': 'cross-site' }))).toMatchObject({ ok: false, status: 401 });
-    expect(guarded.checkRequest(req('/live/x.flv?token=tok', { ...host, 'sec-fetch-site': 'cross-site' }))).toMatchObject({ ok: false, status: 403 });
-    expect(guarded.checkRequest(req('/live/x.flv?token=tok', host))).toEqual({ ok: true });
-    expect(guarded.checkUpgrade(req('/watch-ws/live/x', { ...host, authorization: 'Bearer tok', origin: 'https://evil.example' }))).toMatchObject({ ok: false, status: 403 });
+    const src = '/flv?src=rtmp%3A%2F%2F192.168.1.1%2Flive%2Fx';
+    expect(guarded.checkRequest(req(src, { ...host, 'sec-fetch-site': 'cross-site' }))).toMatchObject({ ok: false, status: 401 });
+    expect(guarded.checkRequest(req(`${src}&token=tok`, { ...host, 'sec-fetch-site': 'cross-site' }))).toMatchObject({ ok: false, status: 403 });
+    expect(guarded.checkRequest(req(`${src}&token=tok`, host))).toEqual({ ok: true });
+    // A watch link needs no token, and the site check still holds for it.
+    expect(guarded.checkRequest(req('/live/x.flv', { ...host, 'sec-fetch-site': 'cross-site' }))).toMatchObject({ ok: false, status: 403 });
+    expect(guarded.checkUpgrade(req('/watch-ws/live/x', { ...host, origin: 'https://evil.example' }))).toMatchObject({ ok: false, status: 403 });
+  });
+});
+
+describe('ServerPolicy: studio and watch access', () => {
+  const policy = new ServerPolicy({ host: '0.0.0.0', token: 'studio-tok' });
+  const host = { host: '203.0.113.5:8443', origin: 'https://203.0.113.5:8443' };
+  const watchLinks = ['/watch/live/abc123', '/watch/app_2/k.e-y~', '/watch-ws/live/abc123', '/live/abc123.flv', '/assets/index-1.js', '/assets/Watch-2.css'];
+  const studioOnly = [
+    '/', '/index.html', '/restream', '/api/config', '/api/restream', '/api/restream/inputs', '/metrics', '/studio-ws', '/anything',
+    '/flv', '/flv?src=rtmp%3A%2F%2F8.8.8.8%2Flive%2Fx', '/watch?src=rtmp%3A%2F%2F8.8.8.8%2Flive%2Fx', '/watch-ws?src=rtmp%3A%2F%2F8.8.8.8%2Flive%2Fx',
+    '/watch/live/abc123?src=rtmp%3A%2F%2F8.8.8.8%2Fa%2Fb', '/live/x.flv?src=rtmp%3A%2F%2F8.8.8.8%2Fa%2Fb', '/watch-ws/live/x?%73rc=rtmp://8.8.8.8/a/b',
+    '/watch', '/watch/', '/watch/live', '/watch/live/a/b', '/watch/live/..', '/watch-ws/live/%2e%2e', '/watchx/live/a', '/assets',
+  ];
+
+  it('watch links need no token; everything else needs the studio token', () => {
+    for (const url of watchLinks) {
+      expect(isWatchRequest(new URL(url, 'http://x')), url).toBe(true);
+      expect(policy.checkRequest(req(url, host)), url).toEqual({ ok: true });
+      expect(policy.checkUpgrade(req(url, host)), url).toEqual({ ok: true });
+      // A wrong token on a watch link is ignored, not let in elsewhere.
+      expect(policy.checkRequest(req(`${url}?token=wrong`, host)), url).toEqual({ ok: true });
+    }
+    for (const url of studioOnly) {
+      expect(isWatchRequest(new URL(url, 'http://x')), url).toBe(false);
+      expect(policy.checkRequest(req(url, host)), url).toMatchObject({ ok: false, status: 401 });
+      expect(policy.checkUpgrade(req(url, host)), url).toMatchObject({ ok: false, status: 401 });
+      expect(policy.checkRequest(req(url, { ...host, cookie: `onair_token=studio-tok` })), url).toEqual({ ok: true });
+    }
   });
 });
 
 describe('ServerPolicy: the token cookie', () => {
   const policy = new ServerPolicy({ host: '0.0.0.0', token: 'a b;c' });
-  const withSocket = (url: string, encrypted: boolean): IncomingMessage => ({ url, headers: {}, socket: { encrypted } }) as unknown as IncomingMessage;
+  const withSocket = (url: string, encrypted: boolean, headers: Record<string, string> = {}): IncomingMessage =>
+    ({ url, headers, socket: { encrypted, remoteAddress: '198.51.100.7' } }) as unknown as IncomingMessage;
+  const attributes = `Path=/; Max-Age=${TOKEN_COOKIE_MAX_AGE_S}; HttpOnly; SameSite=Strict`;
 
-  it('is set only when the token came in the query: HttpOnly, SameSite=Strict, Path=/, Secure over TLS', () => {
+  it('is set when the right token came in the query: HttpOnly, SameSite=Strict, Path=/, an expiry, Secure over TLS', () => {
+    expect(TOKEN_COOKIE_MAX_AGE_S).toBe(604_800);
     expect(policy.tokenCookie(withSocket('/', false))).toBeUndefined();
-    expect(policy.tokenCookie(withSocket('/?token=a%20b%3Bc', false))).toBe('onair_token=a%20b%3Bc; Path=/; HttpOnly; SameSite=Strict');
-    expect(policy.tokenCookie(withSocket('/watch/live/x?token=x', true))).toBe('onair_token=a%20b%3Bc; Path=/; HttpOnly; SameSite=Strict; Secure');
+    expect(policy.tokenCookie(withSocket('/?token=a%20b%3Bc', false))).toBe(`onair_token=a%20b%3Bc; ${attributes}`);
+    expect(policy.tokenCookie(withSocket('/watch/live/x?token=a+b%3Bc', true))).toBe(`onair_token=a%20b%3Bc; ${attributes}; Secure`);
+    // A watch link lets any token through: a wrong one must not come back as a cookie.
+    expect(policy.tokenCookie(withSocket('/watch/live/x?token=x', true))).toBeUndefined();
     expect(new ServerPolicy({ host: '127.0.0.1' }).tokenCookie(withSocket('/?token=x', false))).toBeUndefined();
+  });
+
+  it('is renewed when a page is loaded with it, not on other requests', () => {
+    const cookie = 'onair_token=a%20b%3Bc';
+    expect(policy.tokenCookie(withSocket('/', false, { cookie, 'sec-fetch-dest': 'document' }))).toBe(`${cookie}; ${attributes}`);
+    expect(policy.tokenCookie(withSocket('/api/config', false, { cookie, 'sec-fetch-dest': 'empty' }))).toBeUndefined();
+    expect(policy.tokenCookie(withSocket('/', false, { cookie: 'onair_token=old', 'sec-fetch-dest': 'document' }))).toBeUndefined();
+  });
+
+  it('is Secure behind an https public URL, or a trusted proxy that says https', () => {
+    const behind = new ServerPolicy({ host: '127.0.0.1', token: 't', trustedProxies: ['198.51.100.0/24'] });
+    expect(behind.tokenCookie(withSocket('/?token=t', false))).not.toContain('Secure');
+    expect(behind.tokenCookie(withSocket('/?token=t', false, { 'x-forwarded-proto': 'https' }))).toMatch(/; Secure$/);
+    const untrusted = new ServerPolicy({ host: '127.0.0.1', token: 't', trustedProxies: ['10.0.0.1'] });
+    expect(untrusted.tokenCookie(withSocket('/?token=t', false, { 'x-forwarded-proto': 'https' }))).not.toContain('Secure');
+    const pub = new ServerPolicy({ host: '127.0.0.1', token: 't', publicUrl: 'https://live.example.com' });
+    expect(pub.tokenCookie(withSocket('/?token=t', false))).toMatch(/; Secure$/);
+  });
+});
+
+describe('ServerPolicy behind a reverse proxy', () => {
+  const policy = new ServerPolicy({ host: '127.0.0.1', token: 'tok', publicUrl: 'https://Live.Example.com', trustedProxies: ['127.0.0.1', '::1', '10.1.0.0/16'] });
+  const from = (remoteAddress: string, headers: Record<string, string>, url = '/'): IncomingMessage =>
+    ({ url, headers, socket: { remoteAddress } }) as unknown as IncomingMessage;
+  const auth = { cookie: 'onair_token=tok' };
+
+  it('holds the Host and Origin checks against the public URL', () => {
+    for (const host of ['live.example.com', 'LIVE.example.com:443', '127.0.0.1:8080', 'localhost']) {
+      expect(policy.checkRequest(from('127.0.0.1', { ...auth, host })), host).toEqual({ ok: true });
+    }
+    for (const host of ['live.example.com:8443', 'evil.example', 'live.example.com.evil.example']) {
+      expect(policy.checkRequest(from('127.0.0.1', { ...auth, host })), host).toMatchObject({ ok: false, status: 403 });
+    }
+    // The proxy may hand on the public Host or its own upstream's; the Origin is the public one.
+    for (const host of ['live.example.com', '127.0.0.1:8080']) {
+      expect(policy.checkUpgrade(from('127.0.0.1', { ...auth, host, origin: 'https://live.example.com' }, '/studio-ws')), host).toEqual({ ok: true });
+      expect(policy.checkUpgrade(from('127.0.0.1', { ...auth, host, origin: 'https://live.example.com:443' }, '/studio-ws')), host).toEqual({ ok: true });
+      for (const origin of ['http://live.example.com', 'https://live.example.com:8443', 'https://evil.example', 'null']) {
+        expect(policy.checkUpgrade(from('127.0.0.1', { ...auth, host, origin }, '/studio-ws')), origin).toMatchObject({ ok: false, status: 403 });
+      }
+    }
+    expect(policy.checkUpgrade(from('127.0.0.1', { host: 'live.example.com', origin: 'https://live.example.com' }, '/watch-ws/live/k'))).toEqual({ ok: true });
+    expect(policy.checkUpgrade(from('127.0.0.1', { host: 'live.example.com', origin: 'https://live.example.com' }, '/studio-ws'))).toMatchObject({ ok: false, status: 401 });
+  });
+
+  it('takes the client address from X-Forwarded-For only through trusted proxies', () => {
+    expect(policy.clientAddress(from('127.0.0.1', { 'x-forwarded-for': '203.0.113.9' }))).toBe('203.0.113.9');
+    expect(policy.clientAddress(from('::ffff:127.0.0.1', { 'x-forwarded-for': '203.0.113.9' }))).toBe('203.0.113.9');
+    // The left part is the client's to write: read from the right, through trusted hops only.
+    expect(policy.clientAddress(from('127.0.0.1', { 'x-forwarded-for': '1.2.3.4, 203.0.113.9, 10.1.2.3' }))).toBe('203.0.113.9');
+    expect(policy.clientAddress(from('127.0.0.1', { 'x-forwarded-for': '10.1.0.7,10.1.2.3' }))).toBe('10.1.0.7');
+    expect(policy.clientAddress(from('127.0.0.1', { 'x-forwarded-for': 'unknown, 10.1.2.3' }))).toBe('10.1.2.3');
+    expect(policy.clientAddress(from('127.0.0.1', { 'x-forwarded-for': '2001:db8::5' }))).toBe('2001:db8::5');
+    expect(policy.clientAddress(from('127.0.0.1', {}))).toBe('127.0.0.1');
+    // Anyone else's header is theirs to forge.
+    expect(policy.clientAddress(from('203.0.113.50', { 'x-forwarded-for': '127.0.0.1' }))).toBe('203.0.113.50');
+    expect(new ServerPolicy({ host: '127.0.0.1' }).clientAddress(from('127.0.0.1', { 'x-forwarded-for': '203.0.113.9' }))).toBe('127.0.0.1');
+  });
+
+  it('refuses a public URL that is not an origin and a proxy that is not an address', () => {
+    for (const publicUrl of ['live.example.com', 'ftp://live.example.com', 'https://live.example.com/onair/', 'https://live.example.com/?a=1', 'https://u:p@live.example.com']) {
+      expect(() => new ServerPolicy({ host: '127.0.0.1', publicUrl }), publicUrl).toThrow(expect.objectContaining({ code: 'USAGE' }) as Error);
+    }
+    for (const proxy of ['proxy.local', '10.0.0.0/33', '10.0.0.0/8/1', '::1/129', '10.0.0.1/', '10.0.0.0/x']) {
+      expect(() => new ServerPolicy({ host: '127.0.0.1', trustedProxies: [proxy] }), proxy).toThrow(expect.objectContaining({ code: 'USAGE' }) as Error);
+    }
+    expect(new ServerPolicy({ host: '127.0.0.1', publicUrl: 'http://live.example.com:8080/' }).publicUrl?.host).toBe('live.example.com:8080');
   });
 });
 
@@ -188,6 +291,18 @@ describe('ServerPolicy beyond loopback', () => {
     expect(err).toMatchObject({ code: 'RTMP_DNS_TIMEOUT', message: 'studio.onair.test did not resolve within 5000 ms' });
     expect(performance.now() - t0).toBeGreaterThan(4900);
     expect(names).toEqual(['studio.onair.test']);
+  });
+
+  it('lets the embedded server through, at its own address and port only', async () => {
+    const pub = new ServerPolicy({ host: '0.0.0.0', token: 't' });
+    pub.allowEmbedded('127.0.0.1', 19350);
+    await pub.isAllowed('rtmp://127.0.0.1:19350/live/key');
+    expect(pub.connectOptions('rtmp://127.0.0.1:19350/live/key').checkAddress).toBeUndefined();
+    for (const url of ['rtmp://127.0.0.1:19351/live/key', 'rtmp://127.0.0.1/live/key', 'rtmps://127.0.0.1:19350/live/key', 'rtmp://127.0.0.2:19350/live/key', 'rtmp://localhost:19350/live/key']) {
+      await refused(pub, url);
+      expect(pub.connectOptions(url).checkAddress, url).toBeDefined();
+    }
+    expect(pub.connectOptions().checkAddress).toBeDefined();
   });
 
   it('lets private destinations through when told to', async () => {

@@ -2,13 +2,16 @@ import { timingSafeEqual } from 'node:crypto';
 import { lookup as dnsLookup, type LookupAddress } from 'node:dns';
 import type { IncomingMessage } from 'node:http';
 import { BlockList, isIP, type LookupFunction } from 'node:net';
-import { FLV_SRC_PATH, LOCAL_FLV_PATH, OnairError } from '@onair/shared';
+import { FLV_SRC_PATH, LOCAL_FLV_PATH, OnairError, WATCH_WS_PATH, parseWatchTarget } from '@onair/shared';
 import { DEFAULT_DNS_TIMEOUT_MS, type RtmpAddressOptions } from '../rtmp/session.js';
 
 export interface PolicyOptions {
   /** The address the server listens on. */
   host: string;
-  /** Required on every HTTP request and WebSocket when set; mandatory off loopback. */
+  /**
+   * The studio token: required on every request and WebSocket but the watch links' when set
+   * (isWatchRequest); mandatory off loopback.
+   */
   token?: string | undefined;
   /** Let destinations (and watch sources) on loopback/private/link-local addresses through. */
   allowPrivateDestinations?: boolean | undefined;
@@ -16,11 +19,26 @@ export interface PolicyOptions {
   allowedOrigins?: readonly string[] | undefined;
   /** Name resolution for destinations, in isAllowed and at connect time; `dns.lookup` unless set. */
   lookup?: LookupFunction | undefined;
+  /**
+   * Where the public reaches the bridge through a reverse proxy (`--public-url`): an http(s)
+   * origin. Its host passes the Host check of a loopback bind and its origin is this server's own.
+   */
+  publicUrl?: string | undefined;
+  /**
+   * Peers whose `X-Forwarded-For` and `X-Forwarded-Proto` are believed (`--trusted-proxy`): IP
+   * addresses or CIDR ranges. Everyone else's are ignored.
+   */
+  trustedProxies?: readonly string[] | undefined;
 }
 
 export type Verdict = { ok: true } | { ok: false; status: 401 | 403; reason: string };
 
 export const TOKEN_COOKIE = 'onair_token';
+/**
+ * How long the token cookie lasts, seconds: a week, renewed whenever a page of the bridge is loaded
+ * with it, so a bridge in daily use never asks again and a forgotten browser stops holding the key.
+ */
+export const TOKEN_COOKIE_MAX_AGE_S = 7 * 24 * 3600;
 
 // Addresses a relay on a public interface must never be pointed at: it would be an SSRF tool
 // reaching the host's own services or its private network.
@@ -134,6 +152,59 @@ function opensUpstream(url: URL): boolean {
   return url.searchParams.has('src') || path === FLV_SRC_PATH || LOCAL_FLV_PATH.test(path);
 }
 
+/**
+ * What a watch link needs, and all it may reach without the studio token: the app's files, the
+ * watch page of a stream on the embedded server (`/watch/<app>/<stream>`), its WebSocket
+ * (`/watch-ws/<app>/<stream>`) and its HTTP-FLV (`/live/<stream>.flv`). Anything naming a source
+ * (`src`), the studio, its socket and config, the Restream view and API and `/metrics` need the token.
+ */
+export function isWatchRequest(url: URL): boolean {
+  if (url.searchParams.has('src')) return false;
+  const path = url.pathname;
+  if (path.startsWith('/assets/') || LOCAL_FLV_PATH.test(path)) return true;
+  for (const prefix of ['/watch', WATCH_WS_PATH]) {
+    if (path.startsWith(`${prefix}/`) && parseWatchTarget(prefix, path, '')?.kind === 'local') return true;
+  }
+  return false;
+}
+
+/** An address as BlockList and comparisons take it: IPv4-mapped IPv6 (a dual-stack socket's) as IPv4. */
+function plainAddress(address: string): string {
+  const bare = address.replace(/^\[|\]$/g, '').replace(/%.*$/, '').toLowerCase();
+  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/.exec(bare);
+  return mapped?.[1] ?? bare;
+}
+
+/** The BlockList of `--trusted-proxy` values (addresses or CIDR ranges); OnairError USAGE for a bad one. */
+function proxyList(entries: readonly string[]): BlockList {
+  const list = new BlockList();
+  for (const entry of entries) {
+    const [address = '', bits, extra] = entry.trim().split('/');
+    const ip = plainAddress(address);
+    const family = isIP(ip);
+    const prefix = bits === undefined ? (family === 6 ? 128 : 32) : Number(bits);
+    if (family === 0 || extra !== undefined || !Number.isInteger(prefix) || prefix < 0 || prefix > (family === 6 ? 128 : 32) || (bits !== undefined && !/^\d+$/.test(bits))) {
+      throw new OnairError('USAGE', `trusted proxy "${entry.slice(0, 100)}" is not an IP address or CIDR range`);
+    }
+    list.addSubnet(ip, prefix, family === 6 ? 'ipv6' : 'ipv4');
+  }
+  return list;
+}
+
+/** The parsed `--public-url`: an http(s) origin, nothing after the host but `/`; OnairError USAGE otherwise. */
+function publicOrigin(text: string): URL {
+  let url: URL;
+  try {
+    url = new URL(text);
+  } catch {
+    throw new OnairError('USAGE', `public URL "${text.slice(0, 100)}" is not a URL`);
+  }
+  if ((url.protocol !== 'https:' && url.protocol !== 'http:') || url.pathname !== '/' || url.search !== '' || url.hash !== '' || url.username !== '' || url.password !== '') {
+    throw new OnairError('USAGE', `public URL "${text.slice(0, 100)}" must be an origin such as https://live.example.com (the bridge serves from /)`);
+  }
+  return url;
+}
+
 /** `host[:port]` of an Origin header, lower case; '' for 'null' and anything that does not parse. */
 function originHost(origin: string): string {
   try {
@@ -141,6 +212,12 @@ function originHost(origin: string): string {
   } catch {
     return '';
   }
+}
+
+/** The comma-separated values of a header that may also come more than once, trimmed. */
+function headerList(value: string | string[] | undefined): string[] {
+  if (value === undefined) return [];
+  return (Array.isArray(value) ? value.join(',') : value).split(',').map((v) => v.trim()).filter((v) => v !== '');
 }
 
 function cookie(req: IncomingMessage, name: string): string | undefined {
@@ -155,16 +232,22 @@ function cookie(req: IncomingMessage, name: string): string | undefined {
 
 /**
  * Who may use the server and where it may connect. Bound to loopback it serves the local user:
- * no token needed, any destination allowed. Bound anywhere else it requires the token and refuses
- * non-public destinations unless told otherwise. On every bind, a browser request from another
- * site may not open a WebSocket or start an RTMP session (checkSite).
+ * no token needed, any destination allowed. Bound anywhere else it requires the studio token for
+ * everything but watch links (isWatchRequest) and refuses non-public destinations unless told
+ * otherwise; the embedded RTMP server stays allowed (allowEmbedded). On every bind, a browser
+ * request from another site may not open a WebSocket or start an RTMP session (checkSite).
  */
 export class ServerPolicy {
   readonly loopbackOnly: boolean;
   readonly token: string | undefined;
   readonly allowPrivateDestinations: boolean;
+  /** `--public-url`, parsed; undefined without one. */
+  readonly publicUrl: URL | undefined;
   readonly #allowedOrigins: ReadonlySet<string>;
   readonly #lookup: LookupFunction | undefined;
+  readonly #trustedProxies: BlockList | undefined;
+  /** `host:port` of the embedded RTMP server as the bridge dials it (lower case). */
+  readonly #embedded = new Set<string>();
 
   constructor(opts: PolicyOptions) {
     this.loopbackOnly = isLoopbackHost(opts.host);
@@ -175,6 +258,35 @@ export class ServerPolicy {
     this.allowPrivateDestinations = opts.allowPrivateDestinations ?? this.loopbackOnly;
     this.#allowedOrigins = new Set((opts.allowedOrigins ?? []).map((o) => o.toLowerCase()));
     this.#lookup = opts.lookup;
+    this.publicUrl = opts.publicUrl === undefined || opts.publicUrl === '' ? undefined : publicOrigin(opts.publicUrl);
+    const proxies = opts.trustedProxies ?? [];
+    this.#trustedProxies = proxies.length === 0 ? undefined : proxyList(proxies);
+  }
+
+  /**
+   * Lets studio (and restream) destinations reach the embedded RTMP server at `host:port` (where
+   * the bridge dials it) whatever the bind: it is the default destination, and refusing it as a
+   * loopback address would leave a public bridge without one. Only that address and port.
+   */
+  allowEmbedded(host: string, port: number): void {
+    this.#embedded.add(`${plainAddress(host)}:${port}`);
+  }
+
+  /**
+   * The address of the client behind a request: the peer's, or, when the peer is a trusted proxy,
+   * the nearest address in `X-Forwarded-For` that is not one (read from the right: the left part
+   * is whatever the client wrote).
+   */
+  clientAddress(req: IncomingMessage): string {
+    let client = plainAddress(req.socket?.remoteAddress ?? '');
+    if (this.#trustedProxies === undefined) return client;
+    const hops = headerList(req.headers['x-forwarded-for']);
+    for (let i = hops.length - 1; i >= 0 && this.#trusts(client); i--) {
+      const hop = plainAddress(hops[i] ?? '');
+      if (isIP(hop) === 0) break;
+      client = hop;
+    }
+    return client;
   }
 
   /** The token presented by a request: `?token=`, `Authorization: Bearer`, or the cookie set on first visit. */
@@ -188,27 +300,29 @@ export class ServerPolicy {
   }
 
   /**
-   * Checks the token (when one is configured), on loopback the Host header, and for a request that
-   * opens an RTMP session (HTTP-FLV, any `src`) where the browser says it comes from.
+   * Checks the studio token (when one is configured) unless the request is a watch link's, on
+   * loopback the Host header, and for a request that opens an RTMP session (HTTP-FLV, any `src`)
+   * where the browser says it comes from.
    */
   checkRequest(req: IncomingMessage): Verdict {
-    const verdict = this.#checkAccess(req);
-    if (!verdict.ok || !opensUpstream(new URL(req.url ?? '/', 'http://x'))) return verdict;
+    const url = new URL(req.url ?? '/', 'http://x');
+    const verdict = this.#checkAccess(req, url);
+    if (!verdict.ok || !opensUpstream(url)) return verdict;
     return this.checkSite(req);
   }
 
   /** Like checkRequest, with checkSite for every WebSocket handshake. */
   checkUpgrade(req: IncomingMessage): Verdict {
-    const verdict = this.#checkAccess(req);
+    const verdict = this.#checkAccess(req, new URL(req.url ?? '/', 'http://x'));
     if (!verdict.ok) return verdict;
     return this.checkSite(req);
   }
 
   /**
    * Refuses a request a browser marks as coming from another site: an `Origin` that is neither
-   * this server's nor allowed, or `Sec-Fetch-Site` other than same-origin or none (the user's own
-   * navigation) unless the `Origin` is allowed. Clients that send neither header (ffmpeg, VLC,
-   * Node) are not browsers running someone else's page, and pass.
+   * this server's (its Host's, or the public URL's) nor allowed, or `Sec-Fetch-Site` other than
+   * same-origin or none (the user's own navigation) unless the `Origin` is allowed. Clients that
+   * send neither header (ffmpeg, VLC, Node) are not browsers running someone else's page, and pass.
    */
   checkSite(req: IncomingMessage): Verdict {
     const origin = req.headers.origin;
@@ -216,7 +330,9 @@ export class ServerPolicy {
       // A listed origin is another site on purpose; its requests say cross-site and that is fine.
       if (this.#allowedOrigins.has(origin.toLowerCase())) return { ok: true };
       const own = (req.headers.host ?? '').toLowerCase();
-      if (own === '' || originHost(origin) !== own) {
+      // Through the public URL's host, the scheme counts too: an http page there is not the https one.
+      const sameHost = own !== '' && originHost(origin) === own && !this.#isPublicHost(own);
+      if (!sameHost && !this.#isPublicOrigin(origin)) {
         return { ok: false, status: 403, reason: `request from origin ${origin.slice(0, 100)} refused: not this server's (--allow-origin allows one)` };
       }
     }
@@ -228,26 +344,66 @@ export class ServerPolicy {
   }
 
   /**
-   * The Set-Cookie value that keeps a token given as `?token=` for the page's later requests and
-   * WebSockets, or undefined when there is nothing to keep. HttpOnly: page scripts never see it;
-   * SameSite=Strict: another site's links and requests do not carry it; Secure when the request
-   * came over TLS. The server has no TLS listener and trusts no proxy header today, so behind a
-   * TLS-terminating proxy the cookie goes without Secure.
+   * The Set-Cookie value that keeps the studio token for the page's later requests and WebSockets,
+   * or undefined when there is nothing to keep: set when the right token comes as `?token=`,
+   * renewed when a page is loaded with the cookie. HttpOnly: page scripts never see it;
+   * SameSite=Strict: another site's links and requests do not carry it; Max-Age: it ends;
+   * Secure when the browser reached the bridge over TLS (secureRequest).
    */
   tokenCookie(req: IncomingMessage): string | undefined {
-    if (this.token === undefined || !new URL(req.url ?? '/', 'http://x').searchParams.has('token')) return undefined;
-    const secure = (req.socket as { encrypted?: boolean } | undefined)?.encrypted === true ? '; Secure' : '';
-    return `${TOKEN_COOKIE}=${encodeURIComponent(this.token)}; Path=/; HttpOnly; SameSite=Strict${secure}`;
+    if (this.token === undefined) return undefined;
+    const inQuery = new URL(req.url ?? '/', 'http://x').searchParams.has('token');
+    const pageLoad = req.headers['sec-fetch-dest'] === 'document' && cookie(req, TOKEN_COOKIE) !== undefined;
+    if (!inQuery && !pageLoad) return undefined;
+    const presented = this.presentedToken(req);
+    if (presented === undefined || !sameSecret(presented, this.token)) return undefined;
+    const secure = this.secureRequest(req) ? '; Secure' : '';
+    return `${TOKEN_COOKIE}=${encodeURIComponent(this.token)}; Path=/; Max-Age=${TOKEN_COOKIE_MAX_AGE_S}; HttpOnly; SameSite=Strict${secure}`;
   }
 
-  #checkAccess(req: IncomingMessage): Verdict {
+  /**
+   * True when the browser reached the bridge over TLS: the bridge's own listener, a trusted proxy
+   * saying `X-Forwarded-Proto: https`, or an https public URL (the address the public uses).
+   */
+  secureRequest(req: IncomingMessage): boolean {
+    if ((req.socket as { encrypted?: boolean } | undefined)?.encrypted === true) return true;
+    if (this.publicUrl?.protocol === 'https:') return true;
+    const peer = plainAddress(req.socket?.remoteAddress ?? '');
+    return this.#trusts(peer) && headerList(req.headers['x-forwarded-proto']).at(-1)?.toLowerCase() === 'https';
+  }
+
+  #trusts(address: string): boolean {
+    if (this.#trustedProxies === undefined) return false;
+    const family = isIP(address);
+    return family !== 0 && this.#trustedProxies.check(address, family === 6 ? 'ipv6' : 'ipv4');
+  }
+
+  #isPublicOrigin(origin: string): boolean {
+    if (this.publicUrl === undefined) return false;
+    try {
+      return new URL(origin).origin === this.publicUrl.origin;
+    } catch {
+      return false;
+    }
+  }
+
+  /** True when a Host header names the public URL's host (default port or not). */
+  #isPublicHost(host: string): boolean {
+    const pub = this.publicUrl;
+    if (pub === undefined) return false;
+    const h = host.toLowerCase();
+    return h === pub.host || h === `${pub.hostname}:${pub.port === '' ? (pub.protocol === 'https:' ? 443 : 80) : pub.port}`;
+  }
+
+  #checkAccess(req: IncomingMessage, url: URL): Verdict {
     if (this.loopbackOnly) {
       // A page on another site could resolve its own name to 127.0.0.1 (DNS rebinding); only
-      // loopback names reach a loopback-only server legitimately.
-      const host = (req.headers.host ?? '').replace(/:\d+$/, '');
-      if (!isLoopbackHost(host)) return { ok: false, status: 403, reason: `host "${host}" is not a loopback name` };
+      // loopback names, and the public URL's behind a proxy, reach a loopback-only server legitimately.
+      const header = req.headers.host ?? '';
+      const host = header.replace(/:\d+$/, '');
+      if (!isLoopbackHost(host) && !this.#isPublicHost(header)) return { ok: false, status: 403, reason: `host "${host.slice(0, 100)}" is not a loopback name or the public URL's` };
     }
-    if (this.token !== undefined) {
+    if (this.token !== undefined && !isWatchRequest(url)) {
       const presented = this.presentedToken(req);
       if (presented === undefined || !sameSecret(presented, this.token)) return { ok: false, status: 401, reason: 'missing or wrong token' };
     }
@@ -270,7 +426,7 @@ export class ServerPolicy {
     if (parsed.protocol !== 'rtmp:' && parsed.protocol !== 'rtmps:') {
       throw new OnairError('DESTINATION_REFUSED', `protocol ${parsed.protocol} is not rtmp: or rtmps:`);
     }
-    if (this.allowPrivateDestinations) return;
+    if (this.allowPrivateDestinations || this.#isEmbedded(parsed)) return;
     const host = parsed.hostname.replace(/^\[|\]$/g, '');
     let addresses: string[];
     if (isIP(host) !== 0) {
@@ -295,10 +451,22 @@ export class ServerPolicy {
    * dialled: a name can resolve to a public address for isAllowed and to 127.0.0.1 a moment later
    * (DNS rebinding).
    */
-  connectOptions(): RtmpAddressOptions {
+  connectOptions(url?: string): RtmpAddressOptions {
     const lookup = this.#lookup === undefined ? {} : { lookup: this.#lookup };
-    if (this.allowPrivateDestinations) return lookup;
+    if (this.allowPrivateDestinations || (url !== undefined && this.#isEmbedded(url))) return lookup;
     return { ...lookup, checkAddress: checkPublicAddress };
+  }
+
+  /** True for a plain rtmp:// URL on the embedded server's address and port (allowEmbedded). */
+  #isEmbedded(url: string | URL): boolean {
+    if (this.#embedded.size === 0) return false;
+    let parsed: URL;
+    try {
+      parsed = typeof url === 'string' ? new URL(url) : url;
+    } catch {
+      return false;
+    }
+    return parsed.protocol === 'rtmp:' && this.#embedded.has(`${plainAddress(parsed.hostname)}:${parsed.port === '' ? 1935 : parsed.port}`);
   }
 
   #resolve(host: string): Promise<LookupAddress[]> {

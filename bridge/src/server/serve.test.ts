@@ -13,6 +13,8 @@ describe('onair serve options', () => {
     expect(help.code).toBe(0);
     expect(help.stdout.toString()).toBe(SERVE_HELP);
     for (const word of ['--host', '--port', '--token', '--allow-private-destinations', '--allow-origin', '--local-rtmp-port', '--local-rtmp-host', '--no-local-rtmp', '--web-root', '--verbose', '--resume-grace', '--resend-buffer', '--max-sessions', '--max-sessions-per-client', '--max-viewers', '--max-viewers-per-client', '--max-upstreams',
+      '--tls-cert', '--tls-key', '--public-url', '--trusted-proxy',
+      'ONAIR_TLS_CERT', 'ONAIR_TLS_KEY', 'ONAIR_PUBLIC_URL', 'ONAIR_TRUSTED_PROXY',
       'ONAIR_HOST', 'ONAIR_PORT', 'ONAIR_TOKEN', 'ONAIR_ALLOW_PRIVATE', 'ONAIR_ALLOW_ORIGIN', 'ONAIR_LOCAL_RTMP_PORT', 'ONAIR_LOCAL_RTMP_HOST', 'ONAIR_NO_LOCAL_RTMP', 'ONAIR_WEB_ROOT', 'ONAIR_VERBOSE', 'ONAIR_RESUME_GRACE', 'ONAIR_RESEND_BUFFER', 'ONAIR_MAX_SESSIONS', 'ONAIR_MAX_SESSIONS_PER_CLIENT', 'ONAIR_MAX_VIEWERS', 'ONAIR_MAX_VIEWERS_PER_CLIENT', 'ONAIR_MAX_UPSTREAMS']) {
       expect(SERVE_HELP).toContain(word);
     }
@@ -31,6 +33,11 @@ describe('onair serve options', () => {
     expect(parseServeArgs(['--resume-grace', '5', '--resend-buffer', '2.5', '--max-sessions', '3'], { ONAIR_MAX_SESSIONS_PER_CLIENT: '1' })).toMatchObject({ resumeGraceMs: 5000, resendBufferMs: 2500, maxSessions: 3, maxSessionsPerClient: 1 });
     expect(() => parseServeArgs(['--resume-grace', 'soon'], {})).toThrow(/not a number of seconds/);
     expect(() => parseServeArgs(['--max-sessions', '0'], {})).toThrow(/whole number/);
+    expect(parseServeArgs([], {})).toMatchObject({ tlsCert: undefined, tlsKey: undefined, publicUrl: undefined, trustedProxies: [] });
+    const proxied = { ONAIR_TLS_CERT: 'c.pem', ONAIR_TLS_KEY: 'k.pem', ONAIR_PUBLIC_URL: 'https://live.example.com', ONAIR_TRUSTED_PROXY: '127.0.0.1, 10.0.0.0/8' };
+    expect(parseServeArgs([], proxied)).toMatchObject({ tlsCert: 'c.pem', tlsKey: 'k.pem', publicUrl: 'https://live.example.com', trustedProxies: ['127.0.0.1', '10.0.0.0/8'] });
+    expect(parseServeArgs(['--trusted-proxy', '::1', '--trusted-proxy', '10.1.0.0/16', '--tls-cert', 'a', '--tls-key', 'b'], proxied)).toMatchObject({ tlsCert: 'a', tlsKey: 'b', trustedProxies: ['::1', '10.1.0.0/16'] });
+    expect(() => parseServeArgs(['--tls-key', 'k.pem'], {})).toThrow(/go together/);
   });
 });
 

@@ -48,6 +48,8 @@ export interface WatchServiceOptions {
   connect?: OpenSource;
   relay?: Partial<StreamRelayOptions>;
   limits?: Partial<WatchLimits>;
+  /** The client address behind a request, for the per-client limit; the peer's unless set (a trusted proxy's client). */
+  clientAddress?: (req: IncomingMessage) => string;
 }
 
 export interface WatchLimits {
@@ -149,12 +151,14 @@ export class WatchService {
   readonly #corker = new TickCorker();
   readonly #limits: WatchLimits;
   readonly #viewers: Admission;
+  readonly #clientAddress: (req: IncomingMessage) => string;
   #closed = false;
 
   constructor(opts: WatchServiceOptions) {
     this.#limits = { ...DEFAULT_WATCH_LIMITS, ...opts.limits };
     this.#viewers = new Admission({ max: this.#limits.maxViewers, perClient: this.#limits.maxViewersPerClient }, 'VIEWER_LIMIT', 'viewers');
     this.#policy = opts.policy;
+    this.#clientAddress = opts.clientAddress ?? ((req) => req.socket.remoteAddress ?? '');
     this.#localPort = opts.localRtmp?.port;
     this.#localHost = opts.localRtmp?.host ?? '127.0.0.1';
     this.#localStatus = opts.localRtmp?.status;
@@ -213,7 +217,7 @@ export class WatchService {
       else refuseUpgrade(socket, 400, 'expected /watch-ws/<app>/<stream> or /watch-ws?src=<rtmp URL>');
       return true;
     }
-    const client = req.socket.remoteAddress ?? '';
+    const client = this.#clientAddress(req);
     this.#wss.handleUpgrade(req, socket, head, (ws) =>
       this.#serveWs(target, ws, client).catch((err: unknown) => ws.close(CloseCode.InternalError, closeReason(`watch failed: ${err instanceof Error ? err.message : String(err)}`))),
     );
@@ -358,7 +362,7 @@ export class WatchService {
   async #serveFlv(target: WatchTarget, req: IncomingMessage, res: ServerResponse): Promise<void> {
     let release: () => void;
     try {
-      release = this.#viewers.admit(req.socket.remoteAddress ?? '');
+      release = this.#viewers.admit(this.#clientAddress(req));
     } catch (err) {
       const { code, message } = this.#reason(err, undefined);
       res.setHeader('retry-after', String(RETRY_AFTER_S));

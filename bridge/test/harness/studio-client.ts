@@ -1,4 +1,4 @@
-import WebSocket from 'ws';
+import WebSocket, { type ClientOptions } from 'ws';
 import { flvTag, parseStudioServerMessage, type DestinationStatus, type FlvTag, type StudioServerMessage } from '@onair/shared';
 import { waitFor } from './proc.js';
 
@@ -18,16 +18,20 @@ export class StudioClient {
   session: { id: string; token: string } | undefined;
   readonly #url: string;
   readonly #origin: string;
+  readonly #socket: ClientOptions;
 
-  constructor(port: number, opts: { host?: string; origin?: string } = {}) {
+  /** `tls` speaks wss (the bridge's --tls-cert); `socket` adds to every connection's options (a cookie, a CA). */
+  constructor(port: number, opts: { host?: string; origin?: string; tls?: boolean; socket?: ClientOptions } = {}) {
     const host = opts.host ?? '127.0.0.1';
-    this.#url = `ws://${host}:${port}/studio-ws`;
-    this.#origin = opts.origin ?? `http://${host}:${port}`;
+    const secure = opts.tls === true ? 's' : '';
+    this.#url = `ws${secure}://${host}:${port}/studio-ws`;
+    this.#origin = opts.origin ?? `http${secure}://${host}:${port}`;
+    this.#socket = opts.socket ?? {};
     this.ws = this.#open();
   }
 
   #open(): WebSocket {
-    const ws = new WebSocket(this.#url, { origin: this.#origin });
+    const ws = new WebSocket(this.#url, { ...this.#socket, origin: this.#origin });
     this.closeCode = undefined;
     ws.on('message', (data, binary) => {
       if (binary || ws !== this.ws) return;

@@ -1,7 +1,8 @@
 /**
- * A bridge that requires a token is opened once as `/?token=…`. Its answer sets an HttpOnly cookie
- * that carries the token from then on (bridge/src/server/policy.ts), so the page takes the token
- * out of the address bar, where history, bookmarks, shared screens and copied links would keep it.
+ * A bridge that requires the studio token is opened once as `/?token=…`. Its answer sets an
+ * HttpOnly cookie that carries the token from then on (bridge/src/server/policy.ts), so the page
+ * takes the token out of the address bar, where history, bookmarks, shared screens and copied
+ * links would keep it. Watch links need no token; one given to them anyway goes the same way.
  */
 
 /** `search` without its `token` parameters, other pairs spelled as they were; undefined when it has none. */
