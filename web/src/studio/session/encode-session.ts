@@ -25,6 +25,8 @@ const STATS_INTERVAL_MS = 1000;
  * holds about 42 frames (1.4 s at 30 fps) and needs a moment to encode them.
  */
 const FLUSH_TIMEOUT_MS = 4000;
+/** Output frames the page's preview gets a second. */
+const PREVIEW_FPS = 15;
 /** Video bitrates a change while live may ask for, bits per second. */
 const MIN_VIDEO_BITRATE = 100_000;
 const MAX_VIDEO_BITRATE = 50_000_000;
@@ -324,6 +326,8 @@ export class EncodeSession {
     this.#flow.encoded(n, key);
     this.#stats.submitted(frame.timestamp, key);
     video.encode(frame, key);
+    // The preview shows the frames as encoded; a clone shares the picture, it copies nothing.
+    if (n % Math.max(1, Math.round(this.#s.fps / PREVIEW_FPS)) === 0) this.#post({ type: 'preview', frame: frame.clone() });
     frame.close();
   }
 
