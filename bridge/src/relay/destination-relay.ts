@@ -279,7 +279,9 @@ export class DestinationRelay {
     }
     this.#moves++;
     const why = move.description === '' ? '' : ` (${this.#describe(move.description)})`;
-    this.#opts.log?.(`${this.#redacted}: moved from ${move.from} to ${move.to} at the server's request${why}`);
+    this.#opts.log?.(
+      `${this.#redacted}: moved from ${move.from} to ${move.to} at the server's request${why}; ${move.heldTags ?? 0} tags held for ${move.switchMs ?? 0} ms`,
+    );
     this.#opts.onChange();
   }
 

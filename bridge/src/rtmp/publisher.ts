@@ -26,6 +26,9 @@ export interface RtmpMove {
   description: string;
   /** Set when the move failed before the old connection was left: the publish stays where it was. */
   error?: OnairError;
+  /** A move made: ms from the keyframe to the new connection's NetStream.Publish.Start, and the tags held meanwhile (headers included). */
+  switchMs?: number;
+  heldTags?: number;
 }
 
 export interface RtmpPublishOptions extends RtmpClientOptions {
@@ -126,7 +129,12 @@ export class RtmpPublisher {
       } catch (err) {
         conn.destroy();
         if (!(err instanceof RtmpRedirectError) || max === 0) throw err;
-        const next = resolveServerUrl(err.redirect, conn.url);
+        let next: string;
+        try {
+          next = resolveServerUrl(err.redirect, conn.url);
+        } catch (bad) {
+          throw new OnairError('RTMP_CONNECT_REJECTED', `${conn.url.redacted}: redirected to a URL we cannot use: ${(bad as Error).message}`);
+        }
         const shown = `${conn.url.redacted}: redirected to ${redactUrl(next)}`;
         if (seen.has(next)) throw new OnairError('RTMP_CONNECT_REJECTED', `${shown}, where it had been already (a redirect loop)`);
         if (hop + 1 > max) throw new OnairError('RTMP_CONNECT_REJECTED', `${shown}: more than ${max} redirects, not followed`);
@@ -220,6 +228,7 @@ export class RtmpPublisher {
   async #switch(move: Move, first: FlvTag): Promise<void> {
     const old = this.#conn;
     const next = move.next!;
+    const t0 = performance.now();
     move.state = 'switching';
     const firstKind = tagKind(first);
     for (const kind of HEADER_KINDS) {
@@ -245,7 +254,8 @@ export class RtmpPublisher {
     this.#move = undefined;
     move.finish();
     this.#moves++;
-    this.#opts.onMove?.({ from: move.from, to: next.url.redacted, description: move.description });
+    const switchMs = Math.round(performance.now() - t0);
+    this.#opts.onMove?.({ from: move.from, to: next.url.redacted, description: move.description, switchMs, heldTags: move.held.length });
   }
 
   #hold(move: Move, tag: FlvTag): void {

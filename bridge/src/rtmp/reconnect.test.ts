@@ -95,7 +95,11 @@ describe('RtmpPublisher: a reconnect request mid-stream (Enhanced RTMP v2)', () 
     await publisher.end();
     expect(publisher.moves).toBe(1);
     expect(publisher.url).toBe(`${b.tcUrl('live')}/***`);
-    expect(moves).toEqual([{ from: `${a.tcUrl('live')}/***`, to: `${b.tcUrl('live')}/***`, description: 'moving you to B' }]);
+    expect(moves).toEqual([
+      { from: `${a.tcUrl('live')}/***`, to: `${b.tcUrl('live')}/***`, description: 'moving you to B', switchMs: expect.any(Number), heldTags: expect.any(Number) },
+    ]);
+    // The three headers and the keyframe at least; a held tag is one that waited, not one lost.
+    expect(moves[0]!.heldTags).toBeGreaterThanOrEqual(4);
     expect(checked).toEqual([b.url('live', KEY)]);
     expectSwitch(on(a, 1), on(b, 1), media);
     // Break before make: A let go of the name before B was asked to publish it.
@@ -191,6 +195,13 @@ describe('RtmpPublisher: redirects at connect (NetConnection.Connect.Rejected, e
     expect(looped).toMatchObject({ code: 'RTMP_CONNECT_REJECTED', message: expect.stringContaining('a redirect loop') });
     expect(selfLoop.connections()).toBe(1);
 
+    // A target that is no RTMP URL at all.
+    const http = await fake({ label: 'http', redirect: { to: 'http://127.0.0.1/live', form: 'wowza' } });
+    expect(await failure(RtmpPublisher.connect(http.url('live', KEY)))).toMatchObject({
+      code: 'RTMP_CONNECT_REJECTED',
+      message: expect.stringContaining('redirected to a URL we cannot use: the server sent us to "http://127.0.0.1/live"'),
+    });
+
     // Refused by the URL check, and by the address check at dial time.
     const toTarget = await fake({ label: 'toTarget', redirect: { to: target.tcUrl('live'), form: 'wowza' } });
     const refused = await failure(
@@ -261,7 +272,9 @@ describe('DestinationRelay: reconnect requests and redirects in the destination 
     expect(r.status()).toMatchObject({ state: 'live', url: `${a.tcUrl('live')}/***`, movedTo: `${b.tcUrl('live')}/***`, moves: 1 });
     await r.stop();
     expectSwitch(on(a, 1), on(b, 1), media);
-    expect(lines.find((l) => l.includes('moved from'))).toBe(`${a.tcUrl('live')}/***: moved from ${a.tcUrl('live')}/*** to ${b.tcUrl('live')}/*** at the server's request (maintenance, key ***)`);
+    expect(lines.find((l) => l.includes('moved from'))).toMatch(
+      `${a.tcUrl('live')}/***: moved from ${a.tcUrl('live')}/*** to ${b.tcUrl('live')}/*** at the server's request (maintenance, key ***); `,
+    );
   });
 
   it('a redirect at connect to an address the policy refuses fails the destination for good; one it allows shows as movedTo', async () => {
