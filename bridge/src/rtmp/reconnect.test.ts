@@ -150,6 +150,52 @@ describe('RtmpPublisher: a reconnect request mid-stream (Enhanced RTMP v2)', () 
   });
 });
 
+describe('RtmpPublisher: a move that goes wrong half-way, or is overtaken by the end', () => {
+  it('a new server refusing the publish after the old one was left ends the publisher with that refusal', async () => {
+    const a = await fake({ label: 'A' });
+    // Another encoder holds the name there.
+    const b = await fake({ label: 'B', names: new Set([KEY]) });
+    const publisher = await RtmpPublisher.connect(a.url('live', KEY));
+    for (const h of headers()) publisher.write(h);
+    let i = 0;
+    for (; i < 10; i++) for (const t of frame(i)) publisher.write(t);
+    a.requestReconnect({ tcUrl: b.tcUrl('live') });
+    await waitFor('B ready', () => (b.connections() === 1 ? true : undefined));
+    await new Promise((r) => setTimeout(r, 100));
+    // The keyframe of frame 25 starts the switch; writes go on while it fails.
+    let thrown: unknown;
+    for (; i < 60 && thrown === undefined; i++) {
+      try {
+        for (const t of frame(i)) publisher.write(t);
+      } catch (err) {
+        thrown = err;
+      }
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    const err = await failure(publisher.closed);
+    expect(err).toMatchObject({ code: 'RTMP_PUBLISH_BADNAME', message: expect.stringContaining('Already publishing') });
+    expect(thrown).toMatchObject({ code: 'RTMP_PUBLISH_BADNAME' });
+    expect(publisher.moves).toBe(0);
+    await waitFor('both connections closed', () => (a.open() + b.open() === 0 ? true : undefined));
+  });
+
+  it('end() during a move in preparation closes the new connection and ends the old publish cleanly', async () => {
+    const a = await fake({ label: 'A' });
+    const b = await fake({ label: 'B' });
+    const moves: RtmpMove[] = [];
+    const publisher = await RtmpPublisher.connect(a.url('live', KEY), { onMove: (m) => moves.push(m) });
+    for (const h of headers()) publisher.write(h);
+    for (let i = 0; i < 10; i++) for (const t of frame(i)) publisher.write(t);
+    a.requestReconnect({ tcUrl: b.tcUrl('live') });
+    await waitFor('B connected', () => (b.connections() === 1 ? true : undefined));
+    await publisher.end();
+    await waitFor('both connections closed', () => (a.open() + b.open() === 0 ? true : undefined));
+    expect(b.received).toEqual([]);
+    expect(on(a, 1).filter((m) => !isHeader(m))).toHaveLength(20);
+    expect(publisher.moves).toBe(0);
+  });
+});
+
 describe('RtmpPublisher: redirects at connect (NetConnection.Connect.Rejected, ex.code 302)', () => {
   it('follows Wowza, SRS and description redirects: the publish lands on the target, each URL checked first', async () => {
     for (const form of ['wowza', 'srs', 'description'] as RedirectForm[]) {

@@ -45,6 +45,8 @@ export interface FakeRtmpServer {
   readonly received: FakeMessage[];
   /** Connections accepted so far. */
   connections(): number;
+  /** Connections open now. */
+  open(): number;
   /** Publishers live now. */
   live(): number;
   /** Sends `NetConnection.Connect.ReconnectRequest` to every live publisher. */
@@ -171,6 +173,7 @@ export async function startFakeRtmp(opts: FakeRtmpOptions): Promise<FakeRtmpServ
     tcUrl: (app) => `rtmp://127.0.0.1:${port}/${app}`,
     received,
     connections: () => connections,
+    open: () => sockets.size,
     live: () => publishers.size,
     requestReconnect: (info = {}) => {
       log('reconnect request');
