@@ -317,6 +317,11 @@ describe('RtmpClientCore publish transcripts', () => {
     const plain = thrown(() => c.core.receive(status(128, 0, 'error', 'NetConnection.Connect.Rejected', 'vhost disabled')));
     expect(plain).not.toBeInstanceOf(RtmpRedirectError);
     expect(plain).toMatchObject({ code: 'RTMP_CONNECT_REJECTED', message: expect.stringContaining('vhost disabled') });
+    // Naming the refused URL is no redirect.
+    const named = client('publish', 'rtmp://127.0.0.1/live/key');
+    handshake(named);
+    const refusal = thrown(() => named.core.receive(command(128, 0, '_error', 1, null, { level: 'error', code: 'NetConnection.Connect.Rejected', description: 'rtmp://127.0.0.1/live: no such app' })));
+    expect(refusal).not.toBeInstanceOf(RtmpRedirectError);
   });
 
   it('NetConnection.Connect.ReconnectRequest while live is an event with its tcUrl and description; before live it is ignored', () => {

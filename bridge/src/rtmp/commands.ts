@@ -79,7 +79,8 @@ const URL_IN_TEXT = /rtmps?:\/\/[^\s"'<>]+/i;
  * Where a `NetConnection.Connect.Rejected` answer to connect sends the client, if anywhere.
  * Wowza and SRS put it in `ex: { code: 302, redirect }` (SRS 4+ also `redirect2`, the whole URL
  * with the stream name, which we do not need: the name stays ours); some servers only write
- * the URL into the description.
+ * the URL into the description, which counts when `ex.code` is 302 or the description says
+ * "redirect" or "moved" (a rejection that merely names the URL it refused is no redirect).
  */
 export function connectRedirect(cmd: RtmpCommand): string | undefined {
   const props = statusProps(cmd);
@@ -87,7 +88,9 @@ export function connectRedirect(cmd: RtmpCommand): string | undefined {
   const ex = amf0Props(props['ex'] ?? null);
   const redirect = ex === undefined ? '' : text(ex['redirect']);
   if (redirect !== '' && (ex?.['code'] === 302 || ex?.['code'] === undefined)) return redirect;
-  return URL_IN_TEXT.exec(text(props['description']))?.[0];
+  const description = text(props['description']);
+  if (ex?.['code'] !== 302 && !/redirect|moved/i.test(description)) return undefined;
+  return URL_IN_TEXT.exec(description)?.[0];
 }
 
 /**
