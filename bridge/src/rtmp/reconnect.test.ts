@@ -122,6 +122,21 @@ describe('RtmpPublisher: a reconnect request mid-stream (Enhanced RTMP v2)', () 
     expect(log.filter((l) => l === 'A: publish' || l.includes('refused'))).toEqual(['A: publish', 'A: publish']);
   });
 
+  it('a new server not ready at the next keyframe: the old one carries on until a keyframe finds it ready', async () => {
+    const a = await fake({ label: 'A' });
+    // Ready 0.5 s after the request at frame 20: past the keyframe of frame 25 unless a frame took 100 ms.
+    const b = await fake({ label: 'B', createStreamDelayMs: 500 });
+    const publisher = await RtmpPublisher.connect(a.url('live', KEY));
+    const media = await publish(publisher, 150, (i) => {
+      if (i === 20) a.requestReconnect({ tcUrl: b.tcUrl('live') });
+    });
+    await publisher.end();
+    expect(publisher.moves).toBe(1);
+    expectSwitch(on(a, 1), on(b, 1), media);
+    const firstOnB = on(b, 1)[3]!;
+    expect(firstOnB.timestamp).toBeGreaterThanOrEqual(50 * 40);
+  });
+
   it('a move it cannot make (refused by checkUrl, nothing listening) is reported and the publish stays where it is, whole', async () => {
     const a = await fake({ label: 'A' });
     const gone = await fake({ label: 'gone' });

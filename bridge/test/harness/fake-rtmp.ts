@@ -25,6 +25,8 @@ export interface FakeRtmpOptions {
   names?: Set<string>;
   /** One log for several servers, to see the order of events across them. */
   log?: string[];
+  /** Answers createStream this much later (a slow server). */
+  createStreamDelayMs?: number;
 }
 
 /** A media or data message a publisher sent (`@setDataFrame` removed from metadata). */
@@ -134,7 +136,8 @@ export async function startFakeRtmp(opts: FakeRtmpOptions): Promise<FakeRtmpServ
             break;
           }
           case 'createStream':
-            cmd(0, '_result', c.transactionId, null, 1);
+            if (opts.createStreamDelayMs) setTimeout(() => cmd(0, '_result', c.transactionId, null, 1), opts.createStreamDelayMs);
+            else cmd(0, '_result', c.transactionId, null, 1);
             break;
           case 'publish': {
             const name = String(c.args[0]);
