@@ -87,6 +87,7 @@ describe('studio wire protocol: bridge → page', () => {
         gaps: { count: 1, frames: 150, ms: 5000 },
         destinations: [
           { id: 'a', url: 'rtmp://h/live/***', state: 'live', bytes: 900, dropped: 0, bufferedBytes: 0 },
+          { id: 'm', url: 'rtmp://h/live/***', state: 'live', bytes: 900, dropped: 0, bufferedBytes: 0, movedTo: 'rtmp://h2/live/***', moves: 1 },
           { id: 'b', url: 'rtmp://g/live/***', state: 'retrying', reason: 'connection refused', retryInMs: 1800, bytes: 0, dropped: 3, bufferedBytes: 0 },
         ],
       },

@@ -84,6 +84,13 @@ export interface DestinationStatus {
   dropped: number;
   /** Bytes queued in the RTMP connection, not yet sent. */
   bufferedBytes: number;
+  /**
+   * Where the destination publishes now, when a server sent it elsewhere (a redirect at connect,
+   * a reconnect request); its key redacted like `url`.
+   */
+  movedTo?: string;
+  /** Times a server asked the destination to reconnect and it moved without losing a frame. */
+  moves?: number;
 }
 
 export interface StudioWelcomeMessage {
@@ -226,6 +233,8 @@ export function parseStudioServerMessage(text: string): StudioServerMessage {
           };
           if (d['reason'] !== undefined) status.reason = str(d, 'reason', MAX_REASON_LENGTH);
           if (d['retryInMs'] !== undefined) status.retryInMs = nonNegative(d, 'retryInMs');
+          if (d['movedTo'] !== undefined) status.movedTo = str(d, 'movedTo', MAX_URL_LENGTH);
+          if (d['moves'] !== undefined) status.moves = nonNegative(d, 'moves');
           return status;
         }),
       };
