@@ -75,6 +75,8 @@ export class EncodeSession {
   #statsTimer: ReturnType<typeof setInterval> | undefined;
   /** "Measure latency": every output frame carries the latency clock. */
   #latencyClock = false;
+  /** Output frames go to the page's preview. */
+  #previewing = true;
   #filler: CbrFiller | undefined;
 
   constructor(settings: EncodeSettings, post: (msg: FromWorker) => void) {
@@ -326,9 +328,23 @@ export class EncodeSession {
     this.#flow.encoded(n, key);
     this.#stats.submitted(frame.timestamp, key);
     video.encode(frame, key);
-    // The preview shows the frames as encoded; a clone shares the picture, it copies nothing.
-    if (n % Math.max(1, Math.round(this.#s.fps / PREVIEW_FPS)) === 0) this.#post({ type: 'preview', frame: frame.clone() });
+    if (n % Math.max(1, Math.round(this.#s.fps / PREVIEW_FPS)) === 0) this.#preview(frame);
     frame.close();
+  }
+
+  /**
+   * The preview shows the frames as encoded; a clone shares the picture, it copies nothing. Where
+   * a frame cannot be posted to the page, the page composes its preview itself.
+   */
+  #preview(frame: VideoFrame): void {
+    if (!this.#previewing) return;
+    const clone = frame.clone();
+    try {
+      this.#post({ type: 'preview', frame: clone });
+    } catch {
+      clone.close();
+      this.#previewing = false;
+    }
   }
 
   #onVideo(chunk: H264Chunk): void {
