@@ -242,7 +242,7 @@ describe('onair serve on loopback, against other sites', () => {
       ['bad watch path', await upgrade(open.port, '/watch-ws/a/b/c')],
     ];
     expect(replies.map(([what, r]) => `${what} ${r.status}`)).toEqual([
-      'index.html 200', 'SPA route 200', 'asset 200', 'config 200', 'metrics 200', '404 404', '405 405', '400 400',
+      'index.html 200', 'SPA route 200', 'asset 200', 'config 200', 'metrics 200', 'Prometheus metrics 200', 'readiness 200', '404 404', '405 405', '400 400',
       'HTTP-FLV 200', 'HTTP-FLV HEAD 200', 'foreign Host 403', 'cross-site 403', 'no WebSocket endpoint 404', 'bad watch path 400',
     ]);
     for (const [what, reply] of replies) expectSecurityHeaders(reply.headers, what);
