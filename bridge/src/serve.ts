@@ -344,16 +344,23 @@ function shownHosts(host: string): string[] {
 /** How often a draining bridge logs how many studio sessions are left. */
 const DRAIN_PROGRESS_EVERY_MS = 5000;
 
-/** Resolves with the next SIGINT or SIGTERM. */
-function nextSignal(): Promise<NodeJS.Signals> {
+/**
+ * Resolves with the next SIGINT or SIGTERM. Until then the signals are ours; once it resolved or
+ * `signal` aborted, they stop the process again as Node does by default.
+ */
+function nextSignal(signal?: AbortSignal): Promise<NodeJS.Signals> {
   return new Promise((resolve) => {
-    const stop = (signal: NodeJS.Signals): void => {
+    const off = (): void => {
       process.off('SIGINT', stop);
       process.off('SIGTERM', stop);
-      resolve(signal);
+    };
+    const stop = (sig: NodeJS.Signals): void => {
+      off();
+      resolve(sig);
     };
     process.on('SIGINT', stop);
     process.on('SIGTERM', stop);
+    signal?.addEventListener('abort', off, { once: true });
   });
 }
 
@@ -371,11 +378,13 @@ async function drain(server: OnairServer, timeoutMs: number, events: EventLog): 
   );
   const progress = setInterval(() => events.event('drain.progress', { sessions: left() }, { text: `draining: ${left()} studio session(s) live` }), DRAIN_PROGRESS_EVERY_MS);
   let timer: NodeJS.Timeout | undefined;
+  const done = new AbortController();
   const why = await Promise.race([
     server.sessions.whenEmpty().then(() => 'sessions ended'),
     new Promise<string>((resolve) => (timer = setTimeout(() => resolve('timeout'), timeoutMs))),
-    nextSignal().then((signal) => `${signal}`),
+    nextSignal(done.signal).then((signal) => `${signal}`),
   ]);
+  done.abort();
   clearInterval(progress);
   clearTimeout(timer);
   const cut = left() > 0 ? `; ending the ${left()} studio session(s) still live` : '';
