@@ -1,7 +1,7 @@
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { join } from 'node:path';
-import { FlvReader, parseWatchServerMessage, type FlvTag, type WatchServerMessage } from '@onair/shared';
+import { FlvReader, parseWatchServerMessage, type FlvTag, type RestreamState, type WatchServerMessage } from '@onair/shared';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { SERVE_HELP, parseServeArgs } from '../src/serve.js';
@@ -185,6 +185,7 @@ describe('onair serve observed: /metrics, /healthz, /readyz and the JSON log', (
     const viewer = openViewer(`ws://127.0.0.1:${s.port}/watch-ws/live/${ENCODER_KEY}`);
     const flv = flvViewer(`${s.base}/live/${ENCODER_KEY}.flv`);
     const studio = new StudioClient(s.port);
+    let ingestKey = '';
     try {
       await waitFor('media at the viewers', () => (viewer.frames > 60 && flv.bytes() > 100_000 ? true : undefined), 30_000);
       const watching = await s.scrape();
@@ -229,6 +230,14 @@ describe('onair serve observed: /metrics, /healthz, /readyz and the JSON log', (
       expect(lag).toBeLessThan(1);
       // The viewer summary comes at most every 10 s.
       await waitFor('a viewer summary in the log', () => s.events().find((e) => e['event'] === 'watch.viewers' && e['ws'] === 1), 15_000);
+
+      // A Restream input (an ingest key of its own, a secret too), counted and logged.
+      const created = await fetch(`${s.base}/api/restream/inputs`, { method: 'POST', body: JSON.stringify({ name: 'OBS' }), headers: { 'content-type': 'application/json' } });
+      expect(created.status).toBe(201);
+      const input = ((await created.json()) as RestreamState).inputs[0]!;
+      ingestKey = input.streamKey!;
+      expect(promValue(await s.scrape(), 'onair_restream_inputs', { state: 'waiting' })).toBe(1);
+      expect(await waitFor('the input in the log', () => s.events().find((e) => e['event'] === 'restream.input'), 5000)).toMatchObject({ input: input.id, name: 'OBS', state: 'waiting' });
     } finally {
       studio.close();
       viewer.ws.close();
@@ -254,7 +263,8 @@ describe('onair serve observed: /metrics, /healthz, /readyz and the JSON log', (
     for (const kind of ['ready', 'studio.session.start', 'studio.destination', 'studio.session.resume', 'studio.session.end', 'watch.viewers']) expect(kinds, kind).toContain(kind);
     expect(events.find((e) => e['event'] === 'studio.destination' && e['state'] === 'live')).toMatchObject({ url: expect.stringMatching(/\/live\/\*\*\*$/) as unknown });
     expect(kinds).not.toContain('drain.start');
-    for (const key of [ENCODER_KEY, STUDIO_KEY]) expect(result.stderr + result.stdout.toString()).not.toContain(key);
+    expect(ingestKey).not.toBe('');
+    for (const key of [ENCODER_KEY, STUDIO_KEY, ingestKey]) expect(result.stderr + result.stdout.toString()).not.toContain(key);
   });
 
   it('probes answer without a token; /metrics wants the token or the metrics token', async () => {
