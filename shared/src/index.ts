@@ -65,6 +65,7 @@ export {
   MAX_STUDIO_BINARY_BYTES,
   MAX_STUDIO_TEXT_BYTES,
   STUDIO_PROTOCOL_VERSION,
+  STUDIO_SESSION_PARAM,
   STUDIO_WS_PATH,
   joinStreamUrl,
   parseStudioClientMessage,

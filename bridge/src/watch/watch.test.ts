@@ -181,7 +181,7 @@ describe('WatchService against nginx-rtmp', () => {
     const file = await flvFixture({ seconds: 4 });
     return spawnTracked('ffmpeg', ['-hide_banner', '-nostdin', '-loglevel', 'error', '-re', '-stream_loop', '-1', '-i', file, '-c', 'copy', '-f', 'flv', source]);
   };
-  const metrics = async (): Promise<ReturnType<WatchService['metrics']>> => (await fetch(`${base}/metrics`)).json() as Promise<ReturnType<WatchService['metrics']>>;
+  const metrics = async (): Promise<ReturnType<WatchService['metrics']>> => (await fetch(`${base}/metrics.json`)).json() as Promise<ReturnType<WatchService['metrics']>>;
 
   beforeAll(async () => {
     nginx = await startNginxRtmp({ record: false, stat: true });
@@ -437,7 +437,7 @@ describe('warm start', () => {
       return ms;
     };
     try {
-      const warm = async (): Promise<StreamStats | undefined> => ((await (await fetch(new URL('/metrics', serve.server.url()))).json()) as WatchMetrics).streams[0];
+      const warm = async (): Promise<StreamStats | undefined> => ((await (await fetch(new URL('/metrics.json', serve.server.url()))).json()) as WatchMetrics).streams[0];
       await waitFor('a warm upstream with a keyframe cached', async () => (((await warm())?.tagsIn ?? 0) > 100 ? true : undefined), 15_000);
       expect(await warm()).toMatchObject({ warm: true, upstreamConnected: true, upstreamSessions: 1, viewers: { ws: 0, flv: 0 } });
       const coldMs = await firstKeyframeMs(`ws://127.0.0.1:${(coldServer.address() as AddressInfo).port}`);

@@ -11,6 +11,12 @@ import { fail, shown, nonNegative, parseJsonObject, record, str } from './valida
  */
 
 export const STUDIO_WS_PATH = '/studio-ws';
+/**
+ * A page resuming a session names it in the socket URL too (`/studio-ws?session=<id>`, the id is
+ * not secret): a draining bridge accepts that upgrade and refuses new sessions before any message,
+ * and a load balancer may route on it.
+ */
+export const STUDIO_SESSION_PARAM = 'session';
 export const STUDIO_PROTOCOL_VERSION = 2;
 
 /** Largest binary frame: one FLV tag (a 1080p60 keyframe at high bitrate stays far below). */

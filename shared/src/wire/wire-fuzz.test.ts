@@ -30,7 +30,7 @@ const KEYS = [
   'resendBufferMs', 'received', 'bytes', 'tags', 'gaps', 'count', 'state', 'reason', 'retryInMs', 'dropped',
   'bufferedBytes', 'movedTo', 'moves', 'code', 'message', 'source', 'viewers', '__proto__', 'constructor', 'toString', '', 'x',
 ];
-const TYPES = ['start', 'resume', 'gap', 'stop', 'welcome', 'session', 'resumed', 'ack', 'status', 'error', 'Start', 'stop ', ''];
+const TYPES = ['start', 'resume', 'gap', 'stop', 'welcome', 'session', 'resumed', 'ack', 'status', 'error', 'reconnect', 'Start', 'stop ', ''];
 const STATES = ['connecting', 'live', 'retrying', 'failed', 'stopped', 'waiting', 'LIVE', ''];
 const NUMBERS = [0, -0, 1, -1, 0.5, 2 ** 53, 2 ** 53 + 2, 1e308, Number.MIN_VALUE, -1e-300];
 /** Characters that JSON writes differently (escapes, lone surrogates), and plain ones. */
@@ -140,11 +140,13 @@ function studioServer(rng: Rng): Record<string, unknown> {
 }
 
 function watchServer(rng: Rng): Record<string, unknown> {
-  switch (rng.int(3)) {
+  switch (rng.int(4)) {
     case 0:
       return { type: 'welcome', version: 1, source: url(rng) };
     case 1:
       return { type: 'error', code: randomText(rng, 64), message: randomText(rng, MAX_REASON_LENGTH) };
+    case 2:
+      return { type: 'reconnect', reason: randomText(rng, MAX_REASON_LENGTH) };
     default: {
       const m: Record<string, unknown> = { type: 'status', state: rng.pick(['connecting', 'live', 'waiting', 'failed']), viewers: nonNegative(rng) };
       if (rng.oneIn(2)) m['reason'] = randomText(rng, MAX_REASON_LENGTH);
@@ -294,6 +296,8 @@ function watchOk(m: WatchServerMessage): boolean {
         hasOnly(m, ['type', 'state', 'reason', 'retryInMs', 'viewers']) && ['connecting', 'live', 'waiting', 'failed'].includes(m.state) &&
         isCount(m.viewers) && (m.reason === undefined || isText(m.reason, MAX_REASON_LENGTH)) && (m.retryInMs === undefined || isCount(m.retryInMs))
       );
+    case 'reconnect':
+      return hasOnly(m, ['type', 'reason']) && isText(m.reason, MAX_REASON_LENGTH);
   }
 }
 

@@ -1,6 +1,7 @@
 import {
   CloseCode,
   FINAL_CLOSE_CODES,
+  STUDIO_SESSION_PARAM,
   backoffMs,
   parseStudioServerMessage,
   type Backoff,
@@ -130,7 +131,9 @@ export class BridgeLink {
 
   #connect(): void {
     if (this.#closed) return;
-    const ws = new WebSocket(this.#url);
+    // A resume names its session in the URL too: a draining bridge lets it in before any message.
+    const resuming = this.#mode === 'resume' ? this.#session : undefined;
+    const ws = new WebSocket(resuming === undefined ? this.#url : `${this.#url}?${STUDIO_SESSION_PARAM}=${encodeURIComponent(resuming.id)}`);
     ws.binaryType = 'arraybuffer';
     this.#ws = ws;
     this.#lastWord = performance.now();
