@@ -26,11 +26,17 @@ const QUANTUM = 128;
 class OnairMeter extends AudioWorkletProcessor {
   readonly #window = new MeterWindow(METER_WINDOW_S * sampleRate);
   readonly #silence = [new Float32Array(QUANTUM)];
+  #wasSilent = false;
 
   process(inputs: Float32Array[][]): boolean {
     const input = inputs[0];
     const planes = input !== undefined && input.length > 0 ? input : this.#silence;
-    for (const reading of this.#window.add(planes)) this.port.postMessage(reading);
+    for (const reading of this.#window.add(planes)) {
+      // A strip with nothing on it says so once, not 40 times a second.
+      const silent = reading.peak === 0;
+      if (!(silent && this.#wasSilent)) this.port.postMessage(reading);
+      this.#wasSilent = silent;
+    }
     return true;
   }
 }
