@@ -252,3 +252,124 @@ test("the microphone's processing switches: asked, and read back from the track"
   await expect(reported('Auto gain')).toHaveAttribute('data-reported', 'true');
   await expect(strip.getByRole('switch', { name: 'Noise suppression' })).not.toBeChecked();
 });
+
+/** Where a signal rises past `threshold` after at least `quietS` below it: times in s. */
+function onsets(values: ArrayLike<number>, times: (i: number) => number, threshold: number, quietS: number): number[] {
+  const out: number[] = [];
+  let lastLoud = -Infinity;
+  for (let i = 0; i < values.length; i++) {
+    if (Math.abs(values[i]!) < threshold) continue;
+    const t = times(i);
+    if (t - lastLoud >= quietS) out.push(t);
+    lastLoud = t;
+  }
+  return out;
+}
+
+test('a flash and a beep made together reach the recording together through the mixer', async ({ page }) => {
+  page.on('pageerror', (err) => console.log(`page error: ${err.message}`));
+  // The camera flashes white while the microphone beeps: 100 ms every second of the page's audio
+  // clock, the flash drawn whenever that clock is inside a beep.
+  await page.addInitScript(() => {
+    const ctx = new AudioContext({ sampleRate: 48_000 });
+    const env = new GainNode(ctx, { gain: 0 });
+    const osc = new OscillatorNode(ctx, { frequency: 1000 });
+    const dest = new MediaStreamAudioDestinationNode(ctx, { channelCount: 1 });
+    osc.connect(env).connect(dest);
+    osc.start();
+    let t0: number | undefined;
+    document.addEventListener(
+      'pointerdown',
+      () =>
+        void ctx.resume().then(() => {
+          if (t0 !== undefined) return;
+          t0 = Math.ceil(ctx.currentTime) + 1;
+          for (let k = 0; k < 120; k++) {
+            env.gain.setValueAtTime(0.5, t0 + k);
+            env.gain.setValueAtTime(0, t0 + k + 0.1);
+          }
+        }),
+      true,
+    );
+    const canvas = document.createElement('canvas');
+    canvas.width = 640;
+    canvas.height = 360;
+    const g = canvas.getContext('2d')!;
+    setInterval(() => {
+      const at = t0 === undefined ? -1 : ctx.currentTime - t0;
+      g.fillStyle = at >= 0 && at % 1 < 0.1 ? '#fff' : '#000';
+      g.fillRect(0, 0, 640, 360);
+    }, 1000 / 120);
+    const camera = canvas.captureStream(60).getVideoTracks()[0]!;
+    const devices = navigator.mediaDevices;
+    devices.getUserMedia = (c?: MediaStreamConstraints) => Promise.resolve(new MediaStream([c?.video ? camera.clone() : dest.stream.getAudioTracks()[0]!.clone()]));
+  });
+  await page.goto(bridge.url);
+  await expect(page.getByRole('button', { name: 'Go live' })).toBeEnabled();
+  await page.getByLabel('Server URL', { exact: true }).first().fill(nginx.url('live', 'x').replace(/\/x$/, ''));
+  await page.getByLabel('Stream key', { exact: true }).first().fill('mixer-sync');
+  await page.getByRole('button', { name: 'Go live' }).click();
+  await expect(page.locator('.status[data-state="live"]')).toHaveCount(1, { timeout: 20_000 });
+  await page.waitForTimeout(14_000);
+  await page.getByRole('button', { name: 'End stream' }).click();
+  await expect(page.getByRole('button', { name: 'Go live' })).toBeVisible({ timeout: 15_000 });
+  const file = await nginx.recordingDone('mixer-sync', 15_000);
+
+  // Video: the mean brightness of each decoded frame (8×8 grey), by presentation time.
+  const times = (await runChecked('ffprobe', ['-v', 'error', '-select_streams', 'v:0', '-show_entries', 'frame=pts_time', '-of', 'csv=p=0', file], { captureStdout: true, timeoutMs: 60_000 }))
+    .toString('utf8')
+    .trim()
+    .split('\n')
+    .map((line) => parseFloat(line));
+  const grey = await runChecked('ffmpeg', ['-v', 'error', '-i', file, '-map', '0:v:0', '-fps_mode', 'passthrough', '-vf', 'scale=8:8', '-pix_fmt', 'gray', '-f', 'rawvideo', '-'], { captureStdout: true, timeoutMs: 120_000 });
+  expect(grey.length).toBe(times.length * 64);
+  const brightness = times.map((_, i) => grey.subarray(i * 64, (i + 1) * 64).reduce((a, b) => a + b, 0) / 64 / 255);
+  const flashes = onsets(brightness, (i) => times[i]!, 0.5, 0.5);
+  // Audio: the samples (mono, 48 kHz) and where each beep starts.
+  const pcm = await runChecked('ffmpeg', ['-v', 'error', '-i', file, '-map', '0:a:0', '-ac', '1', '-ar', '48000', '-f', 'f32le', '-'], { captureStdout: true, timeoutMs: 120_000 });
+  const samples = new Float32Array(pcm.buffer, pcm.byteOffset, Math.floor(pcm.length / 4));
+  const beeps = onsets(samples, (i) => i / 48_000, 0.1, 0.5);
+  // Each beep against the flash nearest to it: positive when the picture comes late.
+  const offsetsMs = beeps.flatMap((b) => {
+    const v = flashes.reduce((best, f) => (Math.abs(f - b) < Math.abs(best - b) ? f : best), Infinity);
+    return Math.abs(v - b) < 0.5 ? [Math.round((v - b) * 1000)] : [];
+  });
+  console.log(`${flashes.length} flashes, ${beeps.length} beeps; video − audio, ms: ${offsetsMs.join(' ')}`);
+  expect(offsetsMs.length).toBeGreaterThanOrEqual(10);
+  const sorted = [...offsetsMs].sort((a, b) => a - b);
+  const median = sorted[Math.floor(sorted.length / 2)]!;
+  // A frame is 33 ms and the fake camera is drawn at 120 Hz: within 100 ms is lip-sync.
+  expect(Math.abs(median)).toBeLessThanOrEqual(100);
+  // And it stays there: no drift over the stream.
+  expect(sorted[sorted.length - 1]! - sorted[0]!).toBeLessThanOrEqual(70);
+});
+
+test('no audio source: the master sends digital silence for as long as the video', async ({ page }) => {
+  page.on('pageerror', (err) => console.log(`page error: ${err.message}`));
+  await page.addInitScript(() => {
+    const devices = navigator.mediaDevices;
+    const getUserMedia = devices.getUserMedia.bind(devices);
+    devices.getUserMedia = (c?: MediaStreamConstraints) => (c?.audio ? Promise.reject(new DOMException('no microphone here', 'NotFoundError')) : getUserMedia(c));
+  });
+  await page.goto(bridge.url);
+  await expect(page.getByRole('button', { name: 'Go live' })).toBeEnabled();
+  await expect(page.locator('[data-strip="mic"]')).toHaveCount(0);
+  await page.getByLabel('Server URL', { exact: true }).first().fill(nginx.url('live', 'x').replace(/\/x$/, ''));
+  await page.getByLabel('Stream key', { exact: true }).first().fill('mixer-silence');
+  await page.getByRole('button', { name: 'Go live' }).click();
+  await expect(page.locator('.status[data-state="live"]')).toHaveCount(1, { timeout: 20_000 });
+  await page.waitForTimeout(8_000);
+  await page.getByRole('button', { name: 'End stream' }).click();
+  await expect(page.getByRole('button', { name: 'Go live' })).toBeVisible({ timeout: 15_000 });
+  const file = await nginx.recordingDone('mixer-silence', 15_000);
+  const end = async (stream: string): Promise<number> => {
+    const out = await runChecked('ffprobe', ['-v', 'error', '-select_streams', stream, '-show_entries', 'packet=pts_time', '-of', 'csv=p=0', file], { captureStdout: true, timeoutMs: 60_000 });
+    return Math.max(...out.toString('utf8').trim().split('\n').map((line) => parseFloat(line)).filter((t) => Number.isFinite(t)));
+  };
+  const [audioEnd, videoEnd] = [await end('a:0'), await end('v:0')];
+  const level = await rmsDb(file, 0, 60);
+  console.log(`audio to ${audioEnd} s, video to ${videoEnd} s; RMS ${level} dBFS`);
+  expect(videoEnd).toBeGreaterThan(7);
+  expect(Math.abs(audioEnd - videoEnd)).toBeLessThanOrEqual(0.3);
+  expect(level).toBeLessThanOrEqual(-90);
+});
