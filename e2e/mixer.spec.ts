@@ -373,3 +373,46 @@ test('no audio source: the master sends digital silence for as long as the video
   expect(Math.abs(audioEnd - videoEnd)).toBeLessThanOrEqual(0.3);
   expect(level).toBeLessThanOrEqual(-90);
 });
+
+test('the master warns of clipping and holds the warning for a second after each clipping peak', async ({ page }) => {
+  page.on('pageerror', (err) => console.log(`page error: ${err.message}`));
+  // Chromium's fake microphone beeps at full scale: every beep clips the master at 0 dB.
+  await page.goto(bridge.url);
+  await expect(page.getByRole('button', { name: 'Go live' })).toBeEnabled();
+  const clip = page.locator('[data-strip="master"] [data-clipping]');
+  // The warning's changes, and the last time the master meter showed a clipping peak.
+  await page.evaluate(() => {
+    const el = document.querySelector('[data-strip="master"] [data-clipping]')!;
+    const meter = document.querySelector('[data-strip="master"] [role="meter"]')!;
+    const w = window as unknown as { clipLog: { at: number; on: boolean }[]; lastClipPeak: number };
+    w.clipLog = [];
+    w.lastClipPeak = 0;
+    new MutationObserver(() => w.clipLog.push({ at: performance.now(), on: el.getAttribute('data-clipping') === 'true' })).observe(el, { attributes: true, attributeFilter: ['data-clipping'] });
+    new MutationObserver(() => {
+      if (Number(meter.getAttribute('data-peak-db')) >= -0.1) w.lastClipPeak = performance.now();
+    }).observe(meter, { attributes: true, attributeFilter: ['data-peak-db'] });
+  });
+  // A click starts the AudioContext.
+  await page.getByRole('heading', { name: 'Audio mixer' }).click();
+  await expect(clip).toHaveAttribute('data-clipping', 'true', { timeout: 10_000 });
+  await expect(clip).toHaveText('Clipping — lower the gains');
+  await page.waitForTimeout(4000);
+  // Twelve dB down, the beeps no longer clip: the warning goes once its hold is over.
+  await page.locator('[data-strip="master"]').getByRole('slider').fill('-12');
+  await expect(clip).toHaveAttribute('data-clipping', 'false', { timeout: 5_000 });
+  await expect(clip).toHaveText('');
+  await page.waitForTimeout(2000);
+  await expect(clip).toHaveAttribute('data-clipping', 'false');
+  const { clipLog: log, lastClipPeak } = await page.evaluate(() => {
+    const w = window as unknown as { clipLog: { at: number; on: boolean }[]; lastClipPeak: number };
+    return { clipLog: w.clipLog, lastClipPeak: w.lastClipPeak };
+  });
+  const off = log.findLast((e) => !e.on)!;
+  const held = log.flatMap((e, i) => (e.on && log[i + 1] !== undefined && !log[i + 1]!.on ? [Math.round(log[i + 1]!.at - e.at)] : []));
+  console.log(`clipping warnings shown for (ms): ${held.join(' ')}; off ${Math.round(off.at - lastClipPeak)} ms after the last clipping peak on the meter`);
+  expect(lastClipPeak, 'the master meter never showed a clipping peak').toBeGreaterThan(0);
+  expect(held.length).toBeGreaterThanOrEqual(1);
+  for (const ms of held) expect(ms).toBeGreaterThanOrEqual(1000);
+  // Held about a second (1.2 s) past the last clipping peak, never less.
+  expect(off.at - lastClipPeak).toBeGreaterThanOrEqual(1000);
+});
