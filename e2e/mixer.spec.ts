@@ -252,6 +252,10 @@ test("the microphone's processing switches: asked, and read back from the track"
   await expect(reported('Noise suppression')).toHaveAttribute('data-reported', 'false');
   await expect(reported('Auto gain')).toHaveAttribute('data-reported', 'true');
   await expect(strip.getByRole('switch', { name: 'Noise suppression' })).not.toBeChecked();
+  // A file that is not sound is refused in words, and no strip appears for it.
+  await page.getByLabel('Sound or music file').setInputFiles({ name: 'notes.mp3', mimeType: 'audio/mpeg', buffer: Buffer.from('not a sound at all') });
+  await expect(page.getByRole('alert')).toHaveText('notes.mp3 is not a sound this browser can play — try an MP3, M4A (AAC), Ogg or WAV file');
+  await expect(page.locator('[data-strip="file"]')).toHaveCount(0);
 });
 
 /** Where a signal rises past `threshold` after at least `quietS` below it: times in s. */

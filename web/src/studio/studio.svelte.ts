@@ -223,6 +223,7 @@ export class Studio {
     } catch (err) {
       // No microphone is fine: the stream carries silent AAC.
       this.#mic = null;
+      this.mixer.reportMic(undefined);
       this.error ??= `microphone: ${(err as Error).message} (streaming silence)`;
     }
     await this.#sourcesChanged();
