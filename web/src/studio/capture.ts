@@ -1,3 +1,4 @@
+import type { AudioOutput } from './mixer/mixer.svelte.js';
 import type { SourceHandles, ToWorker, VideoSource } from './worker-protocol.js';
 
 // MediaStreamTrackProcessor is not in TypeScript's DOM typings yet (Chromium ships it on the page).
@@ -18,40 +19,14 @@ export interface Feed {
   stop(): void;
 }
 
-const WORKLET = `
-class OnairPcmTap extends AudioWorkletProcessor {
-  constructor() { super(); this.buf = []; this.n = 0; this.start = 0; }
-  process(inputs) {
-    const input = inputs[0];
-    if (input && input.length > 0) {
-      if (this.n === 0) this.start = currentFrame;
-      this.buf.push(input.map((c) => c.slice()));
-      this.n += input[0].length;
-      if (this.n >= 1024) {
-        const channels = input.map((_, c) => {
-          const out = new Float32Array(this.n);
-          let at = 0;
-          for (const block of this.buf) { out.set(block[c], at); at += block[c].length; }
-          return out;
-        });
-        this.port.postMessage({ sampleRate, timestampUs: (this.start / sampleRate) * 1e6, channels }, channels.map((c) => c.buffer));
-        this.buf = []; this.n = 0;
-      }
-    }
-    return true;
-  }
-}
-registerProcessor('onair-pcm-tap', OnairPcmTap);
-`;
-
 /**
  * Builds the worker's sources from the current tracks: the camera and the shared screen, both at
- * once (the compositor draws whichever the scene needs), and the audio. With
+ * once (the compositor draws whichever the scene needs), and the mixer's output. With
  * MediaStreamTrackProcessor (Chromium) every track becomes a stream read in the worker, so a hidden
  * tab keeps full rate. Elsewhere (Firefox) video frames come from requestVideoFrameCallback and
- * audio from an AudioWorklet whose port goes straight to the worker.
+ * audio from an AudioWorklet on the mixer's graph whose port goes straight to the worker.
  */
-export async function createFeed(video: Partial<Record<VideoSource, MediaStreamTrack>>, audio: MediaStreamTrack | undefined, worker: Worker): Promise<Feed> {
+export async function createFeed(video: Partial<Record<VideoSource, MediaStreamTrack>>, audio: AudioOutput | undefined, worker: Worker): Promise<Feed> {
   const Processor = trackProcessor();
   const handles: SourceHandles = {};
   const transfer: Transferable[] = [];
@@ -75,21 +50,16 @@ export async function createFeed(video: Partial<Record<VideoSource, MediaStreamT
   }
 
   if (audio !== undefined) {
-    const track = audio.clone();
-    cleanups.push(() => track.stop());
     if (Processor !== undefined) {
+      const track = audio.track.clone();
+      cleanups.push(() => track.stop());
       handles.audio = new Processor({ track }).readable as ReadableStream<AudioData>;
       transfer.push(handles.audio);
     } else {
-      const ctx = new AudioContext({ sampleRate: 48_000 });
-      const url = URL.createObjectURL(new Blob([WORKLET], { type: 'text/javascript' }));
-      await ctx.audioWorklet.addModule(url);
-      URL.revokeObjectURL(url);
-      const node = new AudioWorkletNode(ctx, 'onair-pcm-tap', { numberOfOutputs: 0 });
-      ctx.createMediaStreamSource(new MediaStream([track])).connect(node);
-      handles.audioPort = node.port;
-      transfer.push(node.port);
-      cleanups.push(() => void ctx.close());
+      const tap = await audio.tapPcm();
+      handles.audioPort = tap.port;
+      transfer.push(tap.port);
+      cleanups.push(() => tap.stop());
     }
   }
 
@@ -125,32 +95,4 @@ async function postFrames(track: MediaStreamTrack, source: VideoSource, worker: 
     el.cancelVideoFrameCallback(handle);
     el.srcObject = null;
   };
-}
-
-/**
- * Mixes several audio tracks (microphone + shared screen/tab audio) into one, so the encoder
- * sees a single source. One track passes through untouched.
- */
-export class AudioMix {
-  #ctx: AudioContext | undefined;
-  #track: MediaStreamTrack | undefined;
-
-  mix(tracks: MediaStreamTrack[]): MediaStreamTrack | undefined {
-    this.close();
-    if (tracks.length <= 1) return tracks[0];
-    const ctx = new AudioContext({ sampleRate: 48_000 });
-    const dest = ctx.createMediaStreamDestination();
-    dest.channelCount = 2;
-    for (const t of tracks) ctx.createMediaStreamSource(new MediaStream([t])).connect(dest);
-    this.#ctx = ctx;
-    this.#track = dest.stream.getAudioTracks()[0];
-    return this.#track;
-  }
-
-  close(): void {
-    this.#track?.stop();
-    void this.#ctx?.close();
-    this.#ctx = undefined;
-    this.#track = undefined;
-  }
 }

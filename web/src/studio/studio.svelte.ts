@@ -1,7 +1,9 @@
 import { CONFIG_PATH, MAX_DESTINATIONS, STUDIO_WS_PATH, type DestinationStatus, type StudioConfig } from '@onair/shared';
 import { detectEncoders, detectPage, reportCapabilities, type Capabilities } from './capabilities.js';
-import { AudioMix, createFeed, type Feed } from './capture.js';
+import { createFeed, type Feed } from './capture.js';
 import { Destinations } from './destinations.svelte.js';
+import { Mixer, type AudioOutput } from './mixer/mixer.svelte.js';
+import type { MicProcessing } from './mixer/mixer-store.js';
 import { AUDIO, DEFAULT_PRESET_ID, H264_PROFILES, KEYFRAME_INTERVAL_S, codecsFor, presetById, type H264Profile, type OutputQuality } from './presets.js';
 import { recordingName } from './recorder/opfs.js';
 import type { RecorderStatus } from './recorder/recorder.js';
@@ -39,7 +41,6 @@ export class Studio {
   microphoneId = $state('');
   source = $state<VideoSource>('camera');
   cameraOn = $state(true);
-  micMuted = $state(false);
   presetId = $state(DEFAULT_PRESET_ID);
   profile = $state<H264Profile>('auto');
   /** Custom video bitrate in kbps, or null for the preset's. */
@@ -66,6 +67,8 @@ export class Studio {
   hidden = $state(false);
   backgroundCapture = $state(true);
   readonly destinations = new Destinations();
+  /** The audio: every source through its gain, mute and meter into the one track the encoder gets. */
+  readonly mixer = new Mixer();
   readonly shortcuts = new Shortcuts();
   /** The last HISTORY_SECONDS of stats, oldest first, for the graphs. */
   history = $state.raw<StatsSample[]>([]);
@@ -104,9 +107,10 @@ export class Studio {
   #camera: MediaStream | null = null;
   #mic: MediaStream | null = null;
   #screen: MediaStream | null = null;
-  #mix = new AudioMix();
   #worker: Worker | undefined;
   #feed: Feed | undefined;
+  /** The video tracks the feed was made from: a new feed only when they change. */
+  #fedVideo: { camera?: MediaStreamTrack; screen?: MediaStreamTrack } = {};
   #liveIds: string[] = [];
   #tick: ReturnType<typeof setInterval> | undefined;
 
@@ -117,6 +121,9 @@ export class Studio {
     this.backgroundCapture = page.backgroundCapture;
     this.hidden = document.visibilityState === 'hidden';
     document.addEventListener('visibilitychange', this.#onVisibility);
+    // The AudioContext may only start on a user gesture: any click or key on the page.
+    document.addEventListener('pointerdown', this.#onGesture, true);
+    document.addEventListener('keydown', this.#onGesture, true);
     this.#tick = setInterval(() => (this.now = Date.now()), 500);
     try {
       const saved = globalThis.localStorage?.getItem(PRESET_STORAGE_KEY);
@@ -141,6 +148,8 @@ export class Studio {
     void this.recordings.refresh();
     // Without a camera API there is nothing to open; the page says why instead.
     if (this.blocking !== undefined) return;
+    // The mixer's meters run from the first gesture, before going live.
+    await this.#audioOutput();
     await this.openCamera();
     await this.openMicrophone();
     await this.refreshDevices();
@@ -192,33 +201,37 @@ export class Studio {
     await this.#sourcesChanged();
   }
 
-  async openMicrophone(): Promise<void> {
+  /** The microphone with its processing switches as the mixer has them (`stopFirst`: let go of the old one before asking). */
+  async openMicrophone(stopFirst = false): Promise<void> {
+    if (stopFirst) {
+      this.#mic?.getTracks().forEach((t) => t.stop());
+      this.#mic = null;
+    }
     try {
       const stream = await navigator.mediaDevices.getUserMedia({
         audio: {
           ...(this.microphoneId ? { deviceId: { exact: this.microphoneId } } : {}),
           sampleRate: { ideal: AUDIO.sampleRate },
           channelCount: { ideal: 2 },
-          echoCancellation: true,
-          noiseSuppression: true,
+          ...this.mixer.settings.micProcessing,
         },
       });
       this.#mic?.getTracks().forEach((t) => t.stop());
       this.#mic = stream;
       const track = stream.getAudioTracks()[0];
-      if (track !== undefined) {
-        track.enabled = !this.micMuted;
-        this.microphoneId = track.getSettings().deviceId ?? this.microphoneId;
-      }
+      if (track !== undefined) this.microphoneId = track.getSettings().deviceId ?? this.microphoneId;
+      this.mixer.reportMic(track);
     } catch (err) {
       // No microphone is fine: the stream carries silent AAC.
       this.#mic = null;
+      this.mixer.reportMic(undefined);
       this.error ??= `microphone: ${(err as Error).message} (streaming silence)`;
     }
     await this.#sourcesChanged();
   }
 
   async shareScreen(): Promise<void> {
+    this.mixer.resume();
     try {
       const stream = await navigator.mediaDevices.getDisplayMedia({ video: { frameRate: { ideal: this.preset.fps } }, audio: true });
       this.#screen?.getTracks().forEach((t) => t.stop());
@@ -247,9 +260,32 @@ export class Studio {
     for (const t of this.#camera?.getVideoTracks() ?? []) t.enabled = on;
   }
 
+  /** The microphone's strip in the mixer is muted: its fader stays where it was. */
+  get micMuted(): boolean {
+    return this.mixer.settings.strips.mic.muted;
+  }
+
   setMicMuted(muted: boolean): void {
-    this.micMuted = muted;
-    for (const t of this.#mic?.getAudioTracks() ?? []) t.enabled = !muted;
+    this.mixer.setMuted('mic', muted);
+  }
+
+  /**
+   * A processing switch of the microphone: asked of the live track, else (the browser keeps its
+   * settings, or refuses) by opening the microphone again with it; what the track then reports
+   * is what the mixer shows.
+   */
+  async setMicProcessing(key: keyof MicProcessing, on: boolean): Promise<void> {
+    const wanted = { ...this.mixer.settings.micProcessing, [key]: on };
+    this.mixer.setMicProcessing(wanted);
+    const track = this.#mic?.getAudioTracks()[0];
+    if (track === undefined) return;
+    try {
+      await track.applyConstraints({ ...track.getConstraints(), ...wanted });
+    } catch {
+      // Refused while live: opening it again below.
+    }
+    this.mixer.reportMic(track);
+    if (this.mixer.micReported?.[key] !== undefined && this.mixer.micReported[key] !== on) await this.openMicrophone(true);
   }
 
   setMeasureLatency(on: boolean): void {
@@ -264,18 +300,33 @@ export class Studio {
     return { ...(camera ? { camera } : {}), ...(screen ? { screen } : {}) };
   }
 
-  #audioTracks(): MediaStreamTrack[] {
-    return [...(this.#mic?.getAudioTracks() ?? []), ...(this.#screen?.getAudioTracks() ?? [])];
-  }
-
+  /**
+   * The microphone and the screen's audio go to the mixer, whose output track never changes;
+   * the worker gets a new feed only when a video source changed.
+   */
   async #sourcesChanged(): Promise<void> {
-    const audio = this.#mix.mix(this.#audioTracks());
-    this.monitor.setSources(this.#videoTracks());
-    if (this.#worker !== undefined) {
+    await Promise.all([
+      this.mixer.setSource('mic', this.#mic?.getAudioTracks()[0], 'Microphone'),
+      this.mixer.setSource('screen', this.#screen?.getAudioTracks()[0], 'Screen audio'),
+    ]).catch((err: unknown) => (this.mixer.note = `the audio mixer cannot take the source: ${(err as Error).message}`));
+    const tracks = this.#videoTracks();
+    this.monitor.setSources(tracks);
+    if (this.#worker !== undefined && (tracks.camera !== this.#fedVideo.camera || tracks.screen !== this.#fedVideo.screen)) {
       const old = this.#feed;
-      this.#feed = await createFeed(this.#videoTracks(), audio, this.#worker);
+      this.#fedVideo = tracks;
+      this.#feed = await createFeed(tracks, await this.#audioOutput(), this.#worker);
       this.#post({ type: 'sources', sources: this.#feed.handles }, this.#feed.transfer);
       old?.stop();
+    }
+  }
+
+  /** The mixer's output; none (the stream carries silence) if the mixer cannot run here. */
+  async #audioOutput(): Promise<AudioOutput | undefined> {
+    try {
+      return await this.mixer.output();
+    } catch (err) {
+      this.mixer.note = `the audio mixer cannot start: ${(err as Error).message} (streaming silence)`;
+      return undefined;
     }
   }
 
@@ -286,6 +337,8 @@ export class Studio {
   readonly #onVisibility = (): void => {
     this.hidden = document.visibilityState === 'hidden';
   };
+
+  readonly #onGesture = (): void => this.mixer.resume();
 
   async goLive(): Promise<void> {
     if (this.phase !== 'idle' || this.blocking !== undefined) return;
@@ -298,6 +351,7 @@ export class Studio {
       this.error = `the bridge takes ${MAX_DESTINATIONS} destinations at once: turn ${destinations.length - MAX_DESTINATIONS} off`;
       return;
     }
+    this.mixer.resume();
     this.destinations.save();
     this.saveSettings();
     this.error = null;
@@ -322,6 +376,7 @@ export class Studio {
   /** Records the program to OPFS; going live and ending the stream leave it running. */
   async startRecording(): Promise<void> {
     if (this.recording !== 'off' || this.blocking !== undefined || this.phase === 'stopping') return;
+    this.mixer.resume();
     this.saveSettings();
     this.recordError = null;
     this.recordStatus = null;
@@ -367,7 +422,8 @@ export class Studio {
       this.error = `encoder worker: ${e.message}`;
       this.#teardown(worker);
     };
-    const feed = await createFeed(this.#videoTracks(), this.#mix.mix(this.#audioTracks()), worker);
+    this.#fedVideo = this.#videoTracks();
+    const feed = await createFeed(this.#fedVideo, await this.#audioOutput(), worker);
     this.#feed = feed;
     this.#post({ type: 'start', settings, sources: feed.handles, latencyClock: this.measureLatency, ...first }, feed.transfer);
     await this.scenes.sendAll();
@@ -474,6 +530,7 @@ export class Studio {
     if (worker !== this.#worker) return;
     this.#feed?.stop();
     this.#feed = undefined;
+    this.#fedVideo = {};
     // Let the worker finish its goodbye (flush, stop message) before it goes.
     setTimeout(() => worker.terminate(), 5000);
     this.#worker = undefined;
@@ -492,10 +549,12 @@ export class Studio {
 
   destroy(): void {
     document.removeEventListener('visibilitychange', this.#onVisibility);
+    document.removeEventListener('pointerdown', this.#onGesture, true);
+    document.removeEventListener('keydown', this.#onGesture, true);
     clearInterval(this.#tick);
     this.#post({ type: 'stop' });
     this.#feed?.stop();
-    this.#mix.close();
+    this.mixer.close();
     this.monitor.destroy();
     for (const s of [this.#camera, this.#mic, this.#screen]) s?.getTracks().forEach((t) => t.stop());
   }
