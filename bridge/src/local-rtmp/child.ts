@@ -11,7 +11,7 @@ import { createRequire } from 'node:module';
 import type { AddressInfo, Server, Socket } from 'node:net';
 import { dirname } from 'node:path';
 import { isLoopbackHost } from '../server/policy.js';
-import { EXIT_FATAL, EXIT_LISTEN, INGEST_APP, isParentMessage, type ChildConfig, type ChildMessage } from './messages.js';
+import { EXIT_FATAL, EXIT_LISTEN, isParentMessage, mayPublish as keyMayPublish, type ChildConfig, type ChildMessage } from './messages.js';
 
 interface NmsSession {
   streamApp: string;
@@ -75,6 +75,8 @@ const server = new NodeMediaServerClass({ bind: config.host, rtmp: { port: confi
 // The names allowed to publish in app `live`; null: any name in any app. Until the bridge says,
 // nothing (the server does not listen before).
 let allowed: ReadonlySet<string> | null = new Set();
+/** The bridge's own keys: from this machine only. */
+let localOnly: ReadonlySet<string> = new Set();
 const beyondLoopback = !isLoopbackHost(config.host);
 const refused = new WeakSet<NmsSession>();
 const publishers = new Set<NmsSession>();
@@ -82,8 +84,8 @@ const publishers = new Set<NmsSession>();
 const announced = new Set<string>();
 
 function mayPublish(s: NmsSession): boolean {
-  // A hashed lookup of the exact string, not a scan that compares the name with every key.
-  return allowed === null || (s.streamApp === INGEST_APP && allowed.has(s.streamName));
+  // Hashed lookups of the exact string, not a scan that compares the name with every key.
+  return keyMayPublish(s.streamApp, s.streamName, s.socket !== undefined && isLocalClient(s.socket), allowed, localOnly);
 }
 
 /** On this machine: loopback, or an address of its own (the bridge dials a specific bind address). */
@@ -134,8 +136,9 @@ server.on('donePublish', (s) => {
   if (announced.delete(s.streamPath)) send({ type: 'unpublished', path: s.streamPath });
 });
 
-function setPublishKeys(keys: readonly string[] | null): void {
+function setPublishKeys(keys: readonly string[] | null, localKeys: readonly string[]): void {
   allowed = keys === null ? null : new Set(keys);
+  localOnly = new Set(localKeys);
   // A key taken away ends its publish now, not at the encoder's next reconnect.
   for (const s of publishers) {
     if (mayPublish(s)) continue;
@@ -160,7 +163,7 @@ let stopping = false;
 process.on('message', (m: unknown) => {
   if (!isParentMessage(m) || stopping) return;
   if (m.type === 'publish-keys') {
-    setPublishKeys(m.keys);
+    setPublishKeys(m.keys, m.localKeys);
     if (!listening) {
       listening = true;
       listen();

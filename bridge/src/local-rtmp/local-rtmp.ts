@@ -50,7 +50,7 @@ export interface LocalRtmpOptions {
    * it is never an open relay unless told so.
    */
   publishKeys?: readonly string[] | null;
-  /** Keys the bridge itself publishes with (the studio's default key): allowed whatever the publish keys are. */
+  /** Keys the bridge itself publishes with (the studio's default key): allowed from this machine whatever the publish keys are. */
   bridgeKeys?: readonly string[];
   /** Lines for the operator: a crash, a restart, and with `verbose` node-media-server's own log. */
   log: (line: string) => void;
@@ -392,8 +392,8 @@ export class LocalRtmp {
 
   #sendKeys(child: ChildProcess | undefined): void {
     if (child === undefined || !child.connected) return;
-    const keys = this.#publishKeys === null ? null : [...new Set([...this.#publishKeys, ...this.#bridgeKeys])];
-    const message: ParentMessage = { type: 'publish-keys', keys };
+    const keys = this.#publishKeys === null ? null : [...this.#publishKeys];
+    const message: ParentMessage = { type: 'publish-keys', keys, localKeys: [...this.#bridgeKeys] };
     // A child whose channel fails is on its way out; the next one gets the keys at its start.
     child.send(message, (err) => err && child.kill('SIGKILL'));
   }

@@ -33,7 +33,12 @@ export type ParentMessage =
    * before which the child does not listen, and again on every change: publishers whose name is
    * no longer allowed are disconnected.
    */
-  | { type: 'publish-keys'; keys: string[] | null };
+  | {
+      type: 'publish-keys';
+      keys: string[] | null;
+      /** Names allowed to publish in app `live` from this machine only: the bridge's own (the studio's key). */
+      localKeys: string[];
+    };
 
 /** The child's exit status after an uncaught error (EX_SOFTWARE). */
 export const EXIT_FATAL = 70;
@@ -47,9 +52,23 @@ export function isChildMessage(m: unknown): m is ChildMessage {
   return typeof m === 'object' && m !== null && typeof (m as { type?: unknown }).type === 'string';
 }
 
+const isStrings = (v: unknown): v is string[] => Array.isArray(v) && v.every((k) => typeof k === 'string');
+
 export function isParentMessage(m: unknown): m is ParentMessage {
   if (typeof m !== 'object' || m === null) return false;
-  const { type, keys } = m as { type?: unknown; keys?: unknown };
+  const { type, keys, localKeys } = m as { type?: unknown; keys?: unknown; localKeys?: unknown };
   if (type === 'stop') return true;
-  return type === 'publish-keys' && (keys === null || (Array.isArray(keys) && keys.every((k) => typeof k === 'string')));
+  return type === 'publish-keys' && (keys === null || isStrings(keys)) && isStrings(localKeys);
+}
+
+/**
+ * Whether a publish of `app`/`name` is let in: any when the keys are not gated (null); else in app
+ * `live` a publish key from anywhere, and one of the bridge's own keys only from this machine. A
+ * watch link names its stream, which is the studio's key, so beyond loopback anyone holding a
+ * watch link could otherwise publish with it while the studio is off air.
+ */
+export function mayPublish(app: string, name: string, fromThisMachine: boolean, keys: ReadonlySet<string> | null, localKeys: ReadonlySet<string>): boolean {
+  if (keys === null) return true;
+  if (app !== INGEST_APP) return false;
+  return keys.has(name) || (fromThisMachine && localKeys.has(name));
 }
