@@ -68,7 +68,7 @@ export function reportCapabilities(c: Capabilities, location: { protocol: string
   if (!c.secure || !c.camera) {
     const port = location.port === '' ? '' : `:${location.port}`;
     blocking = !c.secure
-      ? `The studio needs a secure page, and ${location.protocol}//${location.host} is not one: browsers give the camera and the video encoder only to https and to localhost. Open it as http://localhost${port}/ on the computer running onair, or serve it over https.`
+      ? `The studio needs a secure page, and ${location.protocol}//${location.host} is not one: browsers give the camera and the video encoder only to https and to localhost. Open it as http://localhost${port}/ on the computer running onair, or serve it over https (onair serve --tls-cert FILE --tls-key FILE, or behind an https reverse proxy).`
       : `This browser gives this page no camera or microphone (no navigator.mediaDevices): use ${BETTER}.`;
   } else if (!c.videoEncoder) {
     blocking = `This browser cannot encode video in the page (no WebCodecs VideoEncoder): use ${BETTER}.`;
