@@ -394,6 +394,17 @@ describe('FlvToFmp4: Enhanced RTMP video (hvc1, av01)', () => {
     expect(events.reduce((n, e) => n + (e.kind === 'media' && e.track === 'video' ? e.bytes : 0), 0)).toBe(expected);
   });
 
+  it('gives the first frame the duration of onMetaData\'s framerate, so MSE sees no gap before the second', () => {
+    const seed = videoSeed('av1'); // 10 fps
+    const first = (tags: FlvTag[]): RemuxEvent | undefined => remux(tags, new FlvToFmp4({ trackWaitMs: 0 })).find((e) => e.kind === 'media');
+    const meta = (framerate: number): FlvTag => ({ type: 18, timestamp: 0, data: onMetaDataBody({ framerate, hasAudio: false }, false) });
+    expect(first([meta(10), ...exTags(seed, 0)])).toMatchObject({ start: 0, end: 0.1 });
+    expect(first([meta(29.97), ...exTags(seed, 0)])).toMatchObject({ start: 0, end: 0.033 });
+    // Without it (or with a nonsensical one), the default: Chromium then drops frames to the next keyframe.
+    expect(first([meta(0), ...exTags(seed, 0)])).toMatchObject({ start: 0, end: 0.033 });
+    expect(first(exTags(seed, 0))).toMatchObject({ start: 0, end: 0.033 });
+  });
+
   it('refuses a multitrack tag with a clear error and goes on with the next one', () => {
     const seed = videoSeed('hevc');
     const r = new FlvToFmp4({ trackWaitMs: 0 });

@@ -75,7 +75,11 @@ export interface RemuxOptions {
    * which may be a long GOP away). Short: both configurations normally arrive together.
    */
   announcedTrackWaitMs: number;
-  /** Video frame duration assumed until two frames have been seen. */
+  /**
+   * Video frame duration assumed until two frames have been seen, unless onMetaData gives a
+   * framerate. Too short a guess costs the first GOP in Chromium: MSE takes a decode time more
+   * than twice the last frame's duration after it as a gap and drops frames until a keyframe.
+   */
   defaultFrameMs: number;
   /** Tags held while the track set is unknown; beyond this the oldest are dropped. */
   maxPendingTags: number;
@@ -247,6 +251,8 @@ export class FlvToFmp4 {
   #metaAudio: Announced | undefined;
   #metaSampleRate: number | undefined;
   #metaChannels: 1 | 2 | undefined;
+  /** The frame duration onMetaData's framerate gives. */
+  #metaFrameMs: number | undefined;
   // Output ms = input ms − origin. Undefined: the next media tag starts a new segment.
   #origin: number | undefined;
   #lastIn: number | undefined;
@@ -316,6 +322,10 @@ export class FlvToFmp4 {
     const stereo = props['stereo'];
     const channels = props['audiochannels'];
     this.#metaChannels = stereo === false || channels === 1 ? 1 : stereo === true || channels === 2 ? 2 : undefined;
+    const framerate = props['framerate'];
+    this.#metaFrameMs = typeof framerate === 'number' && framerate >= 1 && framerate <= 240 ? Math.round(1000 / framerate) : undefined;
+    const v = this.#video;
+    if (v !== undefined && v.lastDts === undefined) v.frameMs = this.#metaFrameMs ?? this.#opts.defaultFrameMs;
     out.push({ kind: 'metadata', value: props });
   }
 
@@ -336,7 +346,7 @@ export class FlvToFmp4 {
       config,
       track,
       lastDts: previous?.lastDts,
-      frameMs: previous?.frameMs ?? this.#opts.defaultFrameMs,
+      frameMs: previous?.frameMs ?? this.#metaFrameMs ?? this.#opts.defaultFrameMs,
       needKeyframe: true,
       reorderMs: 0,
     };
