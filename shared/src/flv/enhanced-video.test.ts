@@ -21,6 +21,9 @@ describe('Enhanced RTMP video tags: reading', () => {
       ["a3 'hvc1' 02 01", { frameType: 2, packetType: 3, fourcc: 'hvc1', cts: 0, data: [2, 1] }, TagKind.Frame],
       ["93 'hvc1' 26", { keyframe: true, packetType: 3, cts: 0, data: [0x26] }, TagKind.Keyframe],
       ["92 'av01'", { packetType: 2, fourcc: 'av01', data: [] }, TagKind.Other],
+      // A sequence start or end needs no frame type: a reserved one is no reason to lose it.
+      ["80 'hvc1' 01", { frameType: 0, keyframe: false, packetType: 0, fourcc: 'hvc1', data: [1] }, TagKind.VideoConfig],
+      ["f2 'av01'", { frameType: 7, packetType: 2, data: [] }, TagKind.Other],
       // Metadata: FrameType is ignored (here 1, and 0 below), the body is AMF.
       ["94 'hvc1' 02 00 09 'colorInfo' 05", { keyframe: false, packetType: 4, fourcc: 'hvc1', data: [2, 0, 9, ...Array.from('colorInfo', (c) => c.charCodeAt(0)), 5] }, TagKind.Other],
       ["84 'av01' 05", { frameType: 0, keyframe: false, packetType: 4, data: [5] }, TagKind.Other],

@@ -188,13 +188,13 @@ export function readExVideoHeader(body: Uint8Array): ExVideoHeader {
   const extra = nanoOffset === undefined ? {} : { nanoOffset };
   if (packetType > ExVideoPacketType.ModEx) throw malformed(`reserved Enhanced RTMP VideoPacketType ${packetType}`);
   if (packetType === ExVideoPacketType.Multitrack) throw new OnairError('FLV_UNSUPPORTED', 'Enhanced RTMP multitrack video is not supported');
-  if (packetType !== ExVideoPacketType.Metadata) {
-    if (frameType === 0 || frameType > VideoFrameType.Command) throw malformed(`reserved Enhanced RTMP VideoFrameType ${frameType}`);
-    if (frameType === VideoFrameType.Command) {
-      need(1, 'VideoCommand');
-      return { frameType, packetType, command: body[at]!, cts: 0, bodyAt: at + 1, ...extra };
-    }
+  if (packetType !== ExVideoPacketType.Metadata && frameType === VideoFrameType.Command) {
+    need(1, 'VideoCommand');
+    return { frameType, packetType, command: body[at]!, cts: 0, bodyAt: at + 1, ...extra };
   }
+  // A coded frame must say whether it is a keyframe; a sequence start or end needs no frame type.
+  const coded = packetType === ExVideoPacketType.CodedFrames || packetType === ExVideoPacketType.CodedFramesX;
+  if (coded && (frameType === 0 || frameType > VideoFrameType.Command)) throw malformed(`reserved Enhanced RTMP VideoFrameType ${frameType} on coded frames`);
   need(4, 'FourCC');
   const fourcc = fourccAt(body, at);
   at += 4;
