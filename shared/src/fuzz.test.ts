@@ -332,7 +332,9 @@ describe('fuzz: FLV', () => {
           const v = body;
           const config = v.codecId === VideoCodecId.Avc ? v.packetType === AvcPacketType.SequenceHeader : v.packetType === ExVideoPacketType.SequenceStart;
           const coded = v.codecId === VideoCodecId.Avc ? v.packetType === AvcPacketType.Nalu : v.packetType === ExVideoPacketType.CodedFrames || v.packetType === ExVideoPacketType.CodedFramesX;
-          const expected = config ? TagKind.VideoConfig : coded ? (v.keyframe ? TagKind.Keyframe : TagKind.Frame) : TagKind.Other;
+          // An empty Enhanced RTMP sequence start configures nothing (tag-kind.ts).
+          const empty = v.codecId !== VideoCodecId.Avc && v.data.length === 0;
+          const expected = config ? (empty ? TagKind.Other : TagKind.VideoConfig) : coded ? (v.keyframe ? TagKind.Keyframe : TagKind.Frame) : TagKind.Other;
           if (v.frameType !== 5 && kind !== expected) throw fuzzFailure(`tagKind ${kind}, parseVideoBody says ${expected}`, input);
         }
       }

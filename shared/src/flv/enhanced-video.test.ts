@@ -23,6 +23,8 @@ describe('Enhanced RTMP video tags: reading', () => {
       ["92 'av01'", { packetType: 2, fourcc: 'av01', data: [] }, TagKind.Other],
       // A sequence start or end needs no frame type: a reserved one is no reason to lose it.
       ["80 'hvc1' 01", { frameType: 0, keyframe: false, packetType: 0, fourcc: 'hvc1', data: [1] }, TagKind.VideoConfig],
+      // An empty sequence start configures nothing (the spec's sample FLVs open with one).
+      ["90 'av01'", { packetType: 0, fourcc: 'av01', data: [] }, TagKind.Other],
       ["f2 'av01'", { frameType: 7, packetType: 2, data: [] }, TagKind.Other],
       // Metadata: FrameType is ignored (here 1, and 0 below), the body is AMF.
       ["94 'hvc1' 02 00 09 'colorInfo' 05", { keyframe: false, packetType: 4, fourcc: 'hvc1', data: [2, 0, 9, ...Array.from('colorInfo', (c) => c.charCodeAt(0)), 5] }, TagKind.Other],

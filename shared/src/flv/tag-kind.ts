@@ -44,7 +44,9 @@ function exVideoKind(body: Uint8Array): TagKind {
   if (header.fourcc === undefined) return TagKind.Other; // command frame
   switch (header.packetType) {
     case ExVideoPacketType.SequenceStart:
-      return TagKind.VideoConfig;
+      // An empty one (the spec's sample FLVs open with one before the real record) configures
+      // nothing: never the cached configuration.
+      return header.bodyAt < body.length ? TagKind.VideoConfig : TagKind.Other;
     case ExVideoPacketType.CodedFrames:
     case ExVideoPacketType.CodedFramesX:
       return header.frameType === VIDEO_KEY_FRAME ? TagKind.Keyframe : TagKind.Frame;

@@ -4,7 +4,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createFile, MP4BoxBuffer, type Sample } from 'mp4box';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { encodeAmf0 } from '../amf/amf0.js';
 import { ExVideoPacketType, exVideoBody, onMetaDataBody } from '../flv/flv-media.js';
+import { TagKind, tagKind } from '../flv/tag-kind.js';
 import { FlvReader } from '../flv/flv-reader.js';
 import type { FlvTag } from '../flv/flv-tag.js';
 import { cat, errorCode as code, h } from '../testing/bytes.js';
@@ -403,6 +405,22 @@ describe('FlvToFmp4: Enhanced RTMP video (hvc1, av01)', () => {
     // Without it (or with a nonsensical one), the default: Chromium then drops frames to the next keyframe.
     expect(first([meta(0), ...exTags(seed, 0)])).toMatchObject({ start: 0, end: 0.033 });
     expect(first(exTags(seed, 0))).toMatchObject({ start: 0, end: 0.033 });
+  });
+
+  it('a stream shaped like the spec\'s sample FLVs: an empty sequence start first, colorInfo metadata as a "command" frame, temporal delimiters', () => {
+    // What the AV1 files of veovera/enhanced-rtmp's e-rtmp-lab hold (read once by hand, not
+    // committed): 90 'av01' with no record, then the record, then d4 'av01' (Metadata, FrameType
+    // 5, ignored for Metadata) with AMF colorInfo, then coded frames that start with 12 00.
+    const seed = videoSeed('av1');
+    const [start, ...frames] = exTags(seed, 0, (data) => cat(h('12 00'), data));
+    const empty: FlvTag = { type: 9, timestamp: 0, data: h("90 'av01'") };
+    const colorInfo: FlvTag = { type: 9, timestamp: 0, data: cat(h("d4 'av01'"), encodeAmf0(['colorInfo', { colorConfig: { bitDepth: 8 } }])) };
+    const tags = [empty, start!, colorInfo, ...frames];
+    expect(tags.map(tagKind).slice(0, 4)).toEqual([TagKind.Other, TagKind.VideoConfig, TagKind.Other, TagKind.Keyframe]);
+    const events = remux(tags, new FlvToFmp4({ trackWaitMs: 0 }));
+    expect(events.filter((e) => e.kind === 'tracks').map((e) => e.kind === 'tracks' && e.tracks.map((t) => t.codec))).toEqual([[seed.codec]]);
+    const { samples } = readWithMp4box(new Uint8Array(readFileSync(trackFile(events, 'video', 'lab.mp4'))));
+    expect([...samples.values()][0]!.map((s) => new Uint8Array(s.data!))).toEqual(seed.frames.map((f) => f.data));
   });
 
   it('refuses a multitrack tag with a clear error and goes on with the next one', () => {

@@ -335,6 +335,8 @@ export class FlvToFmp4 {
     const codec = videoCodecOf(body);
     const header = body.codecId === VideoCodecId.Avc ? body.packetType === AvcPacketType.SequenceHeader : body.packetType === ExVideoPacketType.SequenceStart;
     if (codec === undefined || !header) return false;
+    // An empty sequence start (sent ahead of the real one by some writers) configures nothing.
+    if (body.codecId !== VideoCodecId.Avc && body.data.length === 0) return true;
     if (this.#video !== undefined && this.#video.codec === codec && sameBytes(this.#video.config, body.data)) return true;
     const config = body.data.slice();
     const track = videoTrack(codec, config, false);
