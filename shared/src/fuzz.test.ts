@@ -304,8 +304,15 @@ describe('fuzz: FLV', () => {
   it('parseVideoBody and parseAudioBody: OnairError only, data a view inside the body, tagKind agrees', { timeout: FUZZ_TIMEOUT_MS }, () => {
     const video = tags.filter((t) => t.type === FlvTagType.Video).map((t) => t.data);
     const audio = tags.filter((t) => t.type === FlvTagType.Audio).map((t) => t.data);
-    // Enhanced RTMP headers: hvc1 coded frames (with cts), av01 sequence start, Opus audio.
-    video.push(Uint8Array.of(0x91, 0x68, 0x76, 0x63, 0x31, 0xff, 0xff, 0xfe, 0, 0, 0, 1, 0x26), Uint8Array.of(0x90, 0x61, 0x76, 0x30, 0x31, 0x81, 0x08));
+    // Enhanced RTMP headers: hvc1 coded frames (with cts), av01 sequence start, a ModEx
+    // TimestampOffsetNano before hvc1 coded frames, a command frame, multitrack; Opus audio.
+    video.push(
+      Uint8Array.of(0x91, 0x68, 0x76, 0x63, 0x31, 0xff, 0xff, 0xfe, 0, 0, 0, 1, 0x26),
+      Uint8Array.of(0x90, 0x61, 0x76, 0x30, 0x31, 0x81, 0x08),
+      Uint8Array.of(0x97, 0x02, 0x00, 0x01, 0xf4, 0x01, 0x68, 0x76, 0x63, 0x31, 0, 0, 0x21, 0x26, 0x01),
+      Uint8Array.of(0xd0, 0x01),
+      Uint8Array.of(0x96, 0x00, 0x61, 0x76, 0x30, 0x31, 0x00, 0x81),
+    );
     audio.push(Uint8Array.of(0x90, 0x4f, 0x70, 0x75, 0x73, 0x4f, 0x70, 0x75, 0x73));
     const all = [...video, ...audio];
     fuzz('FLV parseVideoBody, parseAudioBody, tagKind', 0xb0d1, (rng) => {
@@ -319,12 +326,15 @@ describe('fuzz: FLV', () => {
         const inside = data.buffer === input.buffer && data.byteOffset >= input.byteOffset && data.byteOffset + data.length <= input.byteOffset + input.length;
         if (!inside) throw fuzzFailure(`${what} data is not a view inside its body`, input);
         expectSame(`${what} packet type and fourcc`, input, Number.isInteger(body.packetType ?? 0) && (body.fourcc ?? 'abcd').length === 4, true);
-        // The one classifier (relays) and the parser (remuxer) must agree on what an AVC tag is.
-        if (type === FlvTagType.Video && 'codecId' in body && (body.codecId === VideoCodecId.Avc || body.fourcc === 'avc1')) {
+        // The one classifier (relays) and the parser (remuxer) must agree on what an AVC or an
+        // Enhanced RTMP tag is.
+        if (type === FlvTagType.Video && 'codecId' in body && (body.codecId === VideoCodecId.Avc || body.fourcc !== undefined)) {
           const v = body;
           const config = v.codecId === VideoCodecId.Avc ? v.packetType === AvcPacketType.SequenceHeader : v.packetType === ExVideoPacketType.SequenceStart;
           const coded = v.codecId === VideoCodecId.Avc ? v.packetType === AvcPacketType.Nalu : v.packetType === ExVideoPacketType.CodedFrames || v.packetType === ExVideoPacketType.CodedFramesX;
-          const expected = config ? TagKind.VideoConfig : coded ? (v.keyframe ? TagKind.Keyframe : TagKind.Frame) : TagKind.Other;
+          // An empty Enhanced RTMP sequence start configures nothing (tag-kind.ts).
+          const empty = v.codecId !== VideoCodecId.Avc && v.data.length === 0;
+          const expected = config ? (empty ? TagKind.Other : TagKind.VideoConfig) : coded ? (v.keyframe ? TagKind.Keyframe : TagKind.Frame) : TagKind.Other;
           if (v.frameType !== 5 && kind !== expected) throw fuzzFailure(`tagKind ${kind}, parseVideoBody says ${expected}`, input);
         }
       }

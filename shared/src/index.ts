@@ -35,14 +35,20 @@ export {
   SoundFormat,
   VideoCodecId,
   VideoFrameType,
+  VideoPacketModExType,
   aacAudioBody,
   avcVideoBody,
+  exVideoBody,
+  exVideoHeaderSize,
+  fourCcNumber,
   onMetaDataBody,
   parseAudioBody,
   parseScriptBody,
   parseVideoBody,
+  readExVideoHeader,
+  writeExVideoHeader,
 } from './flv/flv-media.js';
-export type { AudioBody, AvcVideoBodyInit, VideoBody } from './flv/flv-media.js';
+export type { AudioBody, AvcVideoBodyInit, ExVideoBodyInit, ExVideoHeader, VideoBody, VideoFourCc } from './flv/flv-media.js';
 export {
   NalType,
   annexBToAvcc,
@@ -56,6 +62,18 @@ export {
   splitAvcc,
 } from './codec/avc.js';
 export type { AvcConfig, Sps } from './codec/avc.js';
+export {
+  Av1ObuType,
+  av1CodecString,
+  av1SequenceHeaderOf,
+  parseAv1C,
+  parseAv1SequenceHeader,
+  splitObus,
+  withoutTemporalDelimiter,
+} from './codec/av1.js';
+export type { Av1Config, Av1Obu, Av1SequenceHeader } from './codec/av1.js';
+export { HevcNalType, hevcCodecString, hevcSizeOf, parseHevcSps, parseHvcC } from './codec/hevc.js';
+export type { HevcConfig, HevcSps } from './codec/hevc.js';
 export { AacObjectType, aacCodecString, buildAudioSpecificConfig, parseAudioSpecificConfig } from './codec/aac.js';
 export type { AudioSpecificConfig } from './codec/aac.js';
 export { fragment, initSegment } from './mp4/fmp4-writer.js';

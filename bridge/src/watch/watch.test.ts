@@ -40,7 +40,7 @@ describe('GOP cache and viewer gate', () => {
       TagKind.Frame,
       TagKind.Audio,
     ]);
-    const ex = (b0: number): FlvTag => ({ type: 9, timestamp: 0, data: new Uint8Array([b0, 0x68, 0x76, 0x63, 0x31]) });
+    const ex = (b0: number): FlvTag => ({ type: 9, timestamp: 0, data: new Uint8Array([b0, 0x68, 0x76, 0x63, 0x31, 0, 0, 0]) });
     expect([ex(0x90), ex(0x91), ex(0xa3), ex(0x92)].map(tagKind)).toEqual([TagKind.VideoConfig, TagKind.Keyframe, TagKind.Frame, TagKind.Other]);
     expect(tagKind({ type: 9, timestamp: 0, data: new Uint8Array([0x57, 0]) })).toBe(TagKind.Other); // command frame
   });
@@ -58,6 +58,25 @@ describe('GOP cache and viewer gate', () => {
     expect(cache.snapshot().gop).toEqual([]);
     push(key(300));
     expect(cache.snapshot().gop.map((t) => t.timestamp)).toEqual([300]);
+  });
+
+  it('starts a viewer on an Enhanced RTMP keyframe (also behind ModEx) with the Enhanced RTMP sequence start', () => {
+    const hvc = (b0: number, ts: number, ...rest: number[]): FlvTag => ({ type: 9, timestamp: ts, data: new Uint8Array([b0, 0x68, 0x76, 0x63, 0x31, ...rest]) });
+    const exConfig = hvc(0x90, 0, 1, 2, 3);
+    const exKey = (ts: number): FlvTag => hvc(0x91, ts, 0, 0, 0, 0x26);
+    const exInter = (ts: number): FlvTag => hvc(0xa3, ts, 0x02);
+    // ModEx TimestampOffsetNano (3 bytes), then CodedFrames of a keyframe.
+    const modExKey = (ts: number): FlvTag => ({ type: 9, timestamp: ts, data: new Uint8Array([0x97, 2, 0, 1, 0xf4, 0x01, 0x68, 0x76, 0x63, 0x31, 0, 0, 0, 0x26]) });
+    const colorInfo = hvc(0x94, 50, 5);
+    const cache = new GopCache();
+    const push = (t: FlvTag): void => cache.push(t, tagKind(t));
+    [meta, exConfig, aacConfig, exInter(0), exKey(33), audio(40), colorInfo, exInter(66)].forEach(push);
+    expect(cache.snapshot()).toEqual({ headers: [meta, exConfig, aacConfig], gop: [exKey(33), audio(40), exInter(66)] });
+    [modExKey(100), exInter(133)].forEach(push);
+    expect(cache.snapshot().gop).toEqual([modExKey(100), exInter(133)]);
+    const gate = new ViewerGate({ maxBufferedBytes: 1000 });
+    const admit = (t: FlvTag): boolean => gate.admit(tagKind(t), 0, true);
+    expect([exConfig, exInter(0), colorInfo, modExKey(100), exInter(133)].map(admit)).toEqual([true, false, false, true, true]);
   });
 
   it('starts a viewer on a keyframe and skips a slow one to the next keyframe', () => {

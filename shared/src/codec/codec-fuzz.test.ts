@@ -6,7 +6,10 @@ import { Rng, mutate } from '../testing/fuzz.js';
 import { FUZZ_TIMEOUT_MS, attempt, expectSame, fuzz, fuzzFailure } from '../testing/fuzz-run.js';
 import { mediaSeeds } from '../testing/media-seeds.js';
 import { buildAudioSpecificConfig, parseAudioSpecificConfig } from './aac.js';
+import { VIDEO_RECIPES, videoSeed, type VideoSeedName } from '../testing/video-seeds.js';
+import { av1CodecString, av1SequenceHeaderOf, parseAv1C, splitObus } from './av1.js';
 import { avcCodecString, parseAvcC, parseSps } from './avc.js';
+import { hevcCodecString, hevcSizeOf, parseHvcC } from './hevc.js';
 
 // Seeded fuzzing of the codec configuration parsers, which read what any RTMP server or page
 // sends (avcC, SPS, AudioSpecificConfig): mutations of what libx264 and ffmpeg's AAC encoder
@@ -283,5 +286,44 @@ describe('fuzz: codec configuration', () => {
     fuzz('AAC parseAudioSpecificConfig', 0xa5c, (rng) => {
       check(rng.oneIn(2) ? rng.bytes(rng.int(8)) : mutate(rng, rng.pick(ascs), ascs));
     });
+  });
+
+  it('parseAv1C, parseHvcC and what follows them: their own OnairError only, sizes an entry holds', { timeout: FUZZ_TIMEOUT_MS }, () => {
+    // Seeds: the records libaom and libx265 wrote, and the OBUs of an AV1 temporal unit.
+    const seeds = (Object.keys(VIDEO_RECIPES) as VideoSeedName[]).map(videoSeed);
+    const av1Cs = seeds.filter((s) => s.fourcc === 'av01').map((s) => s.config);
+    const hvcCs = seeds.filter((s) => s.fourcc === 'hvc1').map((s) => s.config);
+    const units = seeds.filter((s) => s.fourcc === 'av01').flatMap((s) => s.frames.slice(0, 3).map((f) => f.data.subarray(0, 256)));
+    let parsed = 0;
+    const run = fuzz('AV1/HEVC configuration records', 0xe27, (rng) => {
+      const which = rng.int(3);
+      const pool = which === 0 ? av1Cs : which === 1 ? hvcCs : units;
+      const input = mutate(rng, rng.pick(pool), pool);
+      const own = which === 1 ? 'HEVC_MALFORMED' : 'AV1_MALFORMED';
+      const result = attempt('parse', input, () => {
+        if (which === 0) {
+          const c = parseAv1C(input);
+          const seq = av1SequenceHeaderOf(c);
+          return [av1CodecString(c), seq?.width ?? 1, seq?.height ?? 1] as const;
+        }
+        if (which === 1) {
+          const c = parseHvcC(input);
+          const codec = hevcCodecString(c);
+          const { width, height } = hevcSizeOf(c);
+          return [codec, width, height] as const;
+        }
+        return ['', splitObus(input).length + 1, 1] as const;
+      });
+      if (result instanceof OnairError) {
+        if (result.code !== own) throw fuzzFailure(`threw ${result.code}, not ${own}`, input);
+        return;
+      }
+      parsed++;
+      const [codec, width, height] = result;
+      if (which === 0) expectSame('av01 codec string', input, /^av01\.[0-7]\.\d\d[MH]\.(08|10|12)$/.test(codec), true);
+      if (which === 1) expectSame('hvc1 codec string', input, /^hvc1\.[ABC]?\d+\.[0-9A-F]+\.[LH]\d+(\.[0-9A-F]{1,2}){0,6}$/.test(codec), true);
+      expectSame('size fits a visual sample entry', input, Number.isInteger(width) && Number.isInteger(height) && width >= 1 && height >= 1 && width <= 0xffff && height <= 0xffff, true);
+    });
+    expect(parsed).toBeGreaterThan(run.cases / 10);
   });
 });

@@ -22,13 +22,30 @@ export const enum AvcPacketType {
   EndOfSequence = 2, // AVC end of sequence
 }
 
-/** Enhanced RTMP VideoPacketType (enhanced-rtmp v2). */
+/** Enhanced RTMP VideoPacketType (enhanced-rtmp v2, ExVideoTagHeader). */
 export const enum ExVideoPacketType {
-  SequenceStart = 0, // SequenceStart
+  SequenceStart = 0, // SequenceStart: the codec configuration record
   CodedFrames = 1, // CodedFrames (with s24 composition time for avc1/hvc1)
   SequenceEnd = 2, // SequenceEnd
   CodedFramesX = 3, // CodedFramesX (composition time 0, not sent)
-  Metadata = 4, // Metadata
+  Metadata = 4, // Metadata: AMF-encoded [name, value] pairs (colorInfo)
+  Mpeg2TsSequenceStart = 5, // MPEG2TSSequenceStart: an AV1 video descriptor
+  Multitrack = 6, // Multitrack: an AvMultitrackType and one or more tracks follow
+  ModEx = 7, // ModEx: a modifier/extension, then the real VideoPacketType
+}
+
+/** Enhanced RTMP VideoPacketModExType. */
+export const enum VideoPacketModExType {
+  TimestampOffsetNano = 0, // TimestampOffsetNano: UI24 nanoseconds added to the tag's time
+}
+
+/** The video FourCCs onair reads and writes in Enhanced RTMP video tags. */
+export type VideoFourCc = 'avc1' | 'hvc1' | 'av01' | 'vp09';
+
+/** A FourCC as the UI32 onMetaData carries in videocodecid/audiocodecid ('av01' → 0x61763031). */
+export function fourCcNumber(fourcc: string): number {
+  if (fourcc.length !== 4) throw new RangeError(`FourCC "${fourcc}" is not 4 characters`);
+  return ((fourcc.charCodeAt(0) << 24) | (fourcc.charCodeAt(1) << 16) | (fourcc.charCodeAt(2) << 8) | fourcc.charCodeAt(3)) >>> 0;
 }
 
 /** AUDIODATA SoundFormat (FLV spec §E.4.2.1). */
@@ -100,15 +117,94 @@ export interface VideoBody {
   frameType: number;
   keyframe: boolean;
   /**
-   * AVCPacketType, or the Enhanced RTMP VideoPacketType. Legacy codecs without a packet type
-   * byte report 1 (coded frame).
+   * AVCPacketType, or the Enhanced RTMP VideoPacketType (after any ModEx). Legacy codecs without
+   * a packet type byte report 1 (coded frame).
    */
   packetType: number;
   /** Composition time offset in ms (0 where the format carries none). */
   cts: number;
   data: Uint8Array;
-  /** Enhanced RTMP only: 'avc1', 'hvc1', 'av01', 'vp09'… */
+  /** Enhanced RTMP only: 'avc1', 'hvc1', 'av01', 'vp09'… (absent on a command frame). */
   fourcc?: string;
+  /** Enhanced RTMP command frame (FrameType 5): the VideoCommand byte. */
+  command?: number;
+  /** Enhanced RTMP ModEx TimestampOffsetNano: nanoseconds to add to the tag's millisecond time. */
+  nanoOffset?: number;
+}
+
+/** What the ExVideoTagHeader says, up to the start of the body (enhanced-rtmp v2). */
+export interface ExVideoHeader {
+  frameType: number;
+  /** The VideoPacketType after any ModEx; never ModEx or Multitrack. */
+  packetType: number;
+  /** Absent on a command frame. */
+  fourcc?: string;
+  command?: number;
+  nanoOffset?: number;
+  /** Composition time offset in ms: CodedFrames of avc1/hvc1/vvc1 only, else 0. */
+  cts: number;
+  /** Where the packet's payload starts in the body. */
+  bodyAt: number;
+}
+
+/** Codecs whose CodedFrames carry an SI24 composition time (ExVideoTagBody). */
+const CTS_FOURCCS: ReadonlySet<string> = new Set(['avc1', 'hvc1', 'vvc1']);
+
+/**
+ * Reads an ExVideoTagHeader (the IsExHeader bit set): the ModEx modifiers, then the command byte
+ * or the FourCC and, for avc1/hvc1 coded frames, the composition time. Throws FLV_MALFORMED for a
+ * short or reserved header and FLV_UNSUPPORTED for multitrack video, which onair does not carry yet.
+ */
+export function readExVideoHeader(body: Uint8Array): ExVideoHeader {
+  const b0 = body[0];
+  if (b0 === undefined || (b0 & VIDEO_EX_HEADER) === 0) throw malformed('video body without the Enhanced RTMP IsExHeader bit');
+  const frameType = (b0 >> 4) & 0x07;
+  let packetType = b0 & 0x0f;
+  let at = 1;
+  const need = (n: number, what: string): void => {
+    if (at + n > body.length) throw malformed(`Enhanced RTMP video body of ${body.length} bytes ends inside its ${what}`);
+  };
+  let nanoOffset: number | undefined;
+  // Each ModEx takes at least two bytes of the body, so the loop ends with the body.
+  while (packetType === ExVideoPacketType.ModEx) {
+    need(1, 'ModEx data size');
+    let size = body[at++]! + 1;
+    if (size === 256) {
+      need(2, 'ModEx data size');
+      size = ((body[at]! << 8) | body[at + 1]!) + 1;
+      at += 2;
+    }
+    need(size + 1, 'ModEx data');
+    const data = at;
+    at += size;
+    const modExType = body[at]! >> 4;
+    packetType = body[at++]! & 0x0f;
+    if (modExType === VideoPacketModExType.TimestampOffsetNano) {
+      if (size < 3) throw malformed(`TimestampOffsetNano ModEx data of ${size} bytes, need 3`);
+      nanoOffset = (body[data]! << 16) | (body[data + 1]! << 8) | body[data + 2]!;
+    }
+    // Other ModEx types are reserved; their data has a size, so they are skipped.
+  }
+  const extra = nanoOffset === undefined ? {} : { nanoOffset };
+  if (packetType > ExVideoPacketType.ModEx) throw malformed(`reserved Enhanced RTMP VideoPacketType ${packetType}`);
+  if (packetType === ExVideoPacketType.Multitrack) throw new OnairError('FLV_UNSUPPORTED', 'Enhanced RTMP multitrack video is not supported');
+  if (packetType !== ExVideoPacketType.Metadata && frameType === VideoFrameType.Command) {
+    need(1, 'VideoCommand');
+    return { frameType, packetType, command: body[at]!, cts: 0, bodyAt: at + 1, ...extra };
+  }
+  // A coded frame must say whether it is a keyframe; a sequence start or end needs no frame type.
+  const coded = packetType === ExVideoPacketType.CodedFrames || packetType === ExVideoPacketType.CodedFramesX;
+  if (coded && (frameType === 0 || frameType > VideoFrameType.Command)) throw malformed(`reserved Enhanced RTMP VideoFrameType ${frameType} on coded frames`);
+  need(4, 'FourCC');
+  const fourcc = fourccAt(body, at);
+  at += 4;
+  let cts = 0;
+  if (packetType === ExVideoPacketType.CodedFrames && CTS_FOURCCS.has(fourcc)) {
+    need(3, 'composition time');
+    cts = i24At(body, at);
+    at += 3;
+  }
+  return { frameType, packetType, fourcc, cts, bodyAt: at, ...extra };
 }
 
 /** Parses a VIDEODATA body (legacy or Enhanced RTMP ex-header). `data` is a view. */
@@ -116,21 +212,10 @@ export function parseVideoBody(body: Uint8Array): VideoBody {
   const b0 = body[0];
   if (b0 === undefined) throw malformed('empty video tag body');
   if (b0 & VIDEO_EX_HEADER) {
-    if (body.length < 5) throw malformed(`Enhanced RTMP video body of ${body.length} bytes, need 5 for its header`);
-    const frameType = (b0 >> 4) & 0x07;
-    const packetType = b0 & 0x0f;
-    const fourcc = fourccAt(body, 1);
-    const hasCts = packetType === ExVideoPacketType.CodedFrames && (fourcc === 'avc1' || fourcc === 'hvc1');
-    if (hasCts && body.length < 8) throw malformed(`Enhanced RTMP ${fourcc} coded frames body of ${body.length} bytes, need 8`);
-    return {
-      codecId: 0,
-      frameType,
-      keyframe: frameType === VideoFrameType.Key,
-      packetType,
-      cts: hasCts ? i24At(body, 5) : 0,
-      data: body.subarray(hasCts ? 8 : 5),
-      fourcc,
-    };
+    const { bodyAt, frameType, packetType, ...rest } = readExVideoHeader(body);
+    // FrameType is ignored for Metadata (enhanced-rtmp v2).
+    const keyframe = frameType === VideoFrameType.Key && packetType !== ExVideoPacketType.Metadata;
+    return { codecId: 0, frameType, keyframe, packetType, ...rest, data: body.subarray(bodyAt) };
   }
   const frameType = b0 >> 4;
   const codecId = b0 & 0x0f;
@@ -139,6 +224,50 @@ export function parseVideoBody(body: Uint8Array): VideoBody {
     return { codecId, frameType, keyframe: frameType === VideoFrameType.Key, packetType: body[1]!, cts: i24At(body, 2), data: body.subarray(5) };
   }
   return { codecId, frameType, keyframe: frameType === VideoFrameType.Key, packetType: AvcPacketType.Nalu, cts: 0, data: body.subarray(1) };
+}
+
+export interface ExVideoBodyInit {
+  fourcc: VideoFourCc;
+  keyframe: boolean;
+  /** SequenceStart (the configuration record), CodedFrames, CodedFramesX or SequenceEnd. */
+  packetType: ExVideoPacketType.SequenceStart | ExVideoPacketType.CodedFrames | ExVideoPacketType.CodedFramesX | ExVideoPacketType.SequenceEnd;
+  /** Composition time in ms, signed 24-bit: CodedFrames of avc1/hvc1 only. */
+  cts?: number;
+  data: Uint8Array;
+}
+
+/** Bytes of the ExVideoTagHeader `writeExVideoHeader` writes. */
+export function exVideoHeaderSize(fourcc: VideoFourCc, packetType: ExVideoPacketType): number {
+  return packetType === ExVideoPacketType.CodedFrames && CTS_FOURCCS.has(fourcc) ? 8 : 5;
+}
+
+/**
+ * Writes an ExVideoTagHeader at `at`: IsExHeader | FrameType | VideoPacketType, the FourCC and,
+ * for avc1/hvc1 CodedFrames, the SI24 composition time. Returns the header size.
+ */
+export function writeExVideoHeader(out: Uint8Array, at: number, init: Omit<ExVideoBodyInit, 'data'>): number {
+  const size = exVideoHeaderSize(init.fourcc, init.packetType);
+  const cts = init.cts ?? 0;
+  if (size === 5 && cts !== 0) throw new OnairError('FLV_BAD_TIMESTAMP', `composition time ${cts} in ${init.fourcc} VideoPacketType ${init.packetType}, which has none`);
+  if (!Number.isInteger(cts) || cts < -0x800000 || cts > 0x7fffff) {
+    throw new OnairError('FLV_BAD_TIMESTAMP', `${init.fourcc} composition time ${cts} outside signed 24 bits`);
+  }
+  out[at] = VIDEO_EX_HEADER | ((init.keyframe ? VideoFrameType.Key : VideoFrameType.Inter) << 4) | init.packetType;
+  for (let i = 0; i < 4; i++) out[at + 1 + i] = init.fourcc.charCodeAt(i);
+  if (size === 8) {
+    const v = cts < 0 ? cts + 0x1000000 : cts;
+    out[at + 5] = v >>> 16;
+    out[at + 6] = (v >>> 8) & 0xff;
+    out[at + 7] = v & 0xff;
+  }
+  return size;
+}
+
+/** An Enhanced RTMP VIDEODATA body: ExVideoTagHeader, then the record or the coded frame. */
+export function exVideoBody(init: ExVideoBodyInit): Uint8Array {
+  const out = new Uint8Array(exVideoHeaderSize(init.fourcc, init.packetType) + init.data.length);
+  out.set(init.data, writeExVideoHeader(out, 0, init));
+  return out;
 }
 
 export interface AudioBody {

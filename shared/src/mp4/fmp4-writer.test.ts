@@ -127,7 +127,8 @@ describe('fMP4 writer judged by mp4box and ffmpeg, fed with ffmpeg-made H.264 an
   it('init segment: boxes, codec strings, timescales, no mehd', () => {
     const { file, info } = mp4box(init);
     expect(info.isFragmented).toBe(true);
-    const avcC = tracks[0]!.kind === 'video' ? tracks[0]!.avcC : new Uint8Array(0);
+    const video = tracks[0]!;
+    const avcC = video.kind === 'video' && 'avcC' in video ? video.avcC : new Uint8Array(0);
     // mp4box prints the avcC bytes in lower-case hex; RFC 6381 hex is case-insensitive.
     expect(info.tracks.map((t) => [t.id, t.type, t.codec.toUpperCase(), t.timescale])).toEqual([
       [1, 'video', avcCodecString(avcC).toUpperCase(), 1000],

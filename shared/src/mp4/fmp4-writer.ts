@@ -1,16 +1,25 @@
 import { ByteWriter } from '../bytes/byte-writer.js';
 import { OnairError } from '../errors.js';
 
-export interface Fmp4VideoTrack {
+interface Fmp4VideoBase {
   kind: 'video';
   id: number;
   /** Ticks per second of this track's times (1000 for FLV milliseconds). */
   timescale: number;
   width: number;
   height: number;
-  /** AVCDecoderConfigurationRecord, as in the FLV AVC sequence header. */
-  avcC: Uint8Array;
 }
+
+/**
+ * A video track and its configuration record, as in the FLV (Enhanced RTMP) sequence header: the
+ * one record given names the sample entry (avc1 + avcC, hvc1 + hvcC, av01 + av1C).
+ */
+export type Fmp4VideoTrack = Fmp4VideoBase &
+  (
+    | { /** AVCDecoderConfigurationRecord. */ avcC: Uint8Array }
+    | { /** HEVCDecoderConfigurationRecord. */ hvcC: Uint8Array }
+    | { /** AV1CodecConfigurationRecord. */ av1C: Uint8Array }
+  );
 
 export interface Fmp4AudioTrack {
   kind: 'audio';
@@ -107,8 +116,17 @@ function checkTrack(t: Fmp4Track): void {
   }
 }
 
-function writeAvc1(w: ByteWriter, t: Fmp4VideoTrack): void {
-  box(w, 'avc1', () => {
+/** The sample entry and configuration box names of a video track. */
+function videoEntry(t: Fmp4VideoTrack): { entry: string; box: string; record: Uint8Array } {
+  if ('hvcC' in t) return { entry: 'hvc1', box: 'hvcC', record: t.hvcC };
+  if ('av1C' in t) return { entry: 'av01', box: 'av1C', record: t.av1C };
+  return { entry: 'avc1', box: 'avcC', record: t.avcC };
+}
+
+/** A VisualSampleEntry (ISO/IEC 14496-12 §12.1.3) with its configuration box. */
+function writeVisualSampleEntry(w: ByteWriter, t: Fmp4VideoTrack): void {
+  const { entry, box: configBox, record } = videoEntry(t);
+  box(w, entry, () => {
     zeros(w, 6); // reserved
     w.u16(1); // data_reference_index
     zeros(w, 16); // pre_defined, reserved, pre_defined[3]
@@ -119,7 +137,7 @@ function writeAvc1(w: ByteWriter, t: Fmp4VideoTrack): void {
     zeros(w, 32); // compressorname
     w.u16(0x0018); // depth
     w.i16(-1); // pre_defined
-    box(w, 'avcC', () => w.bytes(t.avcC));
+    box(w, configBox, () => w.bytes(record));
   });
 }
 
@@ -184,7 +202,7 @@ function writeTrak(w: ByteWriter, t: Fmp4Track): void {
         box(w, 'stbl', () => {
           fullBox(w, 'stsd', 0, 0, () => {
             w.u32(1);
-            if (t.kind === 'video') writeAvc1(w, t);
+            if (t.kind === 'video') writeVisualSampleEntry(w, t);
             else writeMp4a(w, t);
           });
           fullBox(w, 'stts', 0, 0, () => w.u32(0));
@@ -208,7 +226,9 @@ export function initSegment(tracks: readonly Fmp4Track[]): Uint8Array {
   box(w, 'ftyp', () => {
     fourcc(w, 'isom');
     w.u32(0x200);
-    for (const brand of ['isom', 'iso6', 'avc1', 'mp41']) fourcc(w, brand);
+    // 'av01' is the AV1 binding's brand; the others keep the brands every init segment had.
+    const av1 = tracks.some((t) => t.kind === 'video' && 'av1C' in t);
+    for (const brand of ['isom', 'iso6', av1 ? 'av01' : 'avc1', 'mp41']) fourcc(w, brand);
   });
   box(w, 'moov', () => {
     fullBox(w, 'mvhd', 0, 0, () => {

@@ -1,6 +1,8 @@
 import { amf0Props, type Amf0Object } from '../amf/amf0.js';
 import { aacCodecString, parseAudioSpecificConfig } from '../codec/aac.js';
+import { av1CodecString, av1SequenceHeaderOf, parseAv1C, withoutTemporalDelimiter } from '../codec/av1.js';
 import { avcCodecString, parseAvcC, parseSps } from '../codec/avc.js';
+import { hevcCodecString, hevcSizeOf, parseHvcC } from '../codec/hevc.js';
 import { OnairError } from '../errors.js';
 import {
   AacPacketType,
@@ -28,7 +30,7 @@ export type RemuxTrackKind = 'video' | 'audio';
 
 export interface RemuxTrack {
   kind: RemuxTrackKind;
-  /** RFC 6381, e.g. 'avc1.42E01F' or 'mp4a.40.2'. */
+  /** RFC 6381, e.g. 'avc1.42E01F', 'hvc1.1.6.L93.B0', 'av01.0.04M.08' or 'mp4a.40.2'. */
   codec: string;
   /** For MediaSource.isTypeSupported and addSourceBuffer: 'video/mp4; codecs="avc1.42E01F"'. */
   mimeType: string;
@@ -73,7 +75,11 @@ export interface RemuxOptions {
    * which may be a long GOP away). Short: both configurations normally arrive together.
    */
   announcedTrackWaitMs: number;
-  /** Video frame duration assumed until two frames have been seen. */
+  /**
+   * Video frame duration assumed until two frames have been seen, unless onMetaData gives a
+   * framerate. Too short a guess costs the first GOP in Chromium: MSE takes a decode time more
+   * than twice the last frame's duration after it as a gap and drops frames until a keyframe.
+   */
   defaultFrameMs: number;
   /** Tags held while the track set is unknown; beyond this the oldest are dropped. */
   maxPendingTags: number;
@@ -112,8 +118,13 @@ const AVC_CODEC_IDS: readonly unknown[] = [VideoCodecId.Avc, 0x61766331, 'avc1']
 const AAC_CODEC_IDS: readonly unknown[] = [SoundFormat.Aac, 0x6d703461, 'mp4a'];
 const FILLER_SAMPLE_RATES = [48000, 44100, 32000, 24000, 22050, 16000, 11025, 8000];
 
+/** The video codecs the remuxer writes: the sample entry's name. */
+export type RemuxVideoCodec = 'avc1' | 'hvc1' | 'av01';
+
 interface VideoState {
-  avcC: Uint8Array;
+  codec: RemuxVideoCodec;
+  /** The configuration record of the sequence header (avcC, hvcC or av1C). */
+  config: Uint8Array;
   track: RemuxTrack;
   lastDts: number | undefined;
   frameMs: number;
@@ -164,11 +175,39 @@ interface AudioFill {
   nextSample: number | undefined;
 }
 
-/** A video track and its init segment for an avcC. */
-function videoTrack(avcC: Uint8Array, width: number, height: number, filler: boolean): RemuxTrack {
-  const codec = avcCodecString(avcC);
-  const init = initSegment([{ kind: 'video', id: VIDEO_TRACK_ID, timescale: 1000, width, height, avcC }]);
-  return { kind: 'video', codec, mimeType: `video/mp4; codecs="${codec}"`, init, width, height, filler };
+/** A video track and its init segment for a configuration record; throws for a bad record. */
+function videoTrack(kind: RemuxVideoCodec, config: Uint8Array, filler: boolean): RemuxTrack {
+  let codec: string;
+  let size: { width: number; height: number };
+  const base = { kind: 'video', id: VIDEO_TRACK_ID, timescale: 1000 } as const;
+  let init: Uint8Array;
+  if (kind === 'avc1') {
+    const avc = parseAvcC(config);
+    const sps = avc.sps[0];
+    if (sps === undefined) throw new OnairError('REMUX_BAD_CONFIG', 'AVC sequence header without an SPS');
+    codec = avcCodecString(avc);
+    size = filler ? { width: BLACK_FRAME_WIDTH, height: BLACK_FRAME_HEIGHT } : parseSps(sps);
+    init = initSegment([{ ...base, ...size, avcC: config }]);
+  } else if (kind === 'hvc1') {
+    const hevc = parseHvcC(config);
+    codec = hevcCodecString(hevc);
+    size = hevcSizeOf(hevc);
+    init = initSegment([{ ...base, ...size, hvcC: config }]);
+  } else {
+    const av1 = parseAv1C(config);
+    codec = av1CodecString(av1);
+    const seq = av1SequenceHeaderOf(av1);
+    if (seq === undefined) throw new OnairError('REMUX_BAD_CONFIG', 'AV1 sequence start without a sequence header OBU in its av1C');
+    size = seq;
+    init = initSegment([{ ...base, width: seq.width, height: seq.height, av1C: config }]);
+  }
+  return { kind: 'video', codec, mimeType: `video/mp4; codecs="${codec}"`, init, width: size.width, height: size.height, filler };
+}
+
+/** The codec a video body belongs to, when the remuxer writes it; undefined for any other. */
+function videoCodecOf(body: VideoBody): RemuxVideoCodec | undefined {
+  if (body.codecId === VideoCodecId.Avc) return 'avc1';
+  return body.fourcc === 'avc1' || body.fourcc === 'hvc1' || body.fourcc === 'av01' ? body.fourcc : undefined;
 }
 
 /** An audio track and its init segment for an AudioSpecificConfig; timescale = sample rate. */
@@ -178,11 +217,12 @@ function audioTrack(asc: Uint8Array, sampleRate: number, channels: number, fille
   return { kind: 'audio', codec, mimeType: `audio/mp4; codecs="${codec}"`, init, sampleRate, channels, filler };
 }
 
-/** A video body that carries an AVC picture (legacy FLV or Enhanced RTMP `avc1`). */
-function isCodedAvc(body: VideoBody): boolean {
+/** A video body that carries a picture of `codec` (legacy FLV AVC, or Enhanced RTMP coded frames). */
+function isCoded(body: VideoBody, codec: RemuxVideoCodec): boolean {
+  if (videoCodecOf(body) !== codec) return false;
   return body.codecId === VideoCodecId.Avc
     ? body.packetType === AvcPacketType.Nalu
-    : body.fourcc === 'avc1' && (body.packetType === ExVideoPacketType.CodedFrames || body.packetType === ExVideoPacketType.CodedFramesX);
+    : body.packetType === ExVideoPacketType.CodedFrames || body.packetType === ExVideoPacketType.CodedFramesX;
 }
 
 function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
@@ -211,6 +251,8 @@ export class FlvToFmp4 {
   #metaAudio: Announced | undefined;
   #metaSampleRate: number | undefined;
   #metaChannels: 1 | 2 | undefined;
+  /** The frame duration onMetaData's framerate gives. */
+  #metaFrameMs: number | undefined;
   // Output ms = input ms − origin. Undefined: the next media tag starts a new segment.
   #origin: number | undefined;
   #lastIn: number | undefined;
@@ -280,33 +322,37 @@ export class FlvToFmp4 {
     const stereo = props['stereo'];
     const channels = props['audiochannels'];
     this.#metaChannels = stereo === false || channels === 1 ? 1 : stereo === true || channels === 2 ? 2 : undefined;
+    const framerate = props['framerate'];
+    this.#metaFrameMs = typeof framerate === 'number' && framerate >= 1 && framerate <= 240 ? Math.round(1000 / framerate) : undefined;
+    const v = this.#video;
+    if (v !== undefined && v.lastDts === undefined) v.frameMs = this.#metaFrameMs ?? this.#opts.defaultFrameMs;
     out.push({ kind: 'metadata', value: props });
   }
 
   /** Returns true when `tag` is a video sequence header. */
   #videoConfig(tag: FlvTag, out: RemuxEvent[]): boolean {
     const body = parseVideoBody(tag.data);
-    const avc = body.codecId === VideoCodecId.Avc || body.fourcc === 'avc1';
+    const codec = videoCodecOf(body);
     const header = body.codecId === VideoCodecId.Avc ? body.packetType === AvcPacketType.SequenceHeader : body.packetType === ExVideoPacketType.SequenceStart;
-    if (!avc || !header) return false;
-    if (this.#video !== undefined && sameBytes(this.#video.avcC, body.data)) return true;
-    const avcC = body.data.slice();
-    const config = parseAvcC(avcC);
-    const sps = config.sps[0];
-    if (sps === undefined) throw new OnairError('REMUX_BAD_CONFIG', 'AVC sequence header without an SPS');
-    const { width, height } = parseSps(sps);
-    const track = videoTrack(avcC, width, height, false);
+    if (codec === undefined || !header) return false;
+    // An empty sequence start (sent ahead of the real one by some writers) configures nothing.
+    if (body.codecId !== VideoCodecId.Avc && body.data.length === 0) return true;
+    if (this.#video !== undefined && this.#video.codec === codec && sameBytes(this.#video.config, body.data)) return true;
+    const config = body.data.slice();
+    const track = videoTrack(codec, config, false);
     // Frames of the old configuration go out before its successor's init.
     this.#releaseVideo(out);
     const previous = this.#video;
     this.#video = {
-      avcC,
+      codec,
+      config,
       track,
       lastDts: previous?.lastDts,
-      frameMs: previous?.frameMs ?? this.#opts.defaultFrameMs,
+      frameMs: previous?.frameMs ?? this.#metaFrameMs ?? this.#opts.defaultFrameMs,
       needKeyframe: true,
       reorderMs: 0,
     };
+    // Another codec is another MIME type: the player switches its SourceBuffer with changeType.
     this.#configured('video', track, out);
     return true;
   }
@@ -395,7 +441,7 @@ export class FlvToFmp4 {
   }
 
   #newVideoFill(): VideoFill {
-    return { track: videoTrack(blackFrameAvcC(), BLACK_FRAME_WIDTH, BLACK_FRAME_HEIGHT, true), endMs: undefined, frames: 0 };
+    return { track: videoTrack('avc1', blackFrameAvcC(), true), endMs: undefined, frames: 0 };
   }
 
   #newAudioFill(): AudioFill {
@@ -407,7 +453,7 @@ export class FlvToFmp4 {
 
   #isKeyframe(tag: FlvTag): boolean {
     const body = parseVideoBody(tag.data);
-    return body.keyframe && this.#video !== undefined && isCodedAvc(body) && body.data.length > 0;
+    return body.keyframe && this.#video !== undefined && isCoded(body, this.#video.codec) && body.data.length > 0;
   }
 
   /** Maps an input timestamp onto the output timeline (ms). */
@@ -434,7 +480,7 @@ export class FlvToFmp4 {
     const v = this.#video;
     if (v === undefined || this.#tracks?.has('video') !== true) return;
     const body = parseVideoBody(tag.data);
-    if (!isCodedAvc(body) || body.data.length === 0) return;
+    if (!isCoded(body, v.codec) || body.data.length === 0) return;
     if (v.needKeyframe) {
       if (!body.keyframe) return;
       v.needKeyframe = false;
@@ -454,7 +500,8 @@ export class FlvToFmp4 {
     if (body.keyframe || dts - (v.lastDts ?? dts) > MAX_FRAME_MS) this.#releaseVideo(out, dts);
     v.lastDts = dts;
     if (body.keyframe) v.reorderMs = body.cts;
-    this.#held.push({ dts, cts: body.cts, keyframe: body.keyframe, data: body.data, bytes: tag.data.length });
+    const data = v.codec === 'av01' ? withoutTemporalDelimiter(body.data) : body.data;
+    this.#held.push({ dts, cts: body.cts, keyframe: body.keyframe, data, bytes: tag.data.length });
     // Encoders stamp decode times as their presentation times in order, moved back by the
     // reorder delay: the frames in hand are the next ones to be shown, and no later frame can
     // come before them, once the latest shown of them is due by this frame's decode time plus

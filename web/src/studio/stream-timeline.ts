@@ -1,4 +1,4 @@
-import { FLV_TAG_HEADER_SIZE, FlvTagType } from '@onair/shared';
+import { FLV_TAG_HEADER_SIZE, FlvTagType, TagKind, tagKind } from '@onair/shared';
 import { DecodeTimes } from '../lib/decode-times.js';
 import { FlvMuxer, type StreamMetadata } from '../lib/flv-muxer.js';
 import { TagInterleaver } from '../lib/tag-interleaver.js';
@@ -24,12 +24,14 @@ export interface OutTag {
 /** What a tag in FLV file form is, for the outbox: read from its header and first body bytes. */
 export function outTag(bytes: Uint8Array<ArrayBuffer>): OutTag {
   const ms = ((bytes[4]! << 16) | (bytes[5]! << 8) | bytes[6]!) + bytes[7]! * 0x1000000;
-  const b0 = bytes[FLV_TAG_HEADER_SIZE] ?? 0;
   const b1 = bytes[FLV_TAG_HEADER_SIZE + 1];
   switch (bytes[0]) {
-    case FlvTagType.Video:
-      if (b1 === 0) return { bytes, cls: TagClass.Header, ms, header: 'video' };
-      return { bytes, cls: b0 >> 4 === 1 ? TagClass.Keyframe : TagClass.Frame, ms };
+    case FlvTagType.Video: {
+      // The one classifier, for legacy and Enhanced RTMP (ex-header) tags alike.
+      const kind = tagKind({ type: FlvTagType.Video, timestamp: ms, data: bytes.subarray(FLV_TAG_HEADER_SIZE) });
+      if (kind === TagKind.VideoConfig) return { bytes, cls: TagClass.Header, ms, header: 'video' };
+      return { bytes, cls: kind === TagKind.Keyframe ? TagClass.Keyframe : TagClass.Frame, ms };
+    }
     case FlvTagType.Audio:
       return b1 === 0 ? { bytes, cls: TagClass.Header, ms, header: 'audio' } : { bytes, cls: TagClass.Audio, ms };
     default:
