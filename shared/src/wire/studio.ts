@@ -11,6 +11,13 @@ import { fail, shown, nonNegative, parseJsonObject, record, str } from './valida
  */
 
 export const STUDIO_WS_PATH = '/studio-ws';
+/**
+ * The query parameter of the studio socket's URL that names the broadcast to a load balancer
+ * (nginx: `hash $arg_session consistent`): a random id the page makes once per broadcast and puts
+ * on every socket of it, so a resuming page reaches the bridge that holds its session. Not a
+ * secret, and never the resume token: URLs land in access logs.
+ */
+export const STUDIO_AFFINITY_PARAM = 'session';
 export const STUDIO_PROTOCOL_VERSION = 2;
 
 /** Largest binary frame: one FLV tag (a 1080p60 keyframe at high bitrate stays far below). */
@@ -244,4 +251,10 @@ export function joinStreamUrl(server: string, key: string): string {
   const k = key.trim().replace(/^\/+/, '');
   if (k === '') return s;
   return `${s.replace(/\/+$/, '')}/${k}`;
+}
+
+/** The studio socket's URL with the affinity id (STUDIO_AFFINITY_PARAM) in its query. */
+export function studioSocketUrl(base: string, affinity: string): string {
+  if (!SESSION_TEXT.test(affinity) || affinity.length > MAX_ID_LENGTH) fail(`affinity id ${shown(affinity)} is not 1-${MAX_ID_LENGTH} URL-safe characters`);
+  return `${base}${base.includes('?') ? '&' : '?'}${STUDIO_AFFINITY_PARAM}=${affinity}`;
 }

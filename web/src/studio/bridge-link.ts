@@ -3,6 +3,7 @@ import {
   FINAL_CLOSE_CODES,
   backoffMs,
   parseStudioServerMessage,
+  studioSocketUrl,
   type Backoff,
   type StudioDestination,
   type StudioServerMessage,
@@ -75,7 +76,10 @@ export class BridgeLink {
   reconnects = 0;
 
   constructor(url: string, destinations: StudioDestination[], events: BridgeLinkEvents) {
-    this.#url = url;
+    // Every socket of this broadcast names it the same way, so a load balancer that hashes on the
+    // id brings a resume to the bridge holding the session (docs/deploy.md).
+    const affinity = Array.from(crypto.getRandomValues(new Uint8Array(8)), (b) => b.toString(16).padStart(2, '0')).join('');
+    this.#url = studioSocketUrl(url, affinity);
     this.#destinations = destinations;
     this.#events = events;
     this.#heartbeat = setInterval(() => this.#checkHeartbeat(), 1000);
