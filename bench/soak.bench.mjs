@@ -185,7 +185,7 @@ async function run() {
     await watch.locator('[data-stat="glass-to-glass"]').waitFor({ timeout: 120_000 });
     // The meter's median covers ~5 s: let it fill with this page's own readings.
     await sleep(6000);
-    const metrics = async () => (await fetch(new URL('/metrics', bridge.url))).json();
+    const metrics = async () => (await fetch(new URL('/metrics.json', bridge.url))).json();
     const localPid = (await metrics()).localRtmp?.pid;
     console.log(`live via ${VIA}, watching ${watchUrl.replace(/live\/[^/?]+$/, 'live/***')}; sampling every ${SAMPLE_S} s for ${MINUTES} min`);
 

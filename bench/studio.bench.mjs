@@ -108,6 +108,10 @@ const lines = [
   'session. CPU is utime + stime of the browser process and all its descendants (renderer, GPU,',
   'utility, workers) from /proc, over the measured window.',
   '',
+  'Composing scenes (picture-in-picture with the logo and the lower third against the plain camera',
+  'scene, side by side in one session, at 720p30 and 1080p30: compose cost per frame, browser CPU,',
+  'frames dropped) is measured by `node bench/scenes.bench.mjs`: see [scenes.md](scenes.md).',
+  '',
 ];
 writeFileSync(join(root, 'docs', 'bench', 'studio.md'), lines.join('\n'));
 console.log(lines.join('\n'));

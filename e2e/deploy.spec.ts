@@ -44,7 +44,7 @@ test('a watch page through the load balancer plays again from another bridge wit
     await expect.poll(async () => (await played()).frames, { timeout: 30_000 }).toBeGreaterThan(2 * FPS);
 
     // The bridge holding the page's socket: the one that counts a viewer.
-    const holders = await Promise.all(deployment.bridges.map(async (b) => ((await deployment.metrics(b)) as { viewers: { ws: number } }).viewers.ws));
+    const holders = await Promise.all(deployment.bridges.map(async (b) => (await deployment.watchState(b)).viewers));
     expect(holders.reduce((a, b) => a + b, 0)).toBe(1);
     const victim = deployment.bridges[holders.indexOf(1)]!;
 
@@ -55,7 +55,7 @@ test('a watch page through the load balancer plays again from another bridge wit
     const wanted = atKill.frames + Math.ceil(atKill.ahead) + FPS / 2;
     await expect.poll(async () => (await played()).frames, { timeout: 10_000, intervals: [100] }).toBeGreaterThanOrEqual(wanted);
     const backMs = Date.now() - killedAt;
-    const others = await Promise.all(deployment.bridges.filter((b) => b !== victim).map(async (b) => ((await deployment.metrics(b)) as { viewers: { ws: number } }).viewers.ws));
+    const others = await Promise.all(deployment.bridges.filter((b) => b !== victim).map(async (b) => (await deployment.watchState(b)).viewers));
     console.log(`watch page decoding again ${backMs} ms after kill -9 of its bridge (${Math.ceil(atKill.ahead)} frames were buffered); stats: ${await page.locator('.stats').textContent().catch(() => '')}`);
     expect(others.reduce((a, b) => a + b, 0)).toBe(1);
     expect(backMs).toBeLessThan(3000);

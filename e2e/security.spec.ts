@@ -227,7 +227,7 @@ test("another site's page cannot make the bridge dial: not from another host, no
     // Give a source that slipped through time to be dialled, then count.
     await page.waitForTimeout(1000);
     expect(dialled).toBe(0);
-    const metrics = (await (await fetch(new URL('/metrics', open.url))).json()) as { streams: unknown[] };
+    const metrics = (await (await fetch(new URL('/metrics.json', open.url))).json()) as { streams: unknown[] };
     expect(metrics.streams).toEqual([]);
 
     // The same page, from the bridge's own origin, is let through: the check is what refused.

@@ -42,7 +42,7 @@ interface Metrics {
 }
 
 async function metrics(): Promise<Metrics> {
-  return (await (await fetch(new URL('/metrics', bridge.url))).json()) as Metrics;
+  return (await (await fetch(new URL('/metrics.json', bridge.url))).json()) as Metrics;
 }
 
 /** Records, from navigation start, when the page's <video> presents its first frame. */

@@ -105,6 +105,8 @@ async function publishCommand(args: string[]): Promise<number> {
     onEvent: (event) => {
       if (event.kind === 'live') say(`${event.url} — publishing`);
       else if (event.kind === 'failed') say(`${event.url} — failed: ${errorText(event.error)}`);
+      else if (event.error !== undefined) say(`${event.url} — asked to move to ${event.to || 'an unusable URL'}, staying: ${errorText(event.error)}`);
+      else say(`${event.url} — moved to ${event.to}`);
     },
   });
   let failed = 0;

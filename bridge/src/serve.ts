@@ -8,7 +8,10 @@ import { OnairError } from '@onair/shared';
 import { LocalRtmp, type LocalRtmpStatus } from './local-rtmp/local-rtmp.js';
 import { RestreamService } from './restream/restream-service.js';
 import { defaultConfigDir, RestreamStore } from './restream/restream-store.js';
+import { EventLog, LOG_FORMATS, type LogFormat } from './server/event-log.js';
 import { OnairServer } from './server/onair-server.js';
+import { bridgeMetrics, processMetrics } from './server/ops.js';
+import { startSampledEvents } from './server/sampled-events.js';
 import { ServerPolicy, isLoopbackHost, isWildcardHost, urlHost } from './server/policy.js';
 import { WatchService, parseWatchUpstream, type WatchUpstream } from './watch/index.js';
 
@@ -80,8 +83,24 @@ Reliability (docs/studio.md, "What survives what"):
   --verbose                     log sessions and the embedded server's messages   [ONAIR_VERBOSE=1]
   -h, --help                    show this help
 
-Stream keys are never printed or logged. Stop with Ctrl-C (SIGINT) or SIGTERM: live
-destinations are unpublished cleanly first.
+Operations (docs/operations.md):
+  --log-format text|json        json: one JSON line per session event on stderr
+                                (sessions, destinations, viewers, restream, drain;
+                                keys and tokens redacted) (default text)        [ONAIR_LOG_FORMAT]
+  --drain-timeout SECONDS       on SIGTERM, how long live studio sessions may go on
+                                before the bridge stops anyway (default 300)      [ONAIR_DRAIN_TIMEOUT]
+  --metrics-token SECRET        a second secret that opens /metrics only
+                                (Authorization: Bearer SECRET), for a scraper     [ONAIR_METRICS_TOKEN]
+  GET /healthz answers 200 while the process runs, /readyz 200 while it takes new
+  work (503 while draining or before the embedded RTMP server is up), both without
+  a token; /metrics is in the Prometheus text format, with the token (or none on a
+  loopback bind without one) or the metrics token.
+
+Stream keys are never printed or logged. SIGTERM drains: /readyz fails, new studio
+sessions and viewers are refused with 503, viewers are told to reconnect (to another
+bridge behind a load balancer), live studio sessions go on until they end or the drain
+timeout passes; then the bridge exits 0. Ctrl-C (SIGINT), or a second SIGTERM, stops at
+once. Either way live destinations are unpublished cleanly first.
 `;
 
 export interface ServeOptions {
@@ -108,6 +127,9 @@ export interface ServeOptions {
   maxViewers: number;
   maxViewersPerClient: number;
   maxUpstreams: number;
+  logFormat: LogFormat;
+  drainTimeoutMs: number;
+  metricsToken: string | undefined;
 }
 
 const DEFAULT_WEB_ROOT = fileURLToPath(new URL('../../web/dist/', import.meta.url));
@@ -144,6 +166,9 @@ export const SERVE_OPTIONS = {
   'max-viewers': { type: 'string' },
   'max-viewers-per-client': { type: 'string' },
   'max-upstreams': { type: 'string' },
+  'log-format': { type: 'string' },
+  'drain-timeout': { type: 'string' },
+  'metrics-token': { type: 'string' },
   config: { type: 'string' },
   'print-config': { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
@@ -184,6 +209,8 @@ function serveDefaults(env: NodeJS.ProcessEnv) {
     'max-viewers': '2000',
     'max-viewers-per-client': '20',
     'max-upstreams': '64',
+    'log-format': 'text',
+    'drain-timeout': '300',
   } satisfies { [K in ServeOption]?: OptionValue<K> };
 }
 
@@ -213,6 +240,11 @@ function count(value: string, what: string): number {
   const n = Number(value);
   if (!Number.isInteger(n) || n < 1 || n > 1_000_000) throw new OnairError('USAGE', `${what} "${value}" is not a whole number from 1`);
   return n;
+}
+
+function logFormat(value: string): LogFormat {
+  if (!(LOG_FORMATS as readonly string[]).includes(value)) throw new OnairError('USAGE', `log format "${value}" is not one of ${LOG_FORMATS.join(', ')}`);
+  return value as LogFormat;
 }
 
 function flag(value: string | undefined): boolean {
@@ -305,6 +337,9 @@ function serveOptions(s: ServeSettings): ServeOptions {
     maxViewers: count(s['max-viewers'], 'max viewers'),
     maxViewersPerClient: count(s['max-viewers-per-client'], 'max viewers per client'),
     maxUpstreams: count(s['max-upstreams'], 'max upstreams'),
+    logFormat: logFormat(s['log-format']),
+    drainTimeoutMs: seconds(s['drain-timeout'], 'drain timeout'),
+    metricsToken: s['metrics-token'] || undefined,
   };
 }
 
@@ -370,8 +405,11 @@ export function readTls(certFile: string, keyFile: string): { cert: Buffer; key:
   return { cert, key };
 }
 
-/** Starts everything `onair serve` runs; the caller owns `close()`. */
-export async function startServe(opts: ServeOptions, log: (line: string) => void): Promise<ServeHandle> {
+/**
+ * Starts everything `onair serve` runs; the caller owns `close()`. `log` takes the sentences of
+ * `--verbose`; `events`, when given, the session events of the operator's log.
+ */
+export async function startServe(opts: ServeOptions, log: (line: string) => void, events?: EventLog): Promise<ServeHandle> {
   const policy = new ServerPolicy({
     host: opts.host,
     token: opts.token,
@@ -428,6 +466,7 @@ export async function startServe(opts: ServeOptions, log: (line: string) => void
     // Viewers of local streams lost their upstream with the crash: reconnect now, not at the next backoff step.
     local.onUp(() => watch.retryLocalNow());
   }
+  const releaseProcessMetrics: (() => void)[] = [];
   let server: OnairServer;
   try {
     server = await OnairServer.listen({
@@ -443,10 +482,31 @@ export async function startServe(opts: ServeOptions, log: (line: string) => void
         graceMs: opts.resumeGraceMs,
         resendBufferMs: opts.resendBufferMs,
         limits: { maxSessions: opts.maxSessions, maxSessionsPerClient: opts.maxSessionsPerClient },
+        ...(events !== undefined ? { onEvent: (e) => events.event(e.event, e) } : {}),
+      },
+      ops: (sessions) => {
+        const registry = bridgeMetrics({
+          studio: () => sessions.stats(),
+          watch,
+          restream: () => restream.state(),
+          localRtmp: local === undefined ? undefined : () => local.status(),
+          draining: () => server.draining,
+        });
+        releaseProcessMetrics.push(processMetrics(registry));
+        return {
+          registry,
+          metricsToken: opts.metricsToken,
+          notReady: () => {
+            if (server.draining) return 'draining';
+            if (local !== undefined && local.status().state !== 'up') return `the embedded RTMP server is ${local.status().state}`;
+            return undefined;
+          },
+        };
       },
       ...(opts.verbose ? { log } : {}),
     });
   } catch (err) {
+    for (const release of releaseProcessMetrics) release();
     await restream.close();
     await watch.close();
     await local?.close();
@@ -465,12 +525,15 @@ export async function startServe(opts: ServeOptions, log: (line: string) => void
     };
     local.onUp(() => server.sessions.retryNow(onLocal));
   }
+  const stopSampling = events?.format === 'json' ? startSampledEvents({ watch: () => watch.metrics(), restream: () => restream.state() }, events) : () => undefined;
   return {
     server,
     localRtmp,
     async close() {
+      stopSampling();
       await server.close();
       await local?.close();
+      for (const release of releaseProcessMetrics) release();
     },
   };
 }
@@ -485,7 +548,57 @@ function shownHosts(host: string): string[] {
   return addresses.length > 0 ? addresses : ['127.0.0.1'];
 }
 
-/** `onair serve`: runs until SIGINT/SIGTERM, then shuts down cleanly and resolves. */
+/** How often a draining bridge logs how many studio sessions are left. */
+const DRAIN_PROGRESS_EVERY_MS = 5000;
+
+/**
+ * Resolves with the next SIGINT or SIGTERM. Until then the signals are ours; once it resolved or
+ * `signal` aborted, they stop the process again as Node does by default.
+ */
+function nextSignal(signal?: AbortSignal): Promise<NodeJS.Signals> {
+  return new Promise((resolve) => {
+    const off = (): void => {
+      process.off('SIGINT', stop);
+      process.off('SIGTERM', stop);
+    };
+    const stop = (sig: NodeJS.Signals): void => {
+      off();
+      resolve(sig);
+    };
+    process.on('SIGINT', stop);
+    process.on('SIGTERM', stop);
+    signal?.addEventListener('abort', off, { once: true });
+  });
+}
+
+/**
+ * SIGTERM: stop taking work, let live studio sessions finish (or the timeout pass, or another
+ * signal come), logging how many are left. The caller closes the server after.
+ */
+async function drain(server: OnairServer, timeoutMs: number, events: EventLog): Promise<void> {
+  server.drain('the bridge is shutting down; reconnect');
+  const left = (): number => server.sessions.size;
+  events.event(
+    'drain.start',
+    { sessions: left(), timeoutS: timeoutMs / 1000 },
+    { text: `draining: new sessions and viewers are refused, viewers told to reconnect; ${left()} studio session(s) live; stopping when they end or in ${timeoutMs / 1000} s (Ctrl-C stops now)` },
+  );
+  const progress = setInterval(() => events.event('drain.progress', { sessions: left() }, { text: `draining: ${left()} studio session(s) live` }), DRAIN_PROGRESS_EVERY_MS);
+  let timer: NodeJS.Timeout | undefined;
+  const done = new AbortController();
+  const why = await Promise.race([
+    server.sessions.whenEmpty().then(() => 'sessions ended'),
+    new Promise<string>((resolve) => (timer = setTimeout(() => resolve('timeout'), timeoutMs))),
+    nextSignal(done.signal).then((signal) => `${signal}`),
+  ]);
+  done.abort();
+  clearInterval(progress);
+  clearTimeout(timer);
+  const cut = left() > 0 ? `; ending the ${left()} studio session(s) still live` : '';
+  events.event('drain.end', { reason: why, sessions: left() }, { text: `drained (${why})${cut}` });
+}
+
+/** `onair serve`: runs until SIGINT (or SIGTERM, which drains first), then shuts down cleanly and resolves. */
 export async function runServe(argv: string[], env: NodeJS.ProcessEnv): Promise<void> {
   const { settings, printConfig } = readServeSettings(argv, env);
   const opts = serveOptions(settings);
@@ -493,8 +606,9 @@ export async function runServe(argv: string[], env: NodeJS.ProcessEnv): Promise<
     process.stdout.write(printedConfig(settings));
     return;
   }
-  const say = (line: string): void => void process.stderr.write(`onair: ${line}\n`);
-  const handle = await startServe(opts, say);
+  const events = new EventLog(opts.logFormat, (line) => void process.stderr.write(line));
+  const say = (line: string): void => events.line(line);
+  const handle = await startServe(opts, say, events);
   const publicUrl = handle.server.policy.publicUrl;
   for (const url of publicUrl !== undefined ? [publicUrl.href] : shownHosts(opts.host).map((host) => handle.server.url(host))) {
     process.stdout.write(`onair: studio    ${url}\n`);
@@ -507,15 +621,8 @@ export async function runServe(argv: string[], env: NodeJS.ProcessEnv): Promise<
     if (!isLoopbackHost(handle.localRtmp.host)) say('local RTMP server beyond loopback: only ingest keys may publish, only this machine may play');
   }
   if (!handle.server.policy.loopbackOnly) say('listening beyond loopback: studio token required, destinations must be public (the embedded server excepted)');
-  await new Promise<void>((resolve) => {
-    const stop = (): void => {
-      process.off('SIGINT', stop);
-      process.off('SIGTERM', stop);
-      resolve();
-    };
-    process.on('SIGINT', stop);
-    process.on('SIGTERM', stop);
-  });
+  events.event('ready', { port: handle.server.port });
+  if ((await nextSignal()) === 'SIGTERM') await drain(handle.server, opts.drainTimeoutMs, events);
   say('shutting down');
   await handle.close();
 }

@@ -1,8 +1,11 @@
+import { createHash } from 'node:crypto';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { startFakeRtmp, type FakeMessage } from './harness/fake-rtmp.js';
 import { lateTimestampFlv, shiftedFlv, shortFlv } from './harness/fixtures.js';
-import { comparePackets, framemd5, type FrameMd5 } from './harness/judge.js';
+import { comparePackets, ffprobeStreams, framemd5, type FrameMd5 } from './harness/judge.js';
 import { startNginxRtmp, type NginxRtmp } from './harness/nginx.js';
 import { startNodeMediaServer, type NodeMediaServerHandle } from './harness/nms.js';
+import { waitFor } from './harness/proc.js';
 import { describeResult, killOnairProcesses, runOnair } from './harness/run.js';
 import { makeTestCertificates, type TestCertificates } from './harness/tls.js';
 
@@ -113,5 +116,57 @@ describe('onair publish', () => {
     expect(r.stderr).toMatch(/certificate/i);
     expect(r.stderr).toContain(nginx.rtmpsUrl('live', '***'));
     expect(r.stderr).not.toContain(key);
+  });
+});
+
+describe('onair publish: servers that send the publish elsewhere', () => {
+  it('follows a 302 redirect at connect to nginx-rtmp, which records every packet', async () => {
+    const key = 'redirected-key-41d7';
+    const redirector = await startFakeRtmp({ label: 'redirector', redirect: { to: nginx.url('live', key).replace(`/${key}`, ''), form: 'wowza' } });
+    try {
+      const r = await runOnair(['publish', '--fast', source, redirector.url('live', key)]);
+      expect(r.code, describeResult(r)).toBe(0);
+      expect(r.stderr).toContain(`${redirector.url('live', '***')} — moved to ${nginx.url('live', '***')}`);
+      expect(r.stderr).not.toContain(key);
+      expect(redirector.received).toEqual([]);
+      await expectRecordedExactly(key);
+    } finally {
+      await redirector.close();
+    }
+  });
+
+  it('moves mid-stream to nginx-rtmp at a reconnect request: what the first server got, then nginx, is every packet once', async () => {
+    const key = 'moved-key-8e21';
+    const first = await startFakeRtmp({ label: 'first' });
+    try {
+      const run = runOnair(['publish', source, first.url('live', key)]);
+      // Half a second in (the next keyframe is at 2 s), the first server asks to move.
+      await waitFor('media at the first server', () => (first.received.filter((m) => m.type === 9).length >= 15 ? true : undefined), 20_000);
+      first.requestReconnect({ tcUrl: nginx.url('live', key).replace(`/${key}`, ''), description: 'maintenance' });
+      const r = await run;
+      expect(r.code, describeResult(r)).toBe(0);
+      expect(r.stderr).toContain(`${first.url('live', '***')} — moved to ${nginx.url('live', '***')}`);
+      expect(r.stderr).not.toContain(key);
+      const recording = await nginx.recordingDone(key);
+      const recorded = await framemd5(recording);
+      // framemd5 hashes the packet data: the AVC tag body after its 5-byte header, the AAC one after 2.
+      const md5 = (m: FakeMessage): string => createHash('md5').update(m.payload.subarray(m.type === 9 ? 5 : 2)).digest('hex');
+      const isMedia = (m: FakeMessage): boolean => (m.type === 9 && m.payload[1] === 1) || (m.type === 8 && m.payload[1] === 1);
+      for (const type of ['video', 'audio']) {
+        const tagType = type === 'video' ? 9 : 8;
+        const of = (f: FrameMd5): string[] => f.packets.filter((p) => f.mediaTypes.get(p.stream) === type).map((p) => p.md5);
+        const before = first.received.filter((m) => m.type === tagType && isMedia(m)).map(md5);
+        const after = of(recorded);
+        expect(before.length, type).toBeGreaterThan(0);
+        expect(after.length, type).toBeGreaterThan(0);
+        expect([...before, ...after], type).toEqual(of(sourcePackets));
+      }
+      // nginx's part starts with a keyframe: every frame of it decodes, as many as it holds.
+      const streams = await ffprobeStreams(recording, { decode: true });
+      const video = streams.find((st) => st.codec_type === 'video')!;
+      expect(Number(video.nb_read_frames)).toBe(recorded.packets.filter((p) => recorded.mediaTypes.get(p.stream) === 'video').length);
+    } finally {
+      await first.close();
+    }
   });
 });

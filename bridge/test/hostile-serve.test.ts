@@ -149,7 +149,7 @@ describe('onair serve under hostile clients', () => {
     writeFileSync(file, Buffer.concat([Buffer.from('FLV\x01\x05\x00\x00\x00\x09\x00\x00\x00\x00', 'latin1'), flvTag({ type: 18, timestamp: 0, data: body })]));
     await runOnair(['publish', file, `rtmp://127.0.0.1:${rtmpPort}/live/bad`]);
     await waitFor('the child restarted', async () => {
-      const m = (await (await fetch(`http://127.0.0.1:${port}/metrics`)).json()) as { localRtmp?: { state: string; restarts: number } };
+      const m = (await (await fetch(`http://127.0.0.1:${port}/metrics.json`)).json()) as { localRtmp?: { state: string; restarts: number } };
       return m.localRtmp?.state === 'up' && m.localRtmp.restarts > 0 ? true : undefined;
     }, 20_000);
     await stillServing();

@@ -212,7 +212,7 @@ describe('the embedded RTMP server as an ingest with publish keys', () => {
     await ffmpegPublish(await flvFixture({ seconds: 4 }), `${config.localRtmp.url}/${config.localRtmp.key}`);
     const stranger = publishLoop(await flvFixture({ seconds: 4 }), `${config.localRtmp.url}/stranger`);
     expect((await refusedWithin(stranger, 10_000)).exit.code).not.toBe(0);
-    const metrics = (await (await fetch(`http://127.0.0.1:${port}/metrics`)).json()) as { localRtmp: LocalRtmpStatus };
+    const metrics = (await (await fetch(`http://127.0.0.1:${port}/metrics.json`)).json()) as { localRtmp: LocalRtmpStatus };
     expect(metrics.localRtmp).toMatchObject({ state: 'up', refusedPublishes: 1 });
     onair.kill('SIGTERM');
     const result = await onair.result;

@@ -101,7 +101,7 @@ async function startServeProcess(options: { rtmpPort?: number; whileStarting?: (
     onair,
     base,
     rtmp: `rtmp://127.0.0.1:${rtmpPort}/live`,
-    metrics: async () => (await fetch(`${base}/metrics`)).json() as Promise<WatchMetrics>,
+    metrics: async () => (await fetch(`${base}/metrics.json`)).json() as Promise<WatchMetrics>,
   };
 }
 
@@ -125,7 +125,7 @@ describe('the embedded RTMP server runs in a supervised child process', () => {
     expect(serve.onair.process.exitCode).toBeNull();
     expect(serve.onair.stderr()).toMatch(/local RTMP server crashed \(RangeError \[ERR_BUFFER_OUT_OF_BOUNDS\].*\); restarting in/);
     expect(serve.onair.stderr()).toMatch(/local RTMP server is back/);
-    for (const path of ['/', '/api/config', '/metrics']) expect((await fetch(`${serve.base}${path}`)).status, path).toBe(200);
+    for (const path of ['/', '/api/config', '/metrics.json']) expect((await fetch(`${serve.base}${path}`)).status, path).toBe(200);
 
     // Crashing again at once, it is restarted again, after a longer wait.
     await runOnair(['publish', join(dir, 'badmeta.flv'), `${serve.rtmp}/badmeta2`], { timeoutMs: 20_000 });

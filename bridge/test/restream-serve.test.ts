@@ -268,12 +268,12 @@ describe('onair serve restreams an encoder', () => {
     const first = encode();
     await waitFor('the destination live', async () => (input((await api('GET', '')).body, id).destinations[0]?.state === 'live' ? true : undefined), 20_000);
     await new Promise((r) => setTimeout(r, 4000));
-    const pid = ((await (await fetch(`${base}/metrics`)).json()) as { localRtmp: { pid: number } }).localRtmp.pid;
+    const pid = ((await (await fetch(`${base}/metrics.json`)).json()) as { localRtmp: { pid: number } }).localRtmp.pid;
     process.kill(pid, 'SIGKILL');
     // The encoder loses its server; like OBS, it tries again until the server is back.
     await first.exited;
     await waitFor('the embedded server back', async () => {
-      const local = ((await (await fetch(`${base}/metrics`)).json()) as { localRtmp: { state: string; pid: number } }).localRtmp;
+      const local = ((await (await fetch(`${base}/metrics.json`)).json()) as { localRtmp: { state: string; pid: number } }).localRtmp;
       return local.state === 'up' && local.pid !== pid ? true : undefined;
     }, 20_000);
     const second = encode();

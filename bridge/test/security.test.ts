@@ -184,7 +184,7 @@ describe('onair serve on loopback, against other sites', () => {
       }
     }
     expect(lan.connections).toBe(0);
-    const metrics = JSON.parse((await http(open.port, '/metrics')).body) as { streams: unknown[] };
+    const metrics = JSON.parse((await http(open.port, '/metrics.json')).body) as { streams: unknown[] };
     expect(metrics.streams).toEqual([]);
   });
 
@@ -199,7 +199,7 @@ describe('onair serve on loopback, against other sites', () => {
     const publishing = ffmpegPublish(await flvFixture({ seconds: 10 }), `rtmp://127.0.0.1:${rtmpPort}/live/sec`, { realtime: true });
     try {
       await waitFor('the stream to be published', async () => {
-        const m = JSON.parse((await http(open.port, '/metrics')).body) as { streams: { tagsIn: number }[] };
+        const m = JSON.parse((await http(open.port, '/metrics.json')).body) as { streams: { tagsIn: number }[] };
         return m.streams.some((s) => s.tagsIn > 0) ? true : undefined;
       }, 15_000);
       const streams = await ffprobeStreams(`http://127.0.0.1:${open.port}/live/sec.flv`);
@@ -228,7 +228,9 @@ describe('onair serve on loopback, against other sites', () => {
       ['SPA route', await http(open.port, '/watch/live/x')],
       ['asset', await http(open.port, '/assets/app-1.js')],
       ['config', await http(open.port, '/api/config')],
-      ['metrics', await http(open.port, '/metrics')],
+      ['metrics', await http(open.port, '/metrics.json')],
+      ['Prometheus metrics', await http(open.port, '/metrics')],
+      ['readiness', await http(open.port, '/readyz')],
       ['404', await http(open.port, '/missing.js')],
       ['405', await http(open.port, '/', {}, 'POST')],
       ['400', await http(open.port, '/flv')],
@@ -240,7 +242,7 @@ describe('onair serve on loopback, against other sites', () => {
       ['bad watch path', await upgrade(open.port, '/watch-ws/a/b/c')],
     ];
     expect(replies.map(([what, r]) => `${what} ${r.status}`)).toEqual([
-      'index.html 200', 'SPA route 200', 'asset 200', 'config 200', 'metrics 200', '404 404', '405 405', '400 400',
+      'index.html 200', 'SPA route 200', 'asset 200', 'config 200', 'metrics 200', 'Prometheus metrics 200', 'readiness 200', '404 404', '405 405', '400 400',
       'HTTP-FLV 200', 'HTTP-FLV HEAD 200', 'foreign Host 403', 'cross-site 403', 'no WebSocket endpoint 404', 'bad watch path 400',
     ]);
     for (const [what, reply] of replies) expectSecurityHeaders(reply.headers, what);

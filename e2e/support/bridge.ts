@@ -40,7 +40,8 @@ export async function startBridge(extraArgs: readonly string[] = [], ports: { po
     localRtmpPort,
     child,
     async stop() {
-      const exit = await child.stop('SIGTERM', 10_000);
+      // SIGINT stops at once; SIGTERM would drain, waiting for live studio sessions (docs/operations.md).
+      const exit = await child.stop('SIGINT', 10_000);
       if (exit.code !== 0) throw new Error(`onair serve exited with ${exit.code ?? exit.signal}:\n${child.tail()}`);
     },
     async kill() {

@@ -50,6 +50,7 @@ export type ErrorCode =
   | 'ALREADY_LIVE'
   | 'SESSION_UNKNOWN'
   | 'SESSION_LIMIT'
+  | 'DRAINING'
   | 'VIEWER_LIMIT'
   | 'RELAY_LIMIT'
   | 'INTERNAL'

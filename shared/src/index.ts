@@ -66,6 +66,7 @@ export {
   MAX_STUDIO_TEXT_BYTES,
   STUDIO_AFFINITY_PARAM,
   STUDIO_PROTOCOL_VERSION,
+  STUDIO_SESSION_PARAM,
   STUDIO_WS_PATH,
   joinStreamUrl,
   parseStudioClientMessage,

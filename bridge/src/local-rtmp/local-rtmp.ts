@@ -26,7 +26,7 @@ export interface LocalRtmpExit {
   upMs: number;
 }
 
-/** The embedded server's state, for operators (`/metrics`). */
+/** The embedded server's state, for operators (`/metrics.json`). */
 export interface LocalRtmpStatus {
   state: LocalRtmpState;
   pid: number | null;

@@ -9,7 +9,7 @@ import {
   type ErrorCode,
   type FlvTag,
 } from '@onair/shared';
-import { RtmpPublisher } from '../rtmp/publisher.js';
+import { RtmpPublisher, type RtmpMove } from '../rtmp/publisher.js';
 import type { RtmpClientOptions } from '../rtmp/session.js';
 import { redactUrl } from '../rtmp/url.js';
 
@@ -104,6 +104,8 @@ export class DestinationRelay {
   #lastOut = [-1, -1];
   #wasLive = false;
   #refusals = 0;
+  /** Moves at a server's request (reconnect requests) since the session started. */
+  #moves = 0;
   /** The newest header of each kind that could not go out while the connection was backed up. */
   readonly #pendingHeaders = new Map<TagKind, KindedTag>();
 
@@ -133,6 +135,9 @@ export class DestinationRelay {
     };
     if (this.#reason !== undefined) s.reason = this.#reason;
     if (this.#state === 'retrying') s.retryInMs = Math.max(0, Math.round(this.#retryAt - performance.now()));
+    const at = this.#publisher?.url;
+    if (at !== undefined && at !== this.#redacted) s.movedTo = at;
+    if (this.#moves > 0) s.moves = this.#moves;
     return s;
   }
 
@@ -214,7 +219,13 @@ export class DestinationRelay {
     let publisher: RtmpPublisher;
     try {
       await this.#opts.policy.isAllowed(this.url);
-      publisher = await RtmpPublisher.connect(this.url, { ...this.#opts.policy.connectOptions(this.url), signal: this.#abort.signal });
+      publisher = await RtmpPublisher.connect(this.url, {
+        ...this.#opts.policy.connectOptions(this.url),
+        signal: this.#abort.signal,
+        // Where a server sends us (a redirect, a reconnect request) passes the same policy.
+        checkUrl: (url) => this.#opts.policy.isAllowed(url),
+        onMove: (move) => this.#moved(move),
+      });
     } catch (err) {
       if (this.#stopping) return;
       const code = errorCode(err);
@@ -246,7 +257,7 @@ export class DestinationRelay {
     this.#pendingHeaders.clear();
     this.#refusals = 0;
     this.#setState('live', undefined);
-    this.#opts.log?.(`${this.#redacted}: live`);
+    this.#opts.log?.(`${this.#redacted}: live${publisher.url === this.#redacted ? '' : ` (redirected to ${publisher.url})`}`);
     this.#sendStart(publisher, !this.#wasLive);
     this.#wasLive = true;
     this.#attempt = 0;
@@ -258,6 +269,21 @@ export class DestinationRelay {
     // The first connection replays the current GOP so nothing from the session start is lost;
     // a reconnect starts at the next keyframe instead of bursting stale frames.
     if (replayGop) for (const tag of start.gop) this.push(tag);
+  }
+
+  /** A server asked the connection to move: it did, between two frames, or it stayed where it was. */
+  #moved(move: RtmpMove): void {
+    if (this.#stopping) return;
+    if (move.error !== undefined) {
+      this.#opts.log?.(`${this.#redacted}: the server asked to reconnect to ${move.to || 'an unusable URL'}; staying (${this.#describe(move.error)})`);
+      return;
+    }
+    this.#moves++;
+    const why = move.description === '' ? '' : ` (${this.#describe(move.description)})`;
+    this.#opts.log?.(
+      `${this.#redacted}: moved from ${move.from} to ${move.to} at the server's request${why}; ${move.heldTags ?? 0} tags held for ${move.switchMs ?? 0} ms`,
+    );
+    this.#opts.onChange();
   }
 
   #lost(publisher: RtmpPublisher, err: unknown): void {

@@ -8,6 +8,8 @@ import { Pacer } from './pacer.js';
 
 export type PublishEvent =
   | { kind: 'live'; url: string }
+  /** A server sent the destination elsewhere: a redirect at connect, or a reconnect request (`error`: it stayed). */
+  | { kind: 'moved'; url: string; to: string; error?: unknown }
   | { kind: 'failed'; url: string; error: unknown };
 
 export interface DestinationResult {
@@ -47,9 +49,13 @@ class Destination {
 
   async connect(rawUrl: string, options: RtmpClientOptions): Promise<void> {
     try {
-      this.#publisher = await RtmpPublisher.connect(rawUrl, options);
+      this.#publisher = await RtmpPublisher.connect(rawUrl, {
+        ...options,
+        onMove: (m) => this.#onEvent?.({ kind: 'moved', url: this.result.url, to: m.to, ...(m.error ? { error: m.error } : {}) }),
+      });
       // A session that dies while idle (server drop) is noticed at once, not at the next write.
       this.#publisher.closed.catch((err: unknown) => this.fail(err));
+      if (this.#publisher.url !== this.result.url) this.#onEvent?.({ kind: 'moved', url: this.result.url, to: this.#publisher.url });
       this.#onEvent?.({ kind: 'live', url: this.result.url });
     } catch (err) {
       this.fail(err);

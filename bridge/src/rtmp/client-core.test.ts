@@ -2,7 +2,7 @@ import { Amf0EcmaArray, amf0Props, decodeAmf0, encodeAmf0, type Amf0Value } from
 import { describe, expect, it } from 'vitest';
 import { AckWindow } from './ack-window.js';
 import { ChunkReader } from './chunk-reader.js';
-import { RtmpClientCore, type RtmpClientEvent, type RtmpRole } from './client-core.js';
+import { RtmpClientCore, RtmpRedirectError, type RtmpClientCoreOptions, type RtmpClientEvent, type RtmpRole } from './client-core.js';
 import type { RtmpMessage } from './messages.js';
 import { parseRtmpUrl } from './url.js';
 import { cat as concat } from '../../../shared/src/testing/bytes.js';
@@ -50,11 +50,11 @@ interface Outgoing {
 }
 
 /** A client core wired to a fake server that reads what the client sends with ChunkReader. */
-function client(role: RtmpRole, url: string) {
+function client(role: RtmpRole, url: string, extra: Partial<RtmpClientCoreOptions> = {}) {
   const sent: Uint8Array[] = [];
   const events: RtmpClientEvent[] = [];
   const core = new RtmpClientCore(
-    { role, url: parseRtmpUrl(url), handshakeEpochMs: 0, fillRandom: (b) => b.fill(7) },
+    { role, url: parseRtmpUrl(url), handshakeEpochMs: 0, fillRandom: (b) => b.fill(7), ...extra },
     { send: (b) => sent.push(b), event: (e) => events.push(e) },
   );
   const reader = new ChunkReader();
@@ -147,6 +147,7 @@ describe('RtmpClientCore publish transcripts', () => {
       flashVer: 'FMLE/3.0 (compatible; onair)',
       swfUrl: 'rtmp://127.0.0.1:1935/live',
       tcUrl: 'rtmp://127.0.0.1:1935/live',
+      capsEx: 1, // Enhanced RTMP v2 CapsExMask.Reconnect
     });
     expect(new URL(amf0Props(obj!)!['tcUrl'] as string).pathname).toBe('/live');
 
@@ -292,6 +293,67 @@ describe('RtmpClientCore publish transcripts', () => {
     expect(() => c.core.receive(command(128, 0, '_error', 1, null, { level: 'error', code: 'NetConnection.Connect.Rejected', description: 'app not found' }))).toThrow(
       expect.objectContaining({ code: 'RTMP_CONNECT_REJECTED', message: expect.stringContaining('app not found') }),
     );
+  });
+
+  it('a connect rejection with a redirect: Wowza and SRS ex.redirect (as _error or onStatus), or a URL in the description', () => {
+    const cases: [Uint8Array, string][] = [
+      // Wowza: _error answering connect, ex { code 302, redirect: the tcUrl }.
+      [command(128, 0, '_error', 1, null, { level: 'error', code: 'NetConnection.Connect.Rejected', description: 'Connection failed: Application rejected connection.', ex: { code: 302, redirect: 'rtmp://edge2.example.com/live' } }), 'rtmp://edge2.example.com/live'],
+      // SRS 4+: onStatus, redirect the tcUrl and redirect2 the whole URL with the stream name.
+      [command(128, 0, 'onStatus', 0, null, { level: 'error', code: 'NetConnection.Connect.Rejected', description: 'RTMP 302 Redirect', ex: { code: 302, redirect: 'rtmp://10.0.0.2:19350/live', redirect2: 'rtmp://10.0.0.2:19350/live/sekret-key' } }), 'rtmp://10.0.0.2:19350/live'],
+      [command(128, 0, '_error', 1, null, { level: 'error', code: 'NetConnection.Connect.Rejected', description: 'moved: use rtmp://b.example.com/app instead' }), 'rtmp://b.example.com/app'],
+    ];
+    for (const [answer, redirect] of cases) {
+      const c = client('publish', 'rtmp://127.0.0.1/live/sekret-key');
+      handshake(c);
+      const err = thrown(() => c.core.receive(answer));
+      expect(err).toBeInstanceOf(RtmpRedirectError);
+      expect(err).toMatchObject({ code: 'RTMP_CONNECT_REJECTED', redirect, message: expect.stringContaining(`redirected to ${redirect}`) });
+      expect(err.message).not.toContain('sekret');
+    }
+    // A plain refusal by onStatus (SRS) is a connect rejection too, not a publish failure.
+    const c = client('publish', 'rtmp://127.0.0.1/live/key');
+    handshake(c);
+    const plain = thrown(() => c.core.receive(status(128, 0, 'error', 'NetConnection.Connect.Rejected', 'vhost disabled')));
+    expect(plain).not.toBeInstanceOf(RtmpRedirectError);
+    expect(plain).toMatchObject({ code: 'RTMP_CONNECT_REJECTED', message: expect.stringContaining('vhost disabled') });
+    // Naming the refused URL is no redirect.
+    const named = client('publish', 'rtmp://127.0.0.1/live/key');
+    handshake(named);
+    const refusal = thrown(() => named.core.receive(command(128, 0, '_error', 1, null, { level: 'error', code: 'NetConnection.Connect.Rejected', description: 'rtmp://127.0.0.1/live: no such app' })));
+    expect(refusal).not.toBeInstanceOf(RtmpRedirectError);
+  });
+
+  it('NetConnection.Connect.ReconnectRequest while live is an event with its tcUrl and description; before live it is ignored', () => {
+    const c = starting('key');
+    c.core.receive(status(4096, 0, 'status', 'NetConnection.Connect.ReconnectRequest', 'too early'));
+    expect(c.events).toEqual([]);
+    c.core.receive(status(4096, 1, 'status', 'NetStream.Publish.Start'));
+    c.core.receive(concat(
+      command(4096, 0, 'onStatus', 0, null, { level: 'status', code: 'NetConnection.Connect.ReconnectRequest', description: 'The streaming server is undergoing updates.', tcUrl: '//192.0.2.7/realtimeapp' }),
+      status(4096, 0, 'status', 'NetConnection.Connect.ReconnectRequest'),
+    ));
+    expect(c.events.slice(1)).toEqual([
+      { type: 'reconnect-request', tcUrl: '//192.0.2.7/realtimeapp', description: 'The streaming server is undergoing updates.' },
+      { type: 'reconnect-request', tcUrl: '', description: '' },
+    ]);
+    expect(c.core.phase).toBe('live');
+  });
+
+  it('deferPublish: stops after createStream (phase ready, event ready) until publish()', () => {
+    const c = client('publish', 'rtmp://127.0.0.1/live/key', { deferPublish: true });
+    handshake(c);
+    c.core.receive(concat(NGINX_CONTROL, command(4096, 0, '_result', 1, null, { level: 'status', code: 'NetConnection.Connect.Success' })));
+    c.out();
+    c.core.receive(command(4096, 0, '_result', 4, null, 7));
+    expect(c.out()).toEqual([]);
+    expect(c.core.phase).toBe('ready');
+    expect(c.events).toEqual([{ type: 'ready' }]);
+    c.core.publish();
+    const [publish] = c.out();
+    expect([publish!.streamId, ...publish!.values!]).toEqual([7, 'publish', 5, null, 'key', 'live']);
+    c.core.receive(status(4096, 7, 'status', 'NetStream.Publish.Start'));
+    expect(c.core.phase).toBe('live');
   });
 
   it('answers Ping Request with Ping Response echoing the value, and acknowledges half the window', () => {

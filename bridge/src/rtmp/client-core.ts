@@ -12,7 +12,15 @@ import { DEFAULT_PUBLISH_ACK_WINDOW } from './ack-window.js';
 import { splitAggregate } from './aggregate.js';
 import { ChunkReader, DEFAULT_CHUNK_READER_LIMITS, type ChunkReaderLimits } from './chunk-reader.js';
 import { ChunkWriter, DEFAULT_OUT_CHUNK_SIZE } from './chunk-writer.js';
-import { decodeCommand, encodeCommand, statusInfo, type RtmpCommand, type StatusInfo } from './commands.js';
+import {
+  connectRedirect,
+  decodeCommand,
+  encodeCommand,
+  reconnectTcUrl,
+  statusInfo,
+  type RtmpCommand,
+  type StatusInfo,
+} from './commands.js';
 import { ClientHandshake } from './handshake.js';
 import {
   ChunkStream,
@@ -45,6 +53,7 @@ export type ClientPhase =
   | 'handshake'
   | 'connecting' // connect sent, waiting for its _result
   | 'creating-stream' // createStream sent
+  | 'ready' // publish with deferPublish: the stream exists, publish() not called yet
   | 'starting' // publish/play sent, waiting for NetStream.Publish.Start / Play.Start
   | 'live'
   | 'ending' // FCUnpublish/deleteStream sent, or the played stream ended
@@ -60,7 +69,14 @@ export type RtmpClientEvent =
   /** Play: the publisher stopped (UnpublishNotify, StreamEOF, Play.Stop, Play.Complete). */
   | { type: 'ended'; reason: string }
   /** The server's Acknowledgement: `sequence` is its count of bytes received, modulo 2^32. */
-  | { type: 'acknowledgement'; sequence: number };
+  | { type: 'acknowledgement'; sequence: number }
+  /** Publish with deferPublish: the stream is created, publish() may be called. */
+  | { type: 'ready' }
+  /**
+   * Publish, live: the server asks us to reconnect (Enhanced RTMP v2
+   * NetConnection.Connect.ReconnectRequest), to `tcUrl` (absolute or relative; '' for the same).
+   */
+  | { type: 'reconnect-request'; tcUrl: string; description: string };
 
 export interface RtmpClientSink {
   send(bytes: Uint8Array): void;
@@ -81,6 +97,11 @@ export interface RtmpClientCoreOptions {
    * server shows); play: 2,500,000.
    */
   windowAckSize?: number;
+  /**
+   * Publish: stop after createStream (phase `ready`, event `ready`) until publish() is called,
+   * so that a connection can be opened before the one it replaces has unpublished.
+   */
+  deferPublish?: boolean;
   /** C1's time field and random bytes; fixed values make transcripts reproducible. */
   handshakeEpochMs?: number;
   fillRandom?: (b: Uint8Array) => void;
@@ -94,6 +115,26 @@ const PLAY_ENDED = new Set(['NetStream.Play.Stop', 'NetStream.Play.UnpublishNoti
 const BAD_NAME = /^NetStream\.Publish\.BadName$/i;
 /** A refusal whatever its level (some servers send `.Failed` or `.Denied` as a plain status). */
 const REFUSED = /^NetStream\.Publish\.(Failed|Denied|Rejected|Unauthorized)$/i;
+const RECONNECT_REQUEST = /^NetConnection\.Connect\.ReconnectRequest$/i;
+/** Enhanced RTMP v2 `capsEx` bits (CapsExMask). */
+const enum CapsEx {
+  Reconnect = 0x01, // CapsExMask.Reconnect: handles NetConnection.Connect.ReconnectRequest
+}
+
+/**
+ * `connect` refused with a redirect (ex.code 302, ex.redirect): RTMP_CONNECT_REJECTED for
+ * whoever does not follow it, and where the server sends us for whoever does.
+ */
+export class RtmpRedirectError extends OnairError {
+  /** The server's URL as sent: usually a tcUrl (`rtmp://host/app`), maybe relative. */
+  readonly redirect: string;
+
+  constructor(message: string, redirect: string) {
+    super('RTMP_CONNECT_REJECTED', message);
+    this.name = 'RtmpRedirectError';
+    this.redirect = redirect;
+  }
+}
 
 function startsWith(b: Uint8Array, prefix: Uint8Array): boolean {
   if (b.length < prefix.length) return false;
@@ -208,6 +249,13 @@ export class RtmpClientCore {
     this.#send({ csid, type: tag.type, timestamp: tag.timestamp, streamId: this.#streamId, payload });
   }
 
+  /** Publish with deferPublish, in phase `ready`: sends publish (NetStream.Publish.Start follows). */
+  publish(): void {
+    assert(this.#phase === 'ready', `publish in phase ${this.#phase}`);
+    this.#command('publish', [this.url.streamName, 'live'], null, true);
+    this.#phase = 'starting';
+  }
+
   /** Ends the stream politely: FCUnpublish + deleteStream (publish) or deleteStream (play). */
   finish(): void {
     if (this.#phase === 'ending' || this.#phase === 'closed') return;
@@ -240,6 +288,7 @@ export class RtmpClientCore {
       case 'connecting':
         return new OnairError('RTMP_CONNECT_REJECTED', 'server closed the connection during connect: is the app name right?');
       case 'creating-stream':
+      case 'ready':
       case 'starting':
         return new OnairError(
           this.role === 'publish' ? 'RTMP_PUBLISH_FAILED' : 'RTMP_PLAY_FAILED',
@@ -288,6 +337,9 @@ export class RtmpClientCore {
     const obj: Amf0Object = { app, type: 'nonprivate', flashVer: FLASH_VER, swfUrl: tcUrl, tcUrl };
     if (this.role === 'play') {
       Object.assign(obj, { fpad: false, capabilities: 15, audioCodecs: 0x0fff, videoCodecs: 0xfc, videoFunction: 1 });
+    } else {
+      // Enhanced RTMP v2: servers that can move a publisher ask with a reconnect request.
+      obj['capsEx'] = CapsEx.Reconnect;
     }
     this.#txn = 0;
     this.#command('connect', [], obj);
@@ -395,7 +447,7 @@ export class RtmpClientCore {
         this.#replyError(cmd);
         return;
       case 'onStatus':
-        this.#status(statusInfo(cmd));
+        this.#status(cmd, statusInfo(cmd));
         return;
       case 'onFCPublish':
       case 'onFCUnpublish':
@@ -429,6 +481,11 @@ export class RtmpClientCore {
       }
       this.#streamId = id;
       if (this.role === 'publish') {
+        if (this.#opts.deferPublish) {
+          this.#phase = 'ready';
+          this.#sink.event({ type: 'ready' });
+          return;
+        }
         this.#command('publish', [this.url.streamName, 'live'], null, true);
       } else {
         this.#command('play', [this.url.streamName, -2000], null, true);
@@ -445,7 +502,7 @@ export class RtmpClientCore {
     const info = describe(statusInfo(cmd));
     switch (name) {
       case 'connect':
-        throw this.#error('RTMP_CONNECT_REJECTED', `connect rejected by the server${info}`);
+        throw this.#rejected(cmd, info);
       case 'createStream':
       case 'publish':
       case 'play':
@@ -456,9 +513,22 @@ export class RtmpClientCore {
     }
   }
 
-  #status(info: StatusInfo): void {
+  /** connect refused: a redirect when the server names where to go. */
+  #rejected(cmd: RtmpCommand, info: string): OnairError {
+    const redirect = connectRedirect(cmd);
+    if (redirect === undefined) return this.#error('RTMP_CONNECT_REJECTED', `connect rejected by the server${info}`);
+    return new RtmpRedirectError(redactKey(`connect rejected by the server${info}, redirected to ${redirect}`, this.url), redirect);
+  }
+
+  #status(cmd: RtmpCommand, info: StatusInfo): void {
     const { code } = info;
+    // SRS refuses connect with an onStatus, not an _error (a redirect among them).
+    if (this.#phase === 'connecting' && info.level === 'error') throw this.#rejected(cmd, describe(info));
     if (this.role === 'publish') {
+      if (RECONNECT_REQUEST.test(code)) {
+        if (this.#phase === 'live') this.#sink.event({ type: 'reconnect-request', tcUrl: reconnectTcUrl(cmd), description: info.description });
+        return;
+      }
       if (code === 'NetStream.Publish.Start') {
         if (this.#phase === 'starting') {
           this.#phase = 'live';

@@ -60,7 +60,43 @@ export interface StatusInfo {
 
 /** The info object of `onStatus` (the first argument) or of `_error`/`_result` replies. */
 export function statusInfo(cmd: RtmpCommand): StatusInfo {
-  const props = amf0Props(cmd.args[0] ?? null) ?? amf0Props(cmd.commandObject ?? null) ?? {};
-  const text = (v: Amf0Value | undefined): string => (typeof v === 'string' ? v : '');
+  const props = statusProps(cmd);
   return { level: text(props['level']), code: text(props['code']), description: text(props['description']) };
+}
+
+function statusProps(cmd: RtmpCommand): Record<string, Amf0Value> {
+  return amf0Props(cmd.args[0] ?? null) ?? amf0Props(cmd.commandObject ?? null) ?? {};
+}
+
+function text(v: Amf0Value | undefined): string {
+  return typeof v === 'string' ? v : '';
+}
+
+/** An rtmp:// or rtmps:// URL inside a sentence, up to the next space or quote. */
+const URL_IN_TEXT = /rtmps?:\/\/[^\s"'<>]+/i;
+
+/**
+ * Where a `NetConnection.Connect.Rejected` answer to connect sends the client, if anywhere.
+ * Wowza and SRS put it in `ex: { code: 302, redirect }` (SRS 4+ also `redirect2`, the whole URL
+ * with the stream name, which we do not need: the name stays ours); some servers only write
+ * the URL into the description, which counts when `ex.code` is 302 or the description says
+ * "redirect" or "moved" (a rejection that merely names the URL it refused is no redirect).
+ */
+export function connectRedirect(cmd: RtmpCommand): string | undefined {
+  const props = statusProps(cmd);
+  if (!/^NetConnection\.Connect\.Rejected$/i.test(text(props['code']))) return undefined;
+  const ex = amf0Props(props['ex'] ?? null);
+  const redirect = ex === undefined ? '' : text(ex['redirect']);
+  if (redirect !== '' && (ex?.['code'] === 302 || ex?.['code'] === undefined)) return redirect;
+  const description = text(props['description']);
+  if (ex?.['code'] !== 302 && !/redirect|moved/i.test(description)) return undefined;
+  return URL_IN_TEXT.exec(description)?.[0];
+}
+
+/**
+ * The `tcUrl` of an Enhanced RTMP v2 `NetConnection.Connect.ReconnectRequest` (absolute or
+ * relative to the current one; '' when absent: reconnect to the same server).
+ */
+export function reconnectTcUrl(cmd: RtmpCommand): string {
+  return text(statusProps(cmd)['tcUrl']);
 }

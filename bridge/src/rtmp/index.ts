@@ -1,4 +1,4 @@
-export { RtmpPublisher, type RtmpPublisherStats } from './publisher.js';
+export { DEFAULT_MAX_REDIRECTS, RtmpPublisher, type RtmpMove, type RtmpPublishOptions, type RtmpPublisherStats } from './publisher.js';
 export { READ_BATCH_MS, RtmpPlayer, type RtmpPlayerOptions, type RtmpPlayerStats } from './player.js';
 export { AckWindow, DEFAULT_PUBLISH_ACK_WINDOW } from './ack-window.js';
 export {
@@ -10,10 +10,11 @@ export {
   type RtmpAddressOptions,
   type RtmpClientOptions,
 } from './session.js';
-export { parseRtmpUrl, redactKey, redactUrl, type RtmpUrl } from './url.js';
+export { parseRtmpUrl, redactKey, redactUrl, resolveServerUrl, type RtmpUrl } from './url.js';
 export {
   DEFAULT_RTMP_LIMITS,
   RtmpClientCore,
+  RtmpRedirectError,
   type ClientPhase,
   type RtmpClientCoreOptions,
   type RtmpClientEvent,

@@ -3,7 +3,7 @@ import { isIP, connect as netConnect, type LookupFunction, type Socket } from 'n
 import { connect as tlsConnect } from 'node:tls';
 import { OnairError, type ErrorCode } from '@onair/shared';
 import { AckWindow } from './ack-window.js';
-import { RtmpClientCore, type RtmpClientEvent, type RtmpLimits, type RtmpRole } from './client-core.js';
+import { RtmpClientCore, RtmpRedirectError, type RtmpClientEvent, type RtmpLimits, type RtmpRole } from './client-core.js';
 import { parseRtmpUrl, redactKey, type RtmpUrl } from './url.js';
 
 export interface RtmpClientOptions {
@@ -64,6 +64,12 @@ export interface RtmpReadOptions {
   readBatchMs?: number;
 }
 
+/** What a publisher's connection adds (see RtmpPublisher). */
+export interface RtmpPublishConnectionOptions {
+  /** Stop after createStream until core.publish() (see RtmpClientCoreOptions.deferPublish). */
+  deferPublish?: boolean;
+}
+
 /** The options a destination policy hands to connect (see ServerPolicy.connectOptions). */
 export type RtmpAddressOptions = Pick<RtmpClientOptions, 'checkAddress' | 'lookup'>;
 
@@ -110,6 +116,9 @@ export class RtmpConnection {
   #started = false;
   #startedAt = 0;
   #onStarted: ((err?: Error) => void) | undefined;
+  /** What started() waits for: NetStream.Publish.Start / Play.Start, or a deferred publish's stream. */
+  #awaiting: 'start' | 'ready' = 'start';
+  #ready = false;
   readonly #onEvent: (e: RtmpClientEvent) => void;
   readonly #signal: AbortSignal | undefined;
   readonly #onAbort = (): void => this.destroy(new OnairError('ABORTED', `${this.url.redacted}: aborted`));
@@ -141,7 +150,12 @@ export class RtmpConnection {
   /** Reading stopped by the owner (a player's slow consumer) until resumeReading(). */
   #readingPaused = false;
 
-  constructor(role: RtmpRole, rawUrl: string, opts: RtmpClientOptions & RtmpReadOptions, onEvent: (e: RtmpClientEvent) => void) {
+  constructor(
+    role: RtmpRole,
+    rawUrl: string,
+    opts: RtmpClientOptions & RtmpReadOptions & RtmpPublishConnectionOptions,
+    onEvent: (e: RtmpClientEvent) => void,
+  ) {
     this.url = parseRtmpUrl(rawUrl);
     const { host, port } = this.url;
     const check = opts.checkAddress;
@@ -169,6 +183,7 @@ export class RtmpConnection {
         ...(opts.limits ? { limits: opts.limits } : {}),
         ...(opts.chunkSize ? { chunkSize: opts.chunkSize } : {}),
         ...(role === 'publish' && opts.ackWindowSize ? { windowAckSize: opts.ackWindowSize } : {}),
+        ...(role === 'publish' && opts.deferPublish ? { deferPublish: true } : {}),
       },
       {
         send: (bytes) => {
@@ -339,13 +354,17 @@ export class RtmpConnection {
     return this.#closeError;
   }
 
-  /** Resolves on NetStream.Publish.Start / Play.Start; rejects with why the connection died or timed out. */
-  started(timeoutMs = DEFAULT_CONNECT_TIMEOUT_MS): Promise<void> {
-    if (this.#started) return Promise.resolve();
+  /**
+   * Resolves on NetStream.Publish.Start / Play.Start (or, with `until: 'ready'`, once a deferred
+   * publish's stream exists); rejects with why the connection died or timed out.
+   */
+  started(timeoutMs = DEFAULT_CONNECT_TIMEOUT_MS, until: 'start' | 'ready' = 'start'): Promise<void> {
+    if (this.#started || (until === 'ready' && this.#ready)) return Promise.resolve();
+    this.#awaiting = until;
     if (this.#done) return Promise.reject(this.#closeError ?? new OnairError('RTMP_CLOSED', `${this.url.redacted}: closed`));
     return new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => {
-        const what = this.core.role === 'publish' ? 'NetStream.Publish.Start' : 'NetStream.Play.Start';
+        const what = until === 'ready' ? 'createStream answer' : this.core.role === 'publish' ? 'NetStream.Publish.Start' : 'NetStream.Play.Start';
         this.destroy(
           new OnairError(
             'RTMP_CONNECT_TIMEOUT',
@@ -365,6 +384,11 @@ export class RtmpConnection {
   #event(e: RtmpClientEvent): void {
     if (e.type === 'acknowledgement') {
       this.acks?.received(e.sequence, this.sentBytes);
+      return;
+    }
+    if (e.type === 'ready') {
+      this.#ready = true;
+      if (this.#awaiting === 'ready') this.#onStarted?.();
       return;
     }
     if (e.type === 'started') {
@@ -497,6 +521,8 @@ export class RtmpConnection {
     const base = redactKey(err.message, this.url);
     const message = base.startsWith(this.url.redacted) ? base : `${this.url.redacted}: ${base}`;
     if (message === err.message) return err;
+    // A redirect keeps where it goes, for RtmpPublisher to follow.
+    if (err instanceof RtmpRedirectError) return new RtmpRedirectError(message, err.redirect);
     const code = err instanceof OnairError ? err.code : 'RTMP_ERROR';
     // The original stays out of reach when it held the key.
     return new OnairError(code, message, base === err.message ? { cause: err } : undefined);

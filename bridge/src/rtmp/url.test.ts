@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { parseRtmpUrl, redactKey, redactUrl } from './url.js';
+import { parseRtmpUrl, redactKey, redactUrl, resolveServerUrl } from './url.js';
 
 describe('parseRtmpUrl', () => {
   it('splits app and stream name at the last slash, with default ports', () => {
@@ -48,5 +48,35 @@ describe('redaction', () => {
     expect(redactUrl('nonsense sk_live_42')).not.toContain('sk_live_42');
     expect(redactKey('publish sk_live_42?auth=tok3n failed; sk_live_42 busy', url)).toBe('publish *** failed; *** busy');
     expect(redactKey('nothing here', 'not a url')).toBe('nothing here');
+  });
+});
+
+describe('resolveServerUrl: where a redirect or reconnect request sends the stream', () => {
+  const current = parseRtmpUrl('rtmp://a.example.com:1936/live/sk_live_42?auth=1');
+  it('takes the four forms of Enhanced RTMP v2 tcUrl and keeps the stream name', () => {
+    expect(resolveServerUrl('rtmp://foo.mydomain.com:1935/realtimeapp', current)).toBe('rtmp://foo.mydomain.com:1935/realtimeapp/sk_live_42?auth=1');
+    expect(resolveServerUrl('rtmps://b.example.com/app/', current)).toBe('rtmps://b.example.com/app/sk_live_42?auth=1');
+    expect(resolveServerUrl('//192.0.2.0/realtimeapp', current)).toBe('rtmp://192.0.2.0/realtimeapp/sk_live_42?auth=1');
+    expect(resolveServerUrl('/realtimeapp', current)).toBe('rtmp://a.example.com:1936/realtimeapp/sk_live_42?auth=1');
+    // The same server when the request names none (the caller passes the current tcUrl).
+    expect(resolveServerUrl(current.tcUrl, current)).toBe('rtmp://a.example.com:1936/live/sk_live_42?auth=1');
+  });
+
+  it('takes a whole URL that already ends with the stream name (old SRS redirects) as it is', () => {
+    expect(resolveServerUrl('rtmp://10.0.0.2:19350/live/sk_live_42', current)).toBe('rtmp://10.0.0.2:19350/live/sk_live_42');
+    expect(resolveServerUrl('rtmp://10.0.0.2:19350/live/sk_live_42?auth=1', current)).toBe('rtmp://10.0.0.2:19350/live/sk_live_42?auth=1');
+  });
+
+  it('refuses what cannot be dialled with RTMP_BAD_URL, without the key', () => {
+    for (const ref of ['http://evil.example.com/app', 'realtimeapp', 'rtmp://user:pw@host/app', 'rtmp://host:99999/app', 'rtmp://host']) {
+      let err: { code?: string; message?: string } = {};
+      try {
+        resolveServerUrl(ref, current);
+      } catch (e) {
+        err = e as typeof err;
+      }
+      expect(err.code, ref).toBe('RTMP_BAD_URL');
+      expect(err.message).not.toContain('sk_live_42');
+    }
   });
 });

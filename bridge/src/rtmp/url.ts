@@ -94,3 +94,27 @@ export function redactUrl(url: string): string {
     return redactUnparsed(url);
   }
 }
+
+/**
+ * The URL to publish or play `current`'s stream name at, on the server a server sent us to:
+ * `ref` is a tcUrl (`rtmp://host/app`), absolute or relative to `current`'s (`//host/app`,
+ * `/app`), as Enhanced RTMP v2 reconnect requests and 302 redirects give it. A `ref` whose last
+ * segment already is the stream name (old SRS redirects carry the whole URL) is taken whole.
+ */
+export function resolveServerUrl(ref: string, current: RtmpUrl): string {
+  const authority = /^rtmps?:\/\/([^/]*)/i.exec(current.tcUrl)![1]!;
+  let abs: string;
+  if (/^rtmps?:\/\//i.test(ref)) abs = ref;
+  else if (ref.startsWith('//')) abs = `${current.protocol}:${ref}`;
+  else if (ref.startsWith('/')) abs = `${current.protocol}://${authority}${ref}`;
+  else throw bad(`the server sent us to ${JSON.stringify(redactKey(ref, current).slice(0, 200))}, not an rtmp:// or rtmps:// URL`);
+  abs = abs.replace(/\/+$/, '');
+  const q = current.streamName.indexOf('?');
+  const bare = q < 0 ? current.streamName : current.streamName.slice(0, q);
+  const last = abs.slice(abs.lastIndexOf('/') + 1);
+  const whole = last === current.streamName || last === bare || last.startsWith(`${bare}?`);
+  const url = whole ? abs : `${abs}/${current.streamName}`;
+  // Throws RTMP_BAD_URL for what cannot be dialled (no app, user info, bad port).
+  parseRtmpUrl(url);
+  return url;
+}

@@ -2,12 +2,13 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { createServer as createTlsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
-import { CloseCode, CONFIG_PATH, MAX_STUDIO_BINARY_BYTES, STUDIO_WS_PATH, type StudioConfig } from '@onair/shared';
+import { CloseCode, CONFIG_PATH, MAX_STUDIO_BINARY_BYTES, STUDIO_SESSION_PARAM, STUDIO_WS_PATH, type StudioConfig } from '@onair/shared';
 import { WebSocketServer } from 'ws';
 import type { StudioSessionOptions } from '../studio/studio-session.js';
 import { StudioSessions, type StudioLimits } from '../studio/studio-sessions.js';
 import { DEFAULT_PING_INTERVAL_MS, serveStudioSocket } from '../studio/studio-socket.js';
 import { setSecurityHeaders } from './headers.js';
+import { serveOps, type OpsRoutes } from './ops.js';
 import { urlHost, type ServerPolicy, type Verdict } from './policy.js';
 import { refuseUpgrade } from './refuse.js';
 import { StaticFiles } from './static-files.js';
@@ -16,6 +17,8 @@ import { StaticFiles } from './static-files.js';
 export interface WatchRoutes {
   handleRequest(req: IncomingMessage, res: ServerResponse): boolean;
   handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): boolean;
+  /** Tells viewers to reconnect elsewhere and refuses new ones (the bridge is draining). */
+  drain?(reason: string): void;
   close(): Promise<void> | void;
 }
 
@@ -38,6 +41,11 @@ export interface OnairServerOptions {
   studio?: StudioServerOptions;
   /** Serve https and wss with this certificate chain and key (PEM), instead of http and ws. */
   tls?: { cert: string | Buffer; key: string | Buffer } | undefined;
+  /**
+   * Makes the routes of `/healthz`, `/readyz` and `/metrics` (bridge/src/server/ops.ts) from this
+   * server's studio sessions; without it they are not served.
+   */
+  ops?: (sessions: StudioSessions) => OpsRoutes;
   log?: (line: string) => void;
 }
 
@@ -62,6 +70,8 @@ export class OnairServer {
   readonly #opts: OnairServerOptions;
   readonly #static: StaticFiles;
   readonly #sessions: StudioSessions;
+  readonly #ops: OpsRoutes | undefined;
+  #draining = false;
 
   private constructor(opts: OnairServerOptions) {
     this.#opts = opts;
@@ -76,10 +86,12 @@ export class OnairServer {
         ...(studio.maxBufferedBytes !== undefined ? { maxBufferedBytes: studio.maxBufferedBytes } : {}),
         ...(studio.retry !== undefined ? { retry: studio.retry } : {}),
         ...(studio.gop !== undefined ? { gop: studio.gop } : {}),
+        ...(studio.onEvent !== undefined ? { onEvent: studio.onEvent } : {}),
         ...(opts.log ? { log: opts.log } : {}),
       },
       studio.limits,
     );
+    this.#ops = opts.ops?.(this.#sessions);
     this.#wss = new WebSocketServer({ noServer: true, maxPayload: MAX_STUDIO_BINARY_BYTES, perMessageDeflate: false });
     const onRequest = (req: IncomingMessage, res: ServerResponse): void => this.#onRequest(req, res);
     this.#http = opts.tls === undefined ? createServer(onRequest) : createTlsServer({ cert: opts.tls.cert, key: opts.tls.key }, onRequest);
@@ -109,6 +121,8 @@ export class OnairServer {
 
   #onRequest(req: IncomingMessage, res: ServerResponse): void {
     setSecurityHeaders(req, res, this.#opts.policy.publicUrl?.host);
+    // Before the policy: probes carry no token, and a scraper may hold only the metrics token.
+    if (this.#ops !== undefined && serveOps(req, res, this.#ops, (r) => this.#opts.policy.checkRequest(r))) return;
     const verdict = this.#opts.policy.checkRequest(req);
     if (!verdict.ok) {
       res.writeHead(verdict.status, { 'content-type': 'text/plain; charset=utf-8' }).end(`${verdict.reason}\n`);
@@ -138,8 +152,16 @@ export class OnairServer {
       refuseUpgrade(socket, verdict.status, verdict.reason);
       return;
     }
-    const path = new URL(req.url ?? '/', 'http://x').pathname;
+    const url = new URL(req.url ?? '/', 'http://x');
+    const path = url.pathname;
     if (path === STUDIO_WS_PATH) {
+      // Draining: only a page resuming a session held here gets in; a new one goes to another
+      // bridge (a load balancer moves on after a 503).
+      const resuming = url.searchParams.get(STUDIO_SESSION_PARAM);
+      if (this.#draining && (resuming === null || !this.#sessions.has(resuming))) {
+        refuseUpgrade(socket, 503, 'this bridge is shutting down and takes no new studio sessions', { 'retry-after': '1' });
+        return;
+      }
       const client = this.#opts.policy.clientAddress(req);
       this.#wss.handleUpgrade(req, socket, head, (ws) =>
         serveStudioSocket(ws, client, this.#sessions, {
@@ -162,6 +184,21 @@ export class OnairServer {
   /** The studio sessions, attached or in their grace period. */
   get sessions(): StudioSessions {
     return this.#sessions;
+  }
+
+  get draining(): boolean {
+    return this.#draining;
+  }
+
+  /**
+   * Stops taking new work: new studio sessions are refused (resumes of sessions held here are
+   * not), watch viewers are told to reconnect elsewhere. Live sessions carry on; close() ends them.
+   */
+  drain(reason: string): void {
+    if (this.#draining) return;
+    this.#draining = true;
+    this.#sessions.drain();
+    this.#opts.watch?.drain?.(reason);
   }
 
   /** Ends every studio session (destinations unpublish), then stops listening. */

@@ -6,6 +6,7 @@ import {
   parseFlvTag,
   sanitizeMetadata,
   tagKind,
+  type DestinationState,
   type StudioDestination,
   type StudioGapMessage,
   type StudioGaps,
@@ -34,7 +35,16 @@ export interface StudioSessionOptions {
   maxBufferedBytes?: number;
   retry?: DestinationRelayOptions['retry'];
   gop?: Partial<GopCacheLimits>;
+  /** Session events for the operator's log (`--log-format json`); URLs in them are redacted. */
+  onEvent?: (event: StudioEvent) => void;
 }
+
+/** What happens to studio sessions, as the bridge's log tells it (docs/operations.md). */
+export type StudioEvent =
+  | { event: 'studio.session.start'; session: string; client: string; destinations: number }
+  | { event: 'studio.session.resume'; session: string; received: number }
+  | { event: 'studio.session.end'; session: string; frames: number; bytes: number }
+  | { event: 'studio.destination'; session: string; destination: string; url: string; state: DestinationState; reason?: string };
 
 export interface StudioSessionInit {
   id: string;
@@ -73,6 +83,9 @@ export class StudioSession {
   #debounce: NodeJS.Timeout | undefined;
   #grace: NodeJS.Timeout | undefined;
   #ended = false;
+  /** Each destination's state as last reported, to tell changes and count reconnects. */
+  readonly #states = new Map<string, DestinationState>();
+  #reconnects = 0;
   /** Resolves once every destination has unpublished. */
   readonly done: Promise<void>;
   #resolveDone!: () => void;
@@ -92,7 +105,10 @@ export class StudioSession {
           url: d.url,
           policy: opts.policy,
           streamStart: () => this.#streamStart(),
-          onChange: () => this.#statusSoon(),
+          onChange: () => {
+            this.#statusSoon();
+            this.#noteStates();
+          },
           ...(opts.maxBufferedBytes !== undefined ? { maxBufferedBytes: opts.maxBufferedBytes } : {}),
           ...(opts.retry !== undefined ? { retry: opts.retry } : {}),
           ...(opts.log !== undefined ? { log: opts.log } : {}),
@@ -113,6 +129,11 @@ export class StudioSession {
 
   get attached(): boolean {
     return this.#link !== undefined;
+  }
+
+  /** Times a destination of this session lost its connection and began retrying. */
+  get reconnects(): number {
+    return this.#reconnects;
   }
 
   /** True when `token` is this session's resume token (constant time). */
@@ -193,6 +214,17 @@ export class StudioSession {
   #streamStart(): StreamStart {
     const { headers, gop } = this.#cache.snapshot();
     return { headers, gop };
+  }
+
+  #noteStates(): void {
+    // Relays report their first 'connecting' while the constructor makes them, before #relays is set.
+    for (const relay of (this.#relays as DestinationRelay[] | undefined) ?? []) {
+      const s = relay.status();
+      if (s.state === (this.#states.get(s.id) ?? 'connecting')) continue;
+      this.#states.set(s.id, s.state);
+      if (s.state === 'retrying') this.#reconnects++;
+      this.#opts.onEvent?.({ event: 'studio.destination', session: this.id, destination: s.id, url: s.url, state: s.state, ...(s.reason !== undefined ? { reason: s.reason } : {}) });
+    }
   }
 
   #statusSoon(): void {

@@ -15,12 +15,13 @@ import { WsOpcode, wsFrame } from './ws-frame.js';
 import {
   FLV_SRC_PATH,
   LOCAL_FLV_PATH,
-  METRICS_PATH,
+  METRICS_JSON_PATH,
   WATCH_PROTOCOL_VERSION,
   WATCH_WS_PATH,
   parseWatchTarget,
   watchTargetPath,
   type WatchErrorMessage,
+  type WatchReconnectMessage,
   type WatchTarget,
   type WatchWelcomeMessage,
 } from '@onair/shared';
@@ -40,7 +41,7 @@ export interface WatchServiceOptions {
   policy: SourcePolicy;
   /**
    * The embedded RTMP server, for `/watch/<app>/<stream>` and `/live/<stream>.flv`; its `status`
-   * is reported in `/metrics`. `host` is where the bridge dials it, as it goes in a URL
+   * is reported in `/metrics.json`. `host` is where the bridge dials it, as it goes in a URL
    * (default 127.0.0.1).
    */
   localRtmp?: { port: number; host?: string; status?: () => LocalRtmpStatus };
@@ -109,6 +110,15 @@ export interface WatchMetrics {
   localRtmp?: LocalRtmpStatus;
 }
 
+/** Totals since the bridge started, streams that closed included (`/metrics`). */
+export interface WatchCounters {
+  bytesIn: number;
+  bytesOut: number;
+  droppedTags: number;
+  /** Upstream play sessions opened again after the first of their stream. */
+  upstreamReconnects: number;
+}
+
 export const DEFAULT_RELAY_OPTIONS: StreamRelayOptions = {
   lingerMs: 5000,
   retry: { baseMs: 300, factor: 1.5, maxMs: 2000, jitter: 0.2 },
@@ -152,6 +162,13 @@ function wsSink(ws: WebSocket, corker: TickCorker): ViewerSink {
   };
 }
 
+function addCounters(to: WatchCounters, s: StreamStats): void {
+  to.bytesIn += s.bytesIn;
+  to.bytesOut += s.bytesOut;
+  to.droppedTags += s.droppedTags;
+  to.upstreamReconnects += Math.max(0, s.upstreamSessions - 1);
+}
+
 function flvSink(res: ServerResponse): ViewerSink {
   return {
     kind: 'flv',
@@ -166,7 +183,7 @@ function flvSink(res: ServerResponse): ViewerSink {
 
 /**
  * The watch side of the bridge: WebSocket play (`/watch-ws?src=…`, `/watch-ws/<app>/<stream>`),
- * HTTP-FLV (`/live/<stream>.flv`, `/flv?src=…`) and `/metrics`. Every viewer of one source URL
+ * HTTP-FLV (`/live/<stream>.flv`, `/flv?src=…`) and `/metrics.json`. Every viewer of one source URL
  * shares one upstream RTMP play session.
  */
 export class WatchService {
@@ -186,7 +203,10 @@ export class WatchService {
   readonly #limits: WatchLimits;
   readonly #viewers: Admission;
   readonly #clientAddress: (req: IncomingMessage) => string;
+  /** What relays that closed had counted. */
+  readonly #retired: WatchCounters = { bytesIn: 0, bytesOut: 0, droppedTags: 0, upstreamReconnects: 0 };
   #closed = false;
+  #draining = false;
 
   constructor(opts: WatchServiceOptions) {
     this.#limits = { ...DEFAULT_WATCH_LIMITS, ...opts.limits };
@@ -215,7 +235,7 @@ export class WatchService {
   /** Handles watch HTTP routes; returns false for any other request. */
   handleRequest(req: IncomingMessage, res: ServerResponse): boolean {
     const url = new URL(req.url ?? '/', 'http://x');
-    if (url.pathname === METRICS_PATH) {
+    if (url.pathname === METRICS_JSON_PATH) {
       if (!this.#methodOk(req, res)) return true;
       res.writeHead(200, { 'content-type': 'application/json', 'cache-control': 'no-store' });
       res.end(JSON.stringify(this.metrics()));
@@ -247,8 +267,8 @@ export class WatchService {
     const url = new URL(req.url ?? '/', 'http://x');
     if (url.pathname !== WATCH_WS_PATH && !url.pathname.startsWith(`${WATCH_WS_PATH}/`)) return false;
     const target = parseWatchTarget(WATCH_WS_PATH, url.pathname, url.search);
-    if (target === undefined || this.#closed) {
-      if (this.#closed) refuseUpgrade(socket, 503, 'the server is shutting down');
+    if (target === undefined || this.#closed || this.#draining) {
+      if (this.#closed || this.#draining) refuseUpgrade(socket, 503, 'the server is shutting down', { 'retry-after': '1' });
       else refuseUpgrade(socket, 400, 'expected /watch-ws/<app>/<stream> or /watch-ws?src=<rtmp URL>');
       return true;
     }
@@ -272,6 +292,30 @@ export class WatchService {
     };
   }
 
+  /** Totals since the bridge started, for counters that never go down. */
+  counters(): WatchCounters {
+    const t = { ...this.#retired };
+    for (const relay of this.#relays.values()) addCounters(t, relay.stats());
+    return t;
+  }
+
+  /**
+   * The bridge is shutting down: WebSocket viewers are told to reconnect (`reconnect`, then the
+   * socket closes), HTTP-FLV responses end (players reconnect on their own), and new viewers get
+   * 503 so a load balancer sends them to another bridge. Upstreams close once their viewers left.
+   */
+  drain(reason: string): void {
+    if (this.#draining || this.#closed) return;
+    this.#draining = true;
+    const message: WatchReconnectMessage = { type: 'reconnect', reason: capReason(reason) };
+    for (const ws of this.#wss.clients) {
+      if (ws.readyState !== ws.OPEN) continue;
+      ws.send(JSON.stringify(message));
+      ws.close(CloseCode.GoingAway, closeReason(reason));
+    }
+    for (const res of this.#flvResponses) res.end();
+  }
+
   /**
    * Ends the wait before the next upstream attempt of every stream on the embedded server: call it
    * when the server is known to be back (after a restart), so viewers do not sit out a backoff.
@@ -291,7 +335,7 @@ export class WatchService {
   warmLocal(app: string, stream: string): () => void {
     const target = parseWatchTarget('', watchTargetPath('', { kind: 'local', app, stream }), '');
     // With an upstream, watch paths never reach the embedded server: a warm relay would serve nobody.
-    if (this.#closed || this.#localPort === undefined || this.#upstream !== undefined || target?.kind !== 'local' || target.app !== app || target.stream !== stream) return () => {};
+    if (this.#closed || this.#draining || this.#localPort === undefined || this.#upstream !== undefined || target?.kind !== 'local' || target.app !== app || target.stream !== stream) return () => {};
     try {
       return this.#relayFor(this.#localUrl(app, stream), {}).hold();
     } catch {
@@ -343,9 +387,13 @@ export class WatchService {
         throw new OnairError('RELAY_LIMIT', `this bridge relays ${this.#limits.maxUpstreams} streams already; try again later`);
       }
       const connect: ConnectSource = (u) => this.#connect(u, address);
+      // A relay leaves the map with its counts added to the retired ones, whichever way it goes.
+      if (relay !== undefined) addCounters(this.#retired, relay.stats());
       const created: StreamRelay = new StreamRelay(url, redactUrl(url), connect, this.#relayOpts, () => {
         created.close();
-        if (this.#relays.get(url) === created) this.#relays.delete(url);
+        if (this.#relays.get(url) !== created) return;
+        this.#relays.delete(url);
+        addCounters(this.#retired, created.stats());
       });
       relay = created;
       this.#relays.set(url, relay);
@@ -401,6 +449,11 @@ export class WatchService {
   }
 
   async #serveFlv(target: WatchTarget, req: IncomingMessage, res: ServerResponse): Promise<void> {
+    if (this.#draining) {
+      res.setHeader('retry-after', '1');
+      this.#httpError(res, 503, 'the server is shutting down [DRAINING]');
+      return;
+    }
     let release: () => void;
     try {
       release = this.#viewers.admit(this.#clientAddress(req));

@@ -181,7 +181,7 @@ describe('WatchService against nginx-rtmp', () => {
     const file = await flvFixture({ seconds: 4 });
     return spawnTracked('ffmpeg', ['-hide_banner', '-nostdin', '-loglevel', 'error', '-re', '-stream_loop', '-1', '-i', file, '-c', 'copy', '-f', 'flv', source]);
   };
-  const metrics = async (): Promise<ReturnType<WatchService['metrics']>> => (await fetch(`${base}/metrics`)).json() as Promise<ReturnType<WatchService['metrics']>>;
+  const metrics = async (): Promise<ReturnType<WatchService['metrics']>> => (await fetch(`${base}/metrics.json`)).json() as Promise<ReturnType<WatchService['metrics']>>;
 
   beforeAll(async () => {
     nginx = await startNginxRtmp({ record: false, stat: true });
@@ -326,7 +326,7 @@ describe('WatchService against nginx-rtmp', () => {
     const serve = await startServe({ ...parseServeArgs(['--port', '0', '--no-local-rtmp', '--watch-upstream', edge], {}), webRoot: '/nonexistent' }, () => undefined);
     const http = serve.server.url().replace(/\/$/, '');
     const ws = http.replace(/^http/, 'ws');
-    const served = async (): Promise<WatchMetrics> => (await fetch(`${http}/metrics`)).json() as Promise<WatchMetrics>;
+    const served = async (): Promise<WatchMetrics> => (await fetch(`${http}/metrics.json`)).json() as Promise<WatchMetrics>;
     const clients = Array.from({ length: 5 }, () => openClient(`${ws}/watch-ws/live/watchtest`));
     const flv = new AbortController();
     try {
@@ -479,7 +479,7 @@ describe('warm start', () => {
       return ms;
     };
     try {
-      const warm = async (): Promise<StreamStats | undefined> => ((await (await fetch(new URL('/metrics', serve.server.url()))).json()) as WatchMetrics).streams[0];
+      const warm = async (): Promise<StreamStats | undefined> => ((await (await fetch(new URL('/metrics.json', serve.server.url()))).json()) as WatchMetrics).streams[0];
       await waitFor('a warm upstream with a keyframe cached', async () => (((await warm())?.tagsIn ?? 0) > 100 ? true : undefined), 15_000);
       expect(await warm()).toMatchObject({ warm: true, upstreamConnected: true, upstreamSessions: 1, viewers: { ws: 0, flv: 0 } });
       const coldMs = await firstKeyframeMs(`ws://127.0.0.1:${(coldServer.address() as AddressInfo).port}`);

@@ -6,6 +6,7 @@ import { freePort, waitForPort } from './ports.js';
 import { makeTempDir, removeTempDir, runChecked, spawnTracked, type Child } from './proc.js';
 import { ONAIR_BIN } from './run.js';
 import { makeTestCertificates, type TestCertificates } from './tls.js';
+import { parsePrometheus, promValue, type PromFamily } from './prometheus.js';
 
 // The reference deployment of deploy/ on loopback, from its own files with only ports and paths
 // replaced: nginx (deploy/nginx/onair.conf: the TLS load balancer, the RTMP origin and two edges
@@ -67,8 +68,12 @@ export interface Deployment {
   /** The studio token of every bridge. */
   readonly token: string;
   readonly prefix: string;
-  /** `/metrics` of one bridge, straight from it (with the token). */
-  metrics(bridge: DeployedBridge): Promise<unknown>;
+  /** `/metrics` of one bridge, straight from it (with the token), parsed by an independent parser. */
+  metrics(bridge: DeployedBridge): Promise<PromFamily[]>;
+  /** What a bridge's watch side holds, from its `/metrics`. */
+  watchState(bridge: DeployedBridge): Promise<{ viewers: number; upstreams: number; streams: number; upstreamReconnects: number }>;
+  /** The status of a bridge's `/readyz`. */
+  readyz(bridge: DeployedBridge): Promise<number>;
   /** ffmpeg publishing 1 Mbps (640x360 H.264, a keyframe every 2 s, AAC) to the origin, looped. */
   publish(stream: string): Promise<Child>;
   /** The last lines of nginx's error log. */
@@ -148,6 +153,11 @@ export async function startDeployment(options: { token?: string } = {}): Promise
 
     const file = join(prefix, 'show.flv');
     let made: Promise<Buffer> | undefined;
+    const metrics = async (bridge: DeployedBridge): Promise<PromFamily[]> => {
+      const res = await fetch(`http://127.0.0.1:${bridge.port}/metrics`, { headers: { authorization: `Bearer ${token}` } });
+      if (res.status !== 200) throw new Error(`/metrics of the bridge on ${bridge.port}: ${res.status}`);
+      return parsePrometheus(await res.text());
+    };
     return {
       url: `https://127.0.0.1:${https}`,
       lbPort: https!,
@@ -158,11 +168,17 @@ export async function startDeployment(options: { token?: string } = {}): Promise
       caCertPath: certs.caCert,
       token,
       prefix,
-      metrics: async (bridge) => {
-        const res = await fetch(`http://127.0.0.1:${bridge.port}/metrics`, { headers: { authorization: `Bearer ${token}` } });
-        if (res.status !== 200) throw new Error(`/metrics of the bridge on ${bridge.port}: ${res.status}`);
-        return res.json();
+      metrics,
+      watchState: async (bridge) => {
+        const m = await metrics(bridge);
+        return {
+          viewers: promValue(m, 'onair_watch_viewers', { transport: 'ws' }),
+          upstreams: promValue(m, 'onair_watch_upstreams'),
+          streams: promValue(m, 'onair_watch_streams'),
+          upstreamReconnects: promValue(m, 'onair_watch_upstream_reconnects_total'),
+        };
       },
+      readyz: async (bridge) => (await fetch(`http://127.0.0.1:${bridge.port}/readyz`)).status,
       publish: async (stream) => {
         made ??= runChecked('ffmpeg', [
           '-hide_banner', '-nostdin', '-loglevel', 'error', '-y',

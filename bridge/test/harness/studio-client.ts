@@ -1,5 +1,5 @@
 import WebSocket, { type ClientOptions } from 'ws';
-import { flvTag, parseStudioServerMessage, type DestinationStatus, type FlvTag, type StudioServerMessage } from '@onair/shared';
+import { STUDIO_SESSION_PARAM, flvTag, parseStudioServerMessage, type DestinationStatus, type FlvTag, type StudioServerMessage } from '@onair/shared';
 import { waitFor } from './proc.js';
 
 /**
@@ -30,8 +30,8 @@ export class StudioClient {
     this.ws = this.#open();
   }
 
-  #open(): WebSocket {
-    const ws = new WebSocket(this.#url, { ...this.#socket, origin: this.#origin });
+  #open(search = ''): WebSocket {
+    const ws = new WebSocket(`${this.#url}${search}`, { ...this.#socket, origin: this.#origin });
     this.closeCode = undefined;
     ws.on('message', (data, binary) => {
       if (binary || ws !== this.ws) return;
@@ -134,7 +134,8 @@ export class StudioClient {
   async resume(resend = true): Promise<number> {
     const session = this.session;
     if (session === undefined) throw new Error('no session to resume');
-    this.ws = this.#open();
+    // As the page does: the session named in the URL gets a resume into a draining bridge.
+    this.ws = this.#open(`?${STUDIO_SESSION_PARAM}=${encodeURIComponent(session.id)}`);
     await this.opened();
     const from = this.messages.length;
     this.send({ type: 'resume', session: session.id, token: session.token });

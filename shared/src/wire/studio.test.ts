@@ -88,6 +88,7 @@ describe('studio wire protocol: bridge → page', () => {
         gaps: { count: 1, frames: 150, ms: 5000 },
         destinations: [
           { id: 'a', url: 'rtmp://h/live/***', state: 'live', bytes: 900, dropped: 0, bufferedBytes: 0 },
+          { id: 'm', url: 'rtmp://h/live/***', state: 'live', bytes: 900, dropped: 0, bufferedBytes: 0, movedTo: 'rtmp://h2/live/***', moves: 1 },
           { id: 'b', url: 'rtmp://g/live/***', state: 'retrying', reason: 'connection refused', retryInMs: 1800, bytes: 0, dropped: 3, bufferedBytes: 0 },
         ],
       },
@@ -116,9 +117,13 @@ describe('joinStreamUrl', () => {
 });
 
 describe('studio socket URL', () => {
-  it('carries the affinity id in ?session= for a load balancer to hash on, and refuses one that is not URL-safe', () => {
-    expect(studioSocketUrl('wss://live.example.com/studio-ws', '0f3a9c2b7d41e865')).toBe('wss://live.example.com/studio-ws?session=0f3a9c2b7d41e865');
-    expect(studioSocketUrl('ws://127.0.0.1:8080/studio-ws?x=1', 'abc')).toBe('ws://127.0.0.1:8080/studio-ws?x=1&session=abc');
-    for (const bad of ['', 'a&token=x', 'a b', 'x'.repeat(65)]) badMessage(() => studioSocketUrl('ws://h/studio-ws', bad));
+  it('carries the affinity id on every socket and the session id on a resume, and refuses ids that are not URL-safe', () => {
+    expect(studioSocketUrl('wss://live.example.com/studio-ws', '0f3a9c2b7d41e865')).toBe('wss://live.example.com/studio-ws?affinity=0f3a9c2b7d41e865');
+    expect(studioSocketUrl('wss://live.example.com/studio-ws', '0f3a9c2b7d41e865', '9f2c41aa07')).toBe('wss://live.example.com/studio-ws?affinity=0f3a9c2b7d41e865&session=9f2c41aa07');
+    expect(studioSocketUrl('ws://127.0.0.1:8080/studio-ws?x=1', 'abc')).toBe('ws://127.0.0.1:8080/studio-ws?x=1&affinity=abc');
+    for (const bad of ['', 'a&token=x', 'a b', 'x'.repeat(65)]) {
+      badMessage(() => studioSocketUrl('ws://h/studio-ws', bad));
+      badMessage(() => studioSocketUrl('ws://h/studio-ws', 'abc', bad));
+    }
   });
 });

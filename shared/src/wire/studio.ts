@@ -12,12 +12,17 @@ import { fail, shown, nonNegative, parseJsonObject, record, str } from './valida
 
 export const STUDIO_WS_PATH = '/studio-ws';
 /**
- * The query parameter of the studio socket's URL that names the broadcast to a load balancer
- * (nginx: `hash $arg_session consistent`): a random id the page makes once per broadcast and puts
- * on every socket of it, so a resuming page reaches the bridge that holds its session. Not a
- * secret, and never the resume token: URLs land in access logs.
+ * A page resuming a session names it in the socket URL too (`/studio-ws?session=<id>`, the id is
+ * not secret): a draining bridge accepts that upgrade and refuses new sessions before any message.
  */
-export const STUDIO_AFFINITY_PARAM = 'session';
+export const STUDIO_SESSION_PARAM = 'session';
+/**
+ * The query parameter of the studio socket's URL that a load balancer routes on (nginx:
+ * `hash $arg_affinity consistent`): a random id the page makes once per broadcast and puts on
+ * every socket of it, the first included, so a resuming page reaches the bridge that holds its
+ * session. Not a secret, and never the resume token: URLs land in access logs.
+ */
+export const STUDIO_AFFINITY_PARAM = 'affinity';
 export const STUDIO_PROTOCOL_VERSION = 2;
 
 /** Largest binary frame: one FLV tag (a 1080p60 keyframe at high bitrate stays far below). */
@@ -91,6 +96,13 @@ export interface DestinationStatus {
   dropped: number;
   /** Bytes queued in the RTMP connection, not yet sent. */
   bufferedBytes: number;
+  /**
+   * Where the destination publishes now, when a server sent it elsewhere (a redirect at connect,
+   * a reconnect request); its key redacted like `url`.
+   */
+  movedTo?: string;
+  /** Times a server asked the destination to reconnect and it moved without losing a frame. */
+  moves?: number;
 }
 
 export interface StudioWelcomeMessage {
@@ -233,6 +245,8 @@ export function parseStudioServerMessage(text: string): StudioServerMessage {
           };
           if (d['reason'] !== undefined) status.reason = str(d, 'reason', MAX_REASON_LENGTH);
           if (d['retryInMs'] !== undefined) status.retryInMs = nonNegative(d, 'retryInMs');
+          if (d['movedTo'] !== undefined) status.movedTo = str(d, 'movedTo', MAX_URL_LENGTH);
+          if (d['moves'] !== undefined) status.moves = nonNegative(d, 'moves');
           return status;
         }),
       };
@@ -253,8 +267,14 @@ export function joinStreamUrl(server: string, key: string): string {
   return `${s.replace(/\/+$/, '')}/${k}`;
 }
 
-/** The studio socket's URL with the affinity id (STUDIO_AFFINITY_PARAM) in its query. */
-export function studioSocketUrl(base: string, affinity: string): string {
-  if (!SESSION_TEXT.test(affinity) || affinity.length > MAX_ID_LENGTH) fail(`affinity id ${shown(affinity)} is not 1-${MAX_ID_LENGTH} URL-safe characters`);
-  return `${base}${base.includes('?') ? '&' : '?'}${STUDIO_AFFINITY_PARAM}=${affinity}`;
+/**
+ * The studio socket's URL: the affinity id (STUDIO_AFFINITY_PARAM) on every socket of a broadcast,
+ * and the session id (STUDIO_SESSION_PARAM) on a socket that resumes one.
+ */
+export function studioSocketUrl(base: string, affinity: string, resuming?: string): string {
+  for (const [what, id] of [['affinity', affinity], ['session', resuming]] as const) {
+    if (id !== undefined && (!SESSION_TEXT.test(id) || id.length > MAX_ID_LENGTH)) fail(`${what} id ${shown(id)} is not 1-${MAX_ID_LENGTH} URL-safe characters`);
+  }
+  const query = `${STUDIO_AFFINITY_PARAM}=${affinity}${resuming === undefined ? '' : `&${STUDIO_SESSION_PARAM}=${resuming}`}`;
+  return `${base}${base.includes('?') ? '&' : '?'}${query}`;
 }

@@ -31,6 +31,7 @@ describe('watch wire protocol', () => {
       code: 'DESTINATION_REFUSED',
       message: 'no',
     });
+    expect(parseWatchServerMessage('{"type":"reconnect","reason":"the bridge is draining"}')).toEqual({ type: 'reconnect', reason: 'the bridge is draining' });
   });
 
   it('refuses malformed messages with BAD_MESSAGE', () => {
@@ -45,6 +46,8 @@ describe('watch wire protocol', () => {
       '{"type":"welcome","version":"1","source":"x"}',
       '{"type":"error","code":"X","message":7}',
       `{"type":"error","code":"X","message":"${'m'.repeat(600)}"}`,
+      '{"type":"reconnect"}',
+      `{"type":"reconnect","reason":"${'r'.repeat(600)}"}`,
       ' '.repeat(16 * 1024 + 1),
     ]) {
       expect(code(() => parseWatchServerMessage(text)), text.slice(0, 40)).toBe('BAD_MESSAGE');

@@ -16,8 +16,10 @@ export const WATCH_WS_PATH = '/watch-ws';
 export const FLV_SRC_PATH = '/flv';
 /** HTTP-FLV of a stream on the embedded server (app `live`): `/live/<stream>.flv`. */
 export const LOCAL_FLV_PATH = /^\/live\/([^/]+)\.flv$/;
-/** The bridge's counters as JSON. */
+/** The bridge's counters in the Prometheus text format (docs/operations.md). */
 export const METRICS_PATH = '/metrics';
+/** The watch side's counters and per-stream stats as JSON. */
+export const METRICS_JSON_PATH = '/metrics.json';
 export const WATCH_PROTOCOL_VERSION = 1;
 /** Largest text frame either side accepts. */
 export const MAX_WATCH_TEXT_BYTES = 16 * 1024;
@@ -59,7 +61,16 @@ export interface WatchErrorMessage {
   message: string;
 }
 
-export type WatchServerMessage = WatchWelcomeMessage | WatchStatusMessage | WatchErrorMessage;
+/**
+ * The bridge is draining (shutting down): the page should open a new socket to the same URL now,
+ * where a load balancer sends it to another bridge. The bridge closes this socket right after.
+ */
+export interface WatchReconnectMessage {
+  type: 'reconnect';
+  reason: string;
+}
+
+export type WatchServerMessage = WatchWelcomeMessage | WatchStatusMessage | WatchErrorMessage | WatchReconnectMessage;
 
 /** What a watch URL points at: any RTMP URL, or a stream on the bridge's embedded server. */
 export type WatchTarget = { kind: 'src'; url: string } | { kind: 'local'; app: string; stream: string };
@@ -72,6 +83,8 @@ export function parseWatchServerMessage(text: string): WatchServerMessage {
       return { type: 'welcome', version: nonNegative(obj, 'version'), source: str(obj, 'source', MAX_URL_LENGTH) };
     case 'error':
       return { type: 'error', code: str(obj, 'code', 64), message: str(obj, 'message', MAX_REASON_LENGTH) };
+    case 'reconnect':
+      return { type: 'reconnect', reason: str(obj, 'reason', MAX_REASON_LENGTH) };
     case 'status': {
       const state = obj['state'];
       if (!WATCH_STATES.includes(state as WatchState)) fail(`state ${shown(state)} unknown`);

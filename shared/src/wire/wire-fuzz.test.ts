@@ -28,9 +28,9 @@ const decoder = new TextDecoder();
 const KEYS = [
   'type', 'destinations', 'id', 'url', 'session', 'token', 'frames', 'ms', 'version', 'maxBinaryBytes', 'graceMs',
   'resendBufferMs', 'received', 'bytes', 'tags', 'gaps', 'count', 'state', 'reason', 'retryInMs', 'dropped',
-  'bufferedBytes', 'code', 'message', 'source', 'viewers', '__proto__', 'constructor', 'toString', '', 'x',
+  'bufferedBytes', 'movedTo', 'moves', 'code', 'message', 'source', 'viewers', '__proto__', 'constructor', 'toString', '', 'x',
 ];
-const TYPES = ['start', 'resume', 'gap', 'stop', 'welcome', 'session', 'resumed', 'ack', 'status', 'error', 'Start', 'stop ', ''];
+const TYPES = ['start', 'resume', 'gap', 'stop', 'welcome', 'session', 'resumed', 'ack', 'status', 'error', 'reconnect', 'Start', 'stop ', ''];
 const STATES = ['connecting', 'live', 'retrying', 'failed', 'stopped', 'waiting', 'LIVE', ''];
 const NUMBERS = [0, -0, 1, -1, 0.5, 2 ** 53, 2 ** 53 + 2, 1e308, Number.MIN_VALUE, -1e-300];
 /** Characters that JSON writes differently (escapes, lone surrogates), and plain ones. */
@@ -130,6 +130,8 @@ function studioServer(rng: Rng): Record<string, unknown> {
         };
         if (rng.oneIn(2)) d['reason'] = randomText(rng, MAX_REASON_LENGTH);
         if (rng.oneIn(2)) d['retryInMs'] = nonNegative(rng);
+        if (rng.oneIn(4)) d['movedTo'] = url(rng);
+        if (rng.oneIn(4)) d['moves'] = nonNegative(rng);
         return d;
       });
       return { type: 'status', destinations, received: { bytes: nonNegative(rng), tags: nonNegative(rng) }, gaps: { count: nonNegative(rng), frames: nonNegative(rng), ms: nonNegative(rng) } };
@@ -138,11 +140,13 @@ function studioServer(rng: Rng): Record<string, unknown> {
 }
 
 function watchServer(rng: Rng): Record<string, unknown> {
-  switch (rng.int(3)) {
+  switch (rng.int(4)) {
     case 0:
       return { type: 'welcome', version: 1, source: url(rng) };
     case 1:
       return { type: 'error', code: randomText(rng, 64), message: randomText(rng, MAX_REASON_LENGTH) };
+    case 2:
+      return { type: 'reconnect', reason: randomText(rng, MAX_REASON_LENGTH) };
     default: {
       const m: Record<string, unknown> = { type: 'status', state: rng.pick(['connecting', 'live', 'waiting', 'failed']), viewers: nonNegative(rng) };
       if (rng.oneIn(2)) m['reason'] = randomText(rng, MAX_REASON_LENGTH);
@@ -271,10 +275,11 @@ function serverOk(m: StudioServerMessage): boolean {
         hasOnly(m.gaps, ['count', 'frames', 'ms']) && isCount(m.gaps.count) && isCount(m.gaps.frames) && isCount(m.gaps.ms) &&
         m.destinations.every(
           (d) =>
-            hasOnly(d, ['id', 'url', 'state', 'reason', 'retryInMs', 'bytes', 'dropped', 'bufferedBytes']) &&
+            hasOnly(d, ['id', 'url', 'state', 'reason', 'retryInMs', 'bytes', 'dropped', 'bufferedBytes', 'movedTo', 'moves']) &&
             isText(d.id, 64) && isText(d.url, 2048) && STATES.slice(0, 5).includes(d.state) &&
             [d.bytes, d.dropped, d.bufferedBytes].every(isCount) &&
-            (d.reason === undefined || isText(d.reason, MAX_REASON_LENGTH)) && (d.retryInMs === undefined || isCount(d.retryInMs)),
+            (d.reason === undefined || isText(d.reason, MAX_REASON_LENGTH)) && (d.retryInMs === undefined || isCount(d.retryInMs)) &&
+            (d.movedTo === undefined || isText(d.movedTo, 2048)) && (d.moves === undefined || isCount(d.moves)),
         )
       );
   }
@@ -291,6 +296,8 @@ function watchOk(m: WatchServerMessage): boolean {
         hasOnly(m, ['type', 'state', 'reason', 'retryInMs', 'viewers']) && ['connecting', 'live', 'waiting', 'failed'].includes(m.state) &&
         isCount(m.viewers) && (m.reason === undefined || isText(m.reason, MAX_REASON_LENGTH)) && (m.retryInMs === undefined || isCount(m.retryInMs))
       );
+    case 'reconnect':
+      return hasOnly(m, ['type', 'reason']) && isText(m.reason, MAX_REASON_LENGTH);
   }
 }
 

@@ -48,6 +48,7 @@ type Mode = 'start' | 'resume';
  */
 export class BridgeLink {
   readonly #url: string;
+  readonly #affinity: string;
   readonly #destinations: StudioDestination[];
   readonly #events: BridgeLinkEvents;
   readonly outbox = new Outbox();
@@ -78,8 +79,8 @@ export class BridgeLink {
   constructor(url: string, destinations: StudioDestination[], events: BridgeLinkEvents) {
     // Every socket of this broadcast names it the same way, so a load balancer that hashes on the
     // id brings a resume to the bridge holding the session (docs/deploy.md).
-    const affinity = Array.from(crypto.getRandomValues(new Uint8Array(8)), (b) => b.toString(16).padStart(2, '0')).join('');
-    this.#url = studioSocketUrl(url, affinity);
+    this.#affinity = Array.from(crypto.getRandomValues(new Uint8Array(8)), (b) => b.toString(16).padStart(2, '0')).join('');
+    this.#url = url;
     this.#destinations = destinations;
     this.#events = events;
     this.#heartbeat = setInterval(() => this.#checkHeartbeat(), 1000);
@@ -134,7 +135,9 @@ export class BridgeLink {
 
   #connect(): void {
     if (this.#closed) return;
-    const ws = new WebSocket(this.#url);
+    // A resume names its session in the URL too: a draining bridge lets it in before any message.
+    const resuming = this.#mode === 'resume' ? this.#session : undefined;
+    const ws = new WebSocket(studioSocketUrl(this.#url, this.#affinity, resuming?.id));
     ws.binaryType = 'arraybuffer';
     this.#ws = ws;
     this.#lastWord = performance.now();

@@ -5,7 +5,7 @@ import type { FromWorker, ToWorker } from './worker-protocol.js';
 declare const self: DedicatedWorkerGlobalScope;
 
 function post(msg: FromWorker): void {
-  self.postMessage(msg);
+  self.postMessage(msg, msg.type === 'preview' ? [msg.frame] : []);
 }
 
 let session: EncodeSession | undefined;

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { exceededLimits, PLATFORMS, platformById } from './presets.js';
-import { explainReason } from './reasons.js';
+import { describeMove, explainReason } from './reasons.js';
 
 describe('a destination reason in plain words', () => {
   it('turns a refused stream key into the fix, keeping the bridge words as detail', () => {
@@ -21,6 +21,15 @@ describe('a destination reason in plain words', () => {
     const unknown = explainReason('something new happened [SOMETHING_NEW]');
     expect(unknown.text).toBe('something new happened');
     expect(explainReason('reconnecting to the bridge')).toEqual({ text: 'reconnecting to the bridge' });
+  });
+});
+
+describe('a destination a server moved, in a few words', () => {
+  it('names the host it publishes at now and counts the moves', () => {
+    expect(describeMove({})).toBeUndefined();
+    expect(describeMove({ movedTo: 'rtmp://edge2.example.com:1936/live/***' })).toBe('moved to edge2.example.com:1936');
+    expect(describeMove({ movedTo: 'rtmps://b.example.com/app/***', moves: 1 })).toBe('moved to b.example.com (1 move)');
+    expect(describeMove({ moves: 2 })).toBe("reconnected at the server's request (2 moves)");
   });
 });
 

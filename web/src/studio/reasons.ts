@@ -53,3 +53,16 @@ export function explainReason(reason: string): Explained {
   // A code with no sentence yet: the bridge's own words without the bare code.
   return { text: reason.replace(CODE, '').replace(/\s*\($/, '').trim() || 'The destination stopped.', detail: reason };
 }
+
+/**
+ * A destination a server sent elsewhere (a redirect at connect, reconnect requests), in a few
+ * words for its status line: the host it publishes at and how many moves it made.
+ */
+export function describeMove(status: { movedTo?: string; moves?: number }): string | undefined {
+  const moves = status.moves ?? 0;
+  if (status.movedTo === undefined && moves === 0) return undefined;
+  const times = moves === 0 ? '' : moves === 1 ? ' (1 move)' : ` (${moves} moves)`;
+  if (status.movedTo === undefined) return `reconnected at the server's request${times}`;
+  const host = /^rtmps?:\/\/([^/]+)/i.exec(status.movedTo)?.[1] ?? status.movedTo;
+  return `moved to ${host}${times}`;
+}

@@ -374,7 +374,10 @@ export class Studio {
   }
 
   #onWorker(worker: Worker, msg: FromWorker): void {
-    if (worker !== this.#worker) return;
+    if (worker !== this.#worker) {
+      if (msg.type === 'preview') msg.frame.close();
+      return;
+    }
     switch (msg.type) {
       case 'state':
         if (msg.state === 'live') {
@@ -395,6 +398,9 @@ export class Studio {
       case 'stats':
         this.#sample(msg.stats);
         this.stats = msg.stats;
+        break;
+      case 'preview':
+        this.monitor.showFrame(msg.frame);
         break;
       case 'program':
         this.scenes.applied(msg.scene, msg.frame);

@@ -152,4 +152,6 @@ export type FromWorker =
   | { type: 'stats'; stats: EncodeStats }
   | { type: 'link'; link: BridgeLinkState }
   /** A program arrived: its scene is on output frames from `frame` on (stamped frame / fps s on the session clock). */
-  | { type: 'program'; scene: SceneId; frame: number };
+  | { type: 'program'; scene: SceneId; frame: number }
+  /** An output frame as encoded, for the page's preview (a few a second; the page closes it). */
+  | { type: 'preview'; frame: VideoFrame };

@@ -9,8 +9,11 @@ interface PagePicture extends Picture {
 
 /** The preview's rate: the output's, whatever the display's refresh rate. */
 const PREVIEW_FPS = 30;
-/** Thumbnails are cues, redrawn twice a second. */
+/** Thumbnails are cues, redrawn twice a second; every few seconds while the worker encodes. */
 const THUMBNAIL_INTERVAL_MS = 500;
+const THUMBNAIL_ENCODING_MS = 3000;
+/** The worker's frames are the preview until none came for this long. */
+const FRAMES_STALE_MS = 500;
 
 /** A 2D context drawing page pictures through their elements, for the compositor. */
 function pageContext(ctx: CanvasRenderingContext2D): CompositorContext<PagePicture, PagePicture> {
@@ -54,6 +57,7 @@ function pageContext(ctx: CanvasRenderingContext2D): CompositorContext<PagePictu
 /** One canvas showing the program: the preview (as it goes out, fades included) or one scene's thumbnail. */
 interface View {
   canvas: HTMLCanvasElement;
+  raw: CanvasRenderingContext2D;
   ctx: CompositorContext<PagePicture, PagePicture>;
   compositor: Compositor<PagePicture, PagePicture>;
   /** A thumbnail's scene, always cut to; none for the preview. */
@@ -61,10 +65,12 @@ interface View {
 }
 
 /**
- * The program as viewers will see it, composed on the page with the same compositor (and the same
- * program) as the encode worker, at the preview's size: the large preview at 30 fps and a
- * thumbnail per scene a few times a second. Nothing here is in the media path; it runs on
- * animation frames, so a hidden tab costs nothing.
+ * The program as viewers will see it. Off air it is composed on the page with the same compositor
+ * (and the same program) as the encode worker, at the preview's size and up to 30 fps; while the
+ * worker encodes, the preview shows the worker's own output frames (15 a second) instead, so the
+ * program is composed once. A thumbnail per scene is composed here a few times a second (every few
+ * seconds while encoding). Nothing here is in the media path; composing runs on animation frames,
+ * so a hidden tab costs nothing.
  */
 export class ProgramMonitor {
   readonly #videos = new Map<SourceKind, HTMLVideoElement>();
@@ -75,6 +81,8 @@ export class ProgramMonitor {
   #frame = 0;
   #lastDraw = 0;
   #lastThumbnails = 0;
+  /** When the encode worker's last frame came (performance.now()). */
+  #lastWorkerFrame = -Infinity;
   /** A source brought a new frame since the last draw (always, where `requestVideoFrameCallback` is missing). */
   #fresh = true;
 
@@ -127,12 +135,27 @@ export class ProgramMonitor {
     img.src = url;
   }
 
+  /**
+   * An output frame from the encode worker, as encoded: while they come, the preview shows them
+   * instead of composing the program a second time on the page (the worker's cores are busy
+   * enough). Taken over and closed here.
+   */
+  showFrame(frame: VideoFrame): void {
+    this.#lastWorkerFrame = performance.now();
+    if (document.visibilityState !== 'hidden') {
+      for (const view of this.#views) {
+        if (view.scene === undefined) view.raw.drawImage(frame, 0, 0, view.canvas.width, view.canvas.height);
+      }
+    }
+    frame.close();
+  }
+
   /** Shows the program (or, with `scene`, that scene's thumbnail) on `canvas`; returns the detach. */
   attach(canvas: HTMLCanvasElement, scene?: SceneId): () => void {
     const ctx = canvas.getContext('2d', { alpha: false });
     if (ctx === null) return () => {};
     const compositor = new Compositor<PagePicture, PagePicture>(canvas.width, canvas.height, scene === undefined ? PREVIEW_FPS : 1000 / THUMBNAIL_INTERVAL_MS);
-    const view: View = { canvas, ctx: pageContext(ctx), compositor, scene };
+    const view: View = { canvas, raw: ctx, ctx: pageContext(ctx), compositor, scene };
     compositor.setProgram(this.#viewProgram(scene));
     compositor.setLogo(this.#logo);
     this.#views.add(view);
@@ -178,13 +201,14 @@ export class ProgramMonitor {
     // A little under one period, so a 60 Hz display gives every other frame, not a beat.
     if (now - this.#lastDraw < 1000 / PREVIEW_FPS - 4) return;
     this.#lastDraw = now;
-    const thumbnails = now - this.#lastThumbnails >= THUMBNAIL_INTERVAL_MS;
+    const encoding = performance.now() - this.#lastWorkerFrame < FRAMES_STALE_MS;
+    const thumbnails = now - this.#lastThumbnails >= (encoding ? THUMBNAIL_ENCODING_MS : THUMBNAIL_INTERVAL_MS);
     if (thumbnails) this.#lastThumbnails = now;
     const sources = this.#sources();
     const fresh = this.#fresh;
     this.#fresh = typeof HTMLVideoElement.prototype.requestVideoFrameCallback !== 'function';
     for (const view of this.#views) {
-      if (view.scene !== undefined && !thumbnails) continue;
+      if (view.scene !== undefined ? !thumbnails : encoding) continue;
       view.compositor.draw(view.ctx, sources, undefined, view.scene !== undefined || fresh);
     }
   };

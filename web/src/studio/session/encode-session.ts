@@ -25,6 +25,8 @@ const STATS_INTERVAL_MS = 1000;
  * holds about 42 frames (1.4 s at 30 fps) and needs a moment to encode them.
  */
 const FLUSH_TIMEOUT_MS = 4000;
+/** Output frames the page's preview gets a second. */
+const PREVIEW_FPS = 15;
 /** Video bitrates a change while live may ask for, bits per second. */
 const MIN_VIDEO_BITRATE = 100_000;
 const MAX_VIDEO_BITRATE = 50_000_000;
@@ -73,6 +75,8 @@ export class EncodeSession {
   #statsTimer: ReturnType<typeof setInterval> | undefined;
   /** "Measure latency": every output frame carries the latency clock. */
   #latencyClock = false;
+  /** Output frames go to the page's preview. */
+  #previewing = true;
   #filler: CbrFiller | undefined;
 
   constructor(settings: EncodeSettings, post: (msg: FromWorker) => void) {
@@ -324,7 +328,23 @@ export class EncodeSession {
     this.#flow.encoded(n, key);
     this.#stats.submitted(frame.timestamp, key);
     video.encode(frame, key);
+    if (n % Math.max(1, Math.round(this.#s.fps / PREVIEW_FPS)) === 0) this.#preview(frame);
     frame.close();
+  }
+
+  /**
+   * The preview shows the frames as encoded; a clone shares the picture, it copies nothing. Where
+   * a frame cannot be posted to the page, the page composes its preview itself.
+   */
+  #preview(frame: VideoFrame): void {
+    if (!this.#previewing) return;
+    const clone = frame.clone();
+    try {
+      this.#post({ type: 'preview', frame: clone });
+    } catch {
+      clone.close();
+      this.#previewing = false;
+    }
   }
 
   #onVideo(chunk: H264Chunk): void {

@@ -19,7 +19,9 @@ export interface TransportHandlers {
 
 /**
  * The watch WebSocket: binary frames are FLV tags, text frames JSON status. Reconnects with
- * backoff on its own until destroyed; a refused source (close 1008) is final.
+ * backoff on its own until destroyed; a refused source (close 1008) is final. A bridge that is
+ * shutting down says `reconnect`: a new socket to the same URL opens at once (a load balancer sends
+ * it to another bridge) and the old one is let go, without waiting for its close.
  */
 export class WatchTransport {
   readonly #url: string;
@@ -43,10 +45,12 @@ export class WatchTransport {
     clearTimeout(this.#timer);
     const ws = this.#ws;
     this.#ws = undefined;
-    if (ws !== undefined) {
-      ws.onclose = ws.onmessage = ws.onopen = ws.onerror = null;
-      ws.close();
-    }
+    if (ws !== undefined) this.#letGo(ws);
+  }
+
+  #letGo(ws: WebSocket): void {
+    ws.onclose = ws.onmessage = ws.onopen = ws.onerror = null;
+    ws.close();
   }
 
   #open(): void {
@@ -64,6 +68,12 @@ export class WatchTransport {
           return;
         }
         this.#handlers.onMessage(msg);
+        if (msg.type === 'reconnect' && this.#ws === ws && !this.#destroyed) {
+          this.#letGo(ws);
+          this.#attempt = 0;
+          this.reconnects++;
+          this.#open();
+        }
         return;
       }
       if (!gotData) {
