@@ -101,7 +101,7 @@ export async function startDeployment(options: { token?: string } = {}): Promise
       ['pid /run/onair-nginx.pid;', `pid ${prefix}/nginx.pid;`],
       ['error_log /var/log/nginx/onair-error.log;', `error_log ${prefix}/error.log info;`],
       ['include /etc/nginx/modules-enabled/*.conf;', `load_module ${NGINX_MODULES_DIR}/ngx_rtmp_module.so;`],
-      ['access_log /var/log/nginx/onair-access.log;', `access_log ${prefix}/access.log; ${temp}`],
+      ['access_log /var/log/nginx/onair-access.log onair;', `access_log ${prefix}/access.log onair; ${temp}`],
       ['/etc/ssl/onair/fullchain.pem', certs.cert],
       ['/etc/ssl/onair/privkey.pem', certs.key],
       ['listen 80;', `listen 127.0.0.1:${http};`],
