@@ -13,7 +13,7 @@ import { OnairServer } from './server/onair-server.js';
 import { bridgeMetrics, processMetrics } from './server/ops.js';
 import { startSampledEvents } from './server/sampled-events.js';
 import { ServerPolicy, isLoopbackHost, isWildcardHost, urlHost } from './server/policy.js';
-import { WatchService } from './watch/index.js';
+import { WatchService, parseWatchUpstream, type WatchUpstream } from './watch/index.js';
 
 export const SERVE_HELP = `onair serve — the studio, the watch pages and a local RTMP server
 
@@ -55,6 +55,11 @@ keyed by the option's name without the leading -- ({"port": 8080, "no-local-rtmp
                                 X-Forwarded-For and X-Forwarded-Proto are
                                 believed (repeatable; comma-separated in the
                                 variable)                                          [ONAIR_TRUSTED_PROXY]
+  --watch-upstream URL          play /watch/<app>/<stream>, /watch-ws/… and
+                                /live/<stream>.flv from this RTMP server (an edge:
+                                rtmp://edge:1935/live serves app live only,
+                                rtmp://edge:1935 any app) instead of the embedded
+                                one; one upstream per stream, shared by its viewers [ONAIR_WATCH_UPSTREAM]
   --config-dir DIR              where the restream setup (inputs, ingest keys,
                                 destinations with their keys) is kept, mode 0600
                                 (default $XDG_CONFIG_HOME/onair or ~/.config/onair) [ONAIR_CONFIG_DIR]
@@ -108,6 +113,7 @@ export interface ServeOptions {
   tlsKey: string | undefined;
   publicUrl: string | undefined;
   trustedProxies: string[];
+  watchUpstream: WatchUpstream | undefined;
   localRtmpPort: number | undefined;
   localRtmpHost: string;
   webRoot: string;
@@ -145,6 +151,7 @@ export const SERVE_OPTIONS = {
   'tls-key': { type: 'string' },
   'public-url': { type: 'string' },
   'trusted-proxy': { type: 'string', multiple: true },
+  'watch-upstream': { type: 'string' },
   'local-rtmp-port': { type: 'string' },
   'local-rtmp-host': { type: 'string' },
   'no-local-rtmp': { type: 'boolean' },
@@ -316,6 +323,7 @@ function serveOptions(s: ServeSettings): ServeOptions {
     tlsKey: s['tls-key'],
     publicUrl: s['public-url'],
     trustedProxies: s['trusted-proxy'],
+    watchUpstream: s['watch-upstream'] === undefined ? undefined : parseWatchUpstream(s['watch-upstream']),
     localRtmpPort: s['no-local-rtmp'] ? undefined : portNumber(s['local-rtmp-port'], 'local RTMP port'),
     localRtmpHost: s['local-rtmp-host'],
     webRoot: s['web-root'],
@@ -427,6 +435,7 @@ export async function startServe(opts: ServeOptions, log: (line: string) => void
     policy,
     limits,
     clientAddress: (req) => policy.clientAddress(req),
+    ...(opts.watchUpstream !== undefined ? { upstream: opts.watchUpstream } : {}),
     ...(local !== undefined ? { localRtmp: { port: local.port, host: urlHost(local.dialHost), status: () => local.status() } } : {}),
   });
   // Beyond loopback the embedded server takes only the ingest keys made in the Restream view

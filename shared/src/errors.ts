@@ -60,6 +60,7 @@ export type ErrorCode =
   | 'WATCH_CLOSED'
   | 'WATCH_FAILED'
   | 'WATCH_NO_LOCAL_SERVER'
+  | 'WATCH_NO_SUCH_APP'
   // The CLI
   | 'USAGE'
   | 'TOKEN_REQUIRED'

@@ -82,12 +82,14 @@ export {
   MAX_DESTINATIONS,
   MAX_STUDIO_BINARY_BYTES,
   MAX_STUDIO_TEXT_BYTES,
+  STUDIO_AFFINITY_PARAM,
   STUDIO_PROTOCOL_VERSION,
   STUDIO_SESSION_PARAM,
   STUDIO_WS_PATH,
   joinStreamUrl,
   parseStudioClientMessage,
   parseStudioServerMessage,
+  studioSocketUrl,
 } from './wire/studio.js';
 export type {
   DestinationState,

@@ -45,12 +45,45 @@ export interface WatchServiceOptions {
    * (default 127.0.0.1).
    */
   localRtmp?: { port: number; host?: string; status?: () => LocalRtmpStatus };
+  /**
+   * An RTMP server (an edge of the operator's cluster) that `/watch/<app>/<stream>`,
+   * `/watch-ws/<app>/<stream>` and `/live/<stream>.flv` play from instead of the embedded server:
+   * `rtmp://edge:1935` takes the app from the path, `rtmp://edge:1935/live` serves that app only.
+   * Set by the operator, so not subject to the source policy (like the embedded server).
+   */
+  upstream?: WatchUpstream;
   /** Opens an upstream play session; RtmpPlayer by default. */
   connect?: OpenSource;
   relay?: Partial<StreamRelayOptions>;
   limits?: Partial<WatchLimits>;
   /** The client address behind a request, for the per-client limit; the peer's unless set (a trusted proxy's client). */
   clientAddress?: (req: IncomingMessage) => string;
+}
+
+/** `--watch-upstream`, parsed by parseWatchUpstream. */
+export interface WatchUpstream {
+  /** `rtmp://host:port` or `rtmps://host:port`, no path. */
+  base: string;
+  /** The one app served, when the URL names one. */
+  app: string | undefined;
+}
+
+/** Reads an upstream URL `rtmp[s]://host[:port][/app]`; throws OnairError USAGE naming the problem. */
+export function parseWatchUpstream(text: string): WatchUpstream {
+  let url: URL;
+  try {
+    url = new URL(text);
+  } catch {
+    throw new OnairError('USAGE', `watch upstream "${text}" is not a URL`);
+  }
+  if (url.protocol !== 'rtmp:' && url.protocol !== 'rtmps:') throw new OnairError('USAGE', `watch upstream "${text}" is not an rtmp:// or rtmps:// URL`);
+  if (url.hostname === '' || url.username !== '' || url.password !== '' || url.search !== '' || url.hash !== '') {
+    throw new OnairError('USAGE', `watch upstream "${text}" must be rtmp://host[:port][/app]`);
+  }
+  const path = url.pathname.replace(/^\/+|\/+$/g, '');
+  const target = path === '' ? undefined : parseWatchTarget('', `/${path}/x`, '');
+  if (path !== '' && target?.kind !== 'local') throw new OnairError('USAGE', `watch upstream "${text}": "${path}" is not one app name`);
+  return { base: `${url.protocol}//${url.host}`, app: target?.kind === 'local' ? target.app : undefined };
 }
 
 export interface WatchLimits {
@@ -157,6 +190,7 @@ export class WatchService {
   readonly #policy: SourcePolicy;
   readonly #localPort: number | undefined;
   readonly #localHost: string;
+  readonly #upstream: WatchUpstream | undefined;
   readonly #localStatus: (() => LocalRtmpStatus) | undefined;
   readonly #connect: OpenSource;
   readonly #relayOpts: StreamRelayOptions;
@@ -181,6 +215,7 @@ export class WatchService {
     this.#clientAddress = opts.clientAddress ?? ((req) => req.socket.remoteAddress ?? '');
     this.#localPort = opts.localRtmp?.port;
     this.#localHost = opts.localRtmp?.host ?? '127.0.0.1';
+    this.#upstream = opts.upstream;
     this.#localStatus = opts.localRtmp?.status;
     this.#connect = opts.connect ?? connectRtmpSource;
     this.#relayOpts = { ...DEFAULT_RELAY_OPTIONS, ...opts.relay };
@@ -299,7 +334,8 @@ export class WatchService {
    */
   warmLocal(app: string, stream: string): () => void {
     const target = parseWatchTarget('', watchTargetPath('', { kind: 'local', app, stream }), '');
-    if (this.#closed || this.#draining || this.#localPort === undefined || target?.kind !== 'local' || target.app !== app || target.stream !== stream) return () => {};
+    // With an upstream, watch paths never reach the embedded server: a warm relay would serve nobody.
+    if (this.#closed || this.#draining || this.#localPort === undefined || this.#upstream !== undefined || target?.kind !== 'local' || target.app !== app || target.stream !== stream) return () => {};
     try {
       return this.#relayFor(this.#localUrl(app, stream), {}).hold();
     } catch {
@@ -323,9 +359,14 @@ export class WatchService {
 
   /**
    * The RTMP URL of a target after the source policy, with the checks its connections must pass.
-   * The embedded server is on loopback by design and always allowed.
+   * The embedded server is on loopback by design and always allowed; so is the operator's upstream.
    */
   async #resolve(target: WatchTarget): Promise<{ url: string; address: RtmpAddressOptions }> {
+    if (target.kind === 'local' && this.#upstream !== undefined) {
+      const { base, app } = this.#upstream;
+      if (app !== undefined && target.app !== app) throw new OnairError('WATCH_NO_SUCH_APP', `this bridge serves streams of app ${app} only`);
+      return { url: `${base}/${target.app}/${target.stream}`, address: {} };
+    }
     if (target.kind === 'local') {
       if (this.#localPort === undefined) throw new OnairError('WATCH_NO_LOCAL_SERVER', 'this bridge runs no local RTMP server');
       return { url: this.#localUrl(target.app, target.stream), address: {} };
@@ -429,7 +470,7 @@ export class WatchService {
       ({ url, address } = await this.#resolve(target));
     } catch (err) {
       const { code, message } = this.#reason(err, target.kind === 'src' ? target.url : undefined);
-      this.#httpError(res, code === 'WATCH_NO_LOCAL_SERVER' ? 404 : 403, `${message} [${code}]`);
+      this.#httpError(res, code === 'WATCH_NO_LOCAL_SERVER' || code === 'WATCH_NO_SUCH_APP' ? 404 : 403, `${message} [${code}]`);
       return;
     }
     if (this.#closed || req.destroyed) return;

@@ -340,6 +340,48 @@ describe('WatchService against nginx-rtmp', () => {
     expect((await metrics()).streams).toEqual([]);
   });
 
+  it('onair serve --watch-upstream plays the watch paths from that server: one upstream per stream for every viewer', async () => {
+    const edge = `rtmp://127.0.0.1:${nginx.rtmpPort}/live`;
+    const serve = await startServe({ ...parseServeArgs(['--port', '0', '--no-local-rtmp', '--watch-upstream', edge], {}), webRoot: '/nonexistent' }, () => undefined);
+    const http = serve.server.url().replace(/\/$/, '');
+    const ws = http.replace(/^http/, 'ws');
+    const served = async (): Promise<WatchMetrics> => (await fetch(`${http}/metrics.json`)).json() as Promise<WatchMetrics>;
+    const clients = Array.from({ length: 5 }, () => openClient(`${ws}/watch-ws/live/watchtest`));
+    const flv = new AbortController();
+    try {
+      await waitFor('every viewer to get video', () => (clients.every((c) => c.tags.some((t) => tagKind(t) === TagKind.Frame)) ? true : undefined), 20_000);
+      const res = await fetch(`${http}/live/watchtest.flv`, { signal: flv.signal });
+      expect([res.status, res.headers.get('content-type')]).toEqual([200, 'video/x-flv']);
+      const reader = res.body!.getReader();
+      let flvBytes = 0;
+      while (flvBytes < 20_000) flvBytes += (await reader.read()).value?.length ?? 0;
+      const m = await served();
+      expect(m.streams).toHaveLength(1);
+      expect(m.streams[0]).toMatchObject({ upstreamConnected: true, upstreamSessions: 1, viewers: { ws: 5, flv: 1 } });
+      for (const c of clients) {
+        expect(c.messages[0]).toEqual({ type: 'welcome', version: 1, source: nginx.url('live', '***') });
+        expect(c.tags.map(tagKind).find((k) => k === TagKind.Keyframe || k === TagKind.Frame)).toBe(TagKind.Keyframe);
+      }
+      // nginx's count: the describe's publisher and one player, this bridge's.
+      await waitFor('one player on nginx', async () => ((await nginx.streamClients('live', 'watchtest')).players === 1 ? true : undefined), 10_000);
+      // Another app than the upstream's is not there; the embedded server's paths are the upstream's now.
+      const other = openClient(`${ws}/watch-ws/other/watchtest`);
+      await other.closed;
+      expect(other.messages).toEqual([{ type: 'error', code: 'WATCH_NO_SUCH_APP', message: 'this bridge serves streams of app live only' }]);
+      expect((await served()).streams).toHaveLength(1);
+    } finally {
+      flv.abort();
+      for (const c of clients) c.ws.close();
+      await serve.close();
+    }
+    // Any app when the URL names none; a URL that is not rtmp://host[:port][/app] stops the server.
+    expect(parseServeArgs(['--watch-upstream', 'rtmps://edge.example:443'], {}).watchUpstream).toEqual({ base: 'rtmps://edge.example:443', app: undefined });
+    expect(parseServeArgs([], { ONAIR_WATCH_UPSTREAM: 'rtmp://edge/live/' }).watchUpstream).toEqual({ base: 'rtmp://edge', app: 'live' });
+    for (const bad of ['http://edge/live', 'rtmp://edge/a/b', 'rtmp://edge/live?x=1', 'rtmp://u:p@edge/live', 'edge:1935']) {
+      expect(() => parseServeArgs(['--watch-upstream', bad], {}), bad).toThrow(expect.objectContaining({ code: 'USAGE' }) as Error);
+    }
+  });
+
   it('keeps one rising timeline across a publisher restart and says so in status messages', async () => {
     const c = openClient(`${base.replace('http', 'ws')}/watch-ws?src=${encodeURIComponent(source)}`);
     await waitFor('video', () => (c.tags.some((t) => tagKind(t) === TagKind.Frame) ? true : undefined), 15_000);

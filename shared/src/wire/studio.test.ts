@@ -6,6 +6,7 @@ import {
   joinStreamUrl,
   parseStudioClientMessage,
   parseStudioServerMessage,
+  studioSocketUrl,
   type StudioServerMessage,
 } from './studio.js';
 
@@ -112,5 +113,17 @@ describe('joinStreamUrl', () => {
     expect(joinStreamUrl('rtmps://a.rtmps.youtube.com:443/live2/', ' key ')).toBe('rtmps://a.rtmps.youtube.com:443/live2/key');
     expect(joinStreamUrl('rtmp://h/app', '/k?bandwidthtest=true')).toBe('rtmp://h/app/k?bandwidthtest=true');
     expect(joinStreamUrl('rtmp://h/app/already', '')).toBe('rtmp://h/app/already');
+  });
+});
+
+describe('studio socket URL', () => {
+  it('carries the affinity id on every socket and the session id on a resume, and refuses ids that are not URL-safe', () => {
+    expect(studioSocketUrl('wss://live.example.com/studio-ws', '0f3a9c2b7d41e865')).toBe('wss://live.example.com/studio-ws?affinity=0f3a9c2b7d41e865');
+    expect(studioSocketUrl('wss://live.example.com/studio-ws', '0f3a9c2b7d41e865', '9f2c41aa07')).toBe('wss://live.example.com/studio-ws?affinity=0f3a9c2b7d41e865&session=9f2c41aa07');
+    expect(studioSocketUrl('ws://127.0.0.1:8080/studio-ws?x=1', 'abc')).toBe('ws://127.0.0.1:8080/studio-ws?x=1&affinity=abc');
+    for (const bad of ['', 'a&token=x', 'a b', 'x'.repeat(65)]) {
+      badMessage(() => studioSocketUrl('ws://h/studio-ws', bad));
+      badMessage(() => studioSocketUrl('ws://h/studio-ws', 'abc', bad));
+    }
   });
 });

@@ -13,10 +13,16 @@ import { fail, shown, nonNegative, parseJsonObject, record, str } from './valida
 export const STUDIO_WS_PATH = '/studio-ws';
 /**
  * A page resuming a session names it in the socket URL too (`/studio-ws?session=<id>`, the id is
- * not secret): a draining bridge accepts that upgrade and refuses new sessions before any message,
- * and a load balancer may route on it.
+ * not secret): a draining bridge accepts that upgrade and refuses new sessions before any message.
  */
 export const STUDIO_SESSION_PARAM = 'session';
+/**
+ * The query parameter of the studio socket's URL that a load balancer routes on (nginx:
+ * `hash $arg_affinity consistent`): a random id the page makes once per broadcast and puts on
+ * every socket of it, the first included, so a resuming page reaches the bridge that holds its
+ * session. Not a secret, and never the resume token: URLs land in access logs.
+ */
+export const STUDIO_AFFINITY_PARAM = 'affinity';
 export const STUDIO_PROTOCOL_VERSION = 2;
 
 /** Largest binary frame: one FLV tag (a 1080p60 keyframe at high bitrate stays far below). */
@@ -259,4 +265,16 @@ export function joinStreamUrl(server: string, key: string): string {
   const k = key.trim().replace(/^\/+/, '');
   if (k === '') return s;
   return `${s.replace(/\/+$/, '')}/${k}`;
+}
+
+/**
+ * The studio socket's URL: the affinity id (STUDIO_AFFINITY_PARAM) on every socket of a broadcast,
+ * and the session id (STUDIO_SESSION_PARAM) on a socket that resumes one.
+ */
+export function studioSocketUrl(base: string, affinity: string, resuming?: string): string {
+  for (const [what, id] of [['affinity', affinity], ['session', resuming]] as const) {
+    if (id !== undefined && (!SESSION_TEXT.test(id) || id.length > MAX_ID_LENGTH)) fail(`${what} id ${shown(id)} is not 1-${MAX_ID_LENGTH} URL-safe characters`);
+  }
+  const query = `${STUDIO_AFFINITY_PARAM}=${affinity}${resuming === undefined ? '' : `&${STUDIO_SESSION_PARAM}=${resuming}`}`;
+  return `${base}${base.includes('?') ? '&' : '?'}${query}`;
 }

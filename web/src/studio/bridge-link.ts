@@ -1,9 +1,9 @@
 import {
   CloseCode,
   FINAL_CLOSE_CODES,
-  STUDIO_SESSION_PARAM,
   backoffMs,
   parseStudioServerMessage,
+  studioSocketUrl,
   type Backoff,
   type StudioDestination,
   type StudioServerMessage,
@@ -48,6 +48,7 @@ type Mode = 'start' | 'resume';
  */
 export class BridgeLink {
   readonly #url: string;
+  readonly #affinity: string;
   readonly #destinations: StudioDestination[];
   readonly #events: BridgeLinkEvents;
   readonly outbox = new Outbox();
@@ -76,6 +77,9 @@ export class BridgeLink {
   reconnects = 0;
 
   constructor(url: string, destinations: StudioDestination[], events: BridgeLinkEvents) {
+    // Every socket of this broadcast names it the same way, so a load balancer that hashes on the
+    // id brings a resume to the bridge holding the session (docs/deploy.md).
+    this.#affinity = Array.from(crypto.getRandomValues(new Uint8Array(8)), (b) => b.toString(16).padStart(2, '0')).join('');
     this.#url = url;
     this.#destinations = destinations;
     this.#events = events;
@@ -133,7 +137,7 @@ export class BridgeLink {
     if (this.#closed) return;
     // A resume names its session in the URL too: a draining bridge lets it in before any message.
     const resuming = this.#mode === 'resume' ? this.#session : undefined;
-    const ws = new WebSocket(resuming === undefined ? this.#url : `${this.#url}?${STUDIO_SESSION_PARAM}=${encodeURIComponent(resuming.id)}`);
+    const ws = new WebSocket(studioSocketUrl(this.#url, this.#affinity, resuming?.id));
     ws.binaryType = 'arraybuffer';
     this.#ws = ws;
     this.#lastWord = performance.now();
