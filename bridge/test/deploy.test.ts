@@ -165,7 +165,9 @@ describe('the deploy/ reference deployment on loopback: nginx load balancer and 
     expect(streams.map((s) => s.codec_name).sort()).toEqual(['aac', 'h264']);
     const video = streams.find((s) => s.codec_name === 'h264');
     expect(video?.width).toBe(640);
-    expect(Number(video?.nb_read_frames)).toBeGreaterThan(30);
+    // At least a second's worth: on a loaded machine the 3 s window can close on a timestamp jump
+    // between the GOP the bridge keeps and the live edge.
+    expect(Number(video?.nb_read_frames)).toBeGreaterThanOrEqual(30);
 
     const studio = (url: string): Promise<StudioSocket> => openStudio(url, { ca, headers: { authorization: `Bearer ${deployment.token}` } });
     // The URLs the page makes (studioSocketUrl). Without the hash, least_conn would send the
