@@ -9,9 +9,8 @@ interface PagePicture extends Picture {
 
 /** The preview's rate: the output's, whatever the display's refresh rate. */
 const PREVIEW_FPS = 30;
-/** Thumbnails are cues, redrawn twice a second; every few seconds while the worker encodes. */
+/** Thumbnails are cues, redrawn twice a second (and held while the worker encodes). */
 const THUMBNAIL_INTERVAL_MS = 500;
-const THUMBNAIL_ENCODING_MS = 3000;
 /** The worker's frames are the preview until none came for this long. */
 const FRAMES_STALE_MS = 500;
 
@@ -68,8 +67,8 @@ interface View {
  * The program as viewers will see it. Off air it is composed on the page with the same compositor
  * (and the same program) as the encode worker, at the preview's size and up to 30 fps; while the
  * worker encodes, the preview shows the worker's own output frames (15 a second) instead, so the
- * program is composed once. A thumbnail per scene is composed here a few times a second (every few
- * seconds while encoding). Nothing here is in the media path; composing runs on animation frames,
+ * program is composed once, and the page's `<video>`s pause. A thumbnail per scene is composed here
+ * twice a second off air, held while encoding. Nothing here is in the media path; composing runs on animation frames,
  * so a hidden tab costs nothing.
  */
 export class ProgramMonitor {
@@ -83,6 +82,8 @@ export class ProgramMonitor {
   #lastThumbnails = 0;
   /** When the encode worker's last frame came (performance.now()). */
   #lastWorkerFrame = -Infinity;
+  /** The worker's frames are the preview: the page composes nothing and its `<video>`s are paused. */
+  #encoding = false;
   /** A source brought a new frame since the last draw (always, where `requestVideoFrameCallback` is missing). */
   #fresh = true;
 
@@ -106,7 +107,7 @@ export class ProgramMonitor {
       el.muted = true;
       el.playsInline = true;
       el.srcObject = new MediaStream([track]);
-      el.play().catch(() => undefined);
+      if (!this.#encoding) el.play().catch(() => undefined);
       this.#videos.set(kind, el);
       this.#watchFrames(el);
     }
@@ -142,6 +143,7 @@ export class ProgramMonitor {
    */
   showFrame(frame: VideoFrame): void {
     this.#lastWorkerFrame = performance.now();
+    if (!this.#encoding) this.#setEncoding(true);
     if (document.visibilityState !== 'hidden') {
       for (const view of this.#views) {
         if (view.scene === undefined) view.raw.drawImage(frame, 0, 0, view.canvas.width, view.canvas.height);
@@ -183,6 +185,15 @@ export class ProgramMonitor {
     el.requestVideoFrameCallback(next);
   }
 
+  /** While the worker encodes, the sources' `<video>`s pause: nothing on the page reads them. */
+  #setEncoding(on: boolean): void {
+    this.#encoding = on;
+    for (const el of this.#videos.values()) {
+      if (on) el.pause();
+      else el.play().catch(() => undefined);
+    }
+  }
+
   #viewProgram(scene: SceneId | undefined): Program {
     return scene === undefined ? this.#program : { ...this.#program, scene, transition: 'cut' };
   }
@@ -201,14 +212,17 @@ export class ProgramMonitor {
     // A little under one period, so a 60 Hz display gives every other frame, not a beat.
     if (now - this.#lastDraw < 1000 / PREVIEW_FPS - 4) return;
     this.#lastDraw = now;
-    const encoding = performance.now() - this.#lastWorkerFrame < FRAMES_STALE_MS;
-    const thumbnails = now - this.#lastThumbnails >= (encoding ? THUMBNAIL_ENCODING_MS : THUMBNAIL_INTERVAL_MS);
+    if (this.#encoding) {
+      if (performance.now() - this.#lastWorkerFrame < FRAMES_STALE_MS) return;
+      this.#setEncoding(false);
+    }
+    const thumbnails = now - this.#lastThumbnails >= THUMBNAIL_INTERVAL_MS;
     if (thumbnails) this.#lastThumbnails = now;
     const sources = this.#sources();
     const fresh = this.#fresh;
     this.#fresh = typeof HTMLVideoElement.prototype.requestVideoFrameCallback !== 'function';
     for (const view of this.#views) {
-      if (view.scene !== undefined ? !thumbnails : encoding) continue;
+      if (view.scene !== undefined && !thumbnails) continue;
       view.compositor.draw(view.ctx, sources, undefined, view.scene !== undefined || fresh);
     }
   };
