@@ -1,9 +1,10 @@
-import { spawnSync } from 'node:child_process';
 import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { expect, test, type Page } from '@playwright/test';
 import { startNginxRtmp, type NginxRtmp } from '../bridge/test/harness/nginx.js';
 import { startBridge, type Bridge } from './support/bridge.js';
+import { probeRecording } from './support/judge.js';
+import { decodeVideo, keyframeTimes, partialGops, probeVideoPackets } from './support/gops.js';
 import { startThrottleProxy, type ThrottleProxy } from './support/throttle-proxy.js';
 
 // Adaptive bitrate on the studio's uplink (docs/studio.md, "Adaptive bitrate"): the page loads
@@ -51,25 +52,6 @@ async function waitTarget(page: Page, ms: number, ok: (t: Target) => boolean): P
   return undefined;
 }
 
-interface VideoPacket {
-  s: number;
-  key: boolean;
-}
-
-/** The video packets of a file as ffprobe reads them, in presentation order. */
-function probePackets(file: string): VideoPacket[] {
-  const out = spawnSync('ffprobe', ['-v', 'error', '-select_streams', 'v', '-show_entries', 'packet=pts_time,flags', '-of', 'json', file], { maxBuffer: 64 * 1024 * 1024, timeout: 60_000 });
-  expect(out.status, out.stderr.toString('utf8')).toBe(0);
-  const packets = (JSON.parse(out.stdout.toString('utf8')) as { packets: { pts_time: string; flags: string }[] }).packets;
-  return packets.map((p) => ({ s: Number(p.pts_time), key: p.flags.startsWith('K') })).sort((a, b) => a.s - b.s);
-}
-
-/** ffmpeg decodes every video frame: returns the frames and whatever it complained about. */
-function decode(file: string): { frames: number; errors: string } {
-  const out = spawnSync('ffmpeg', ['-hide_banner', '-nostdin', '-v', 'error', '-i', file, '-map', '0:v', '-f', 'framemd5', '-'], { maxBuffer: 256 * 1024 * 1024, timeout: 120_000 });
-  return { frames: out.stdout.toString('utf8').split('\n').filter((l) => /^\s*0,/.test(l)).length, errors: out.stderr.toString('utf8').trim() };
-}
-
 test('the uplink cut to 1 Mbps for 20 s: the target falls below it, whole GOPs reach nginx, and it climbs back after', async ({ page }) => {
   test.setTimeout(240_000);
   page.on('pageerror', (err) => console.log(`page error: ${err.message}`));
@@ -111,29 +93,79 @@ test('the uplink cut to 1 Mbps for 20 s: the target falls below it, whole GOPs r
   // One publish, one file.
   const file = await nginx.recordingDone('abr', 20_000);
   expect(readdirSync(join(file, '..')).filter((f) => f.startsWith('abr'))).toEqual(['abr.flv']);
-  const packets = probePackets(file);
-  const decoded = decode(file);
+  const packets = probeVideoPackets(file);
+  const decoded = decodeVideo(file);
   console.log(`${packets.length} video packets, ${decoded.frames} decoded${decoded.errors === '' ? '' : `; ffmpeg said: ${decoded.errors.slice(0, 500)}`}`);
   expect(decoded.errors).toBe('');
   expect(decoded.frames).toBe(packets.length);
   expect(packets[0]!.key).toBe(true);
   // Keyframes stay regular (a bitrate change brings one early, never late).
-  const keys = packets.filter((p) => p.key).map((p) => p.s);
+  const keys = keyframeTimes(packets);
   const gaps = keys.slice(1).map((k, i) => k - keys[i]!);
   console.log(`keyframe gaps: max ${Math.max(...gaps).toFixed(3)} s over ${keys.length} keyframes`);
   expect(Math.max(...gaps)).toBeLessThanOrEqual(2 + 2 / FPS + 0.01);
-  // No partial GOP: every GOP (the last one ends with the stream) holds the frames its length and
-  // frame rate call for (a halved frame rate shows as frames 2 / FPS apart).
-  const short: string[] = [];
-  for (let g = 0; g + 1 < keys.length; g++) {
-    const inGop = packets.filter((p) => p.s >= keys[g]! && p.s < keys[g + 1]!);
-    const steps = inGop
-      .slice(1)
-      .map((p, i) => p.s - inGop[i]!.s)
-      .sort((a, b) => a - b);
-    const step = Math.max(1 / FPS, steps[Math.floor(steps.length / 2)] ?? 1 / FPS);
-    const expected = (keys[g + 1]! - keys[g]!) / step;
-    if (inGop.length < 0.8 * expected) short.push(`GOP at ${keys[g]!.toFixed(2)} s: ${inGop.length} frames of ${expected.toFixed(0)}`);
+  // No partial GOP: every GOP holds the frames its length and frame rate call for.
+  expect(partialGops(packets, FPS), 'GOPs missing frames').toEqual([]);
+});
+
+test('one destination cut to 1 Mbps drops whole GOPs and says so; the other keeps every frame at full rate', async ({ page }) => {
+  test.setTimeout(240_000);
+  page.on('pageerror', (err) => console.log(`page error: ${err.message}`));
+  const fast = nginx.url('live', 'fast');
+  const port = Number(/^rtmp:\/\/127\.0\.0\.1:(\d+)\//.exec(fast)?.[1]);
+  const slowProxy = await startThrottleProxy(port);
+  try {
+    slowProxy.setRate(CUT_BPS);
+    await page.goto(bridge.url);
+    await expect(page.getByRole('button', { name: 'Go live' })).toBeEnabled();
+    await expect(page.getByLabel('Server URL', { exact: true }).first()).toHaveValue(/^rtmp:\/\/127\.0\.0\.1:\d+\/live$/);
+    await page.getByLabel('Server URL', { exact: true }).first().fill(fast.slice(0, fast.lastIndexOf('/')));
+    await page.getByLabel('Stream key', { exact: true }).first().fill('fast');
+    await page.getByRole('button', { name: 'Add destination' }).click();
+    await page.getByLabel('Server URL', { exact: true }).nth(1).fill(`rtmp://127.0.0.1:${slowProxy.port}/live`);
+    await page.getByLabel('Stream key', { exact: true }).nth(1).fill('slow');
+    await page.getByRole('button', { name: 'Go live' }).click();
+    await expect(page.locator('.status[data-state="live"]')).toHaveCount(2, { timeout: 30_000 });
+    const liveAt = Date.now();
+    const slowStatus = page.locator('.status').nth(1);
+    await expect(slowStatus.locator('.reason')).toContainText('falling behind: dropping video to keep up', { timeout: 30_000 });
+    console.log(`the slow destination says "${await slowStatus.locator('.reason').textContent()}" ${Date.now() - liveAt} ms after going live`);
+    await expect(page.locator('.status').first().locator('.reason')).toHaveCount(0);
+    await page.waitForTimeout(Math.max(0, 30_000 - (Date.now() - liveAt)));
+    const said = (await slowStatus.locator('.reason').textContent()) ?? '';
+    const gops = Number(/\((\d+) GOPs?\)/.exec(said)?.[1] ?? 0);
+    // The shared uplink is clear: the encoder kept the chosen rate throughout.
+    expect(await target(page)).toEqual({ bps: 2_500_000, reason: 'chosen', halved: false });
+    await page.getByRole('button', { name: 'End stream' }).click();
+    await expect(page.getByRole('button', { name: 'Go live' })).toBeVisible({ timeout: 20_000 });
+    const sent = Number(await page.locator('[data-stat="frames-encoded"]').textContent());
+
+    // The fast destination: every frame the page sent, at the chosen rate, whole.
+    const fastFile = await nginx.recordingDone('fast', 20_000);
+    const fastPackets = probeVideoPackets(fastFile);
+    const fastDecoded = decodeVideo(fastFile);
+    const fastProbe = await probeRecording(fastFile);
+    console.log(`fast: ${fastPackets.length} of the ${sent} frames sent, ${(fastProbe.video.bitrate / 1e6).toFixed(3)} Mbps`);
+    expect(fastDecoded.errors).toBe('');
+    expect(fastDecoded.frames).toBe(fastPackets.length);
+    expect(fastPackets.length).toBeGreaterThanOrEqual(sent - 2);
+    expect(Math.abs(fastProbe.video.bitrate - 2_500_000) / 2_500_000).toBeLessThanOrEqual(0.2);
+    expect(partialGops(fastPackets, FPS)).toEqual([]);
+
+    // The slow destination: whole GOPs only, fewer of them, each decoding.
+    const slowFile = await nginx.recordingDone('slow', 20_000);
+    const slowPackets = probeVideoPackets(slowFile);
+    const slowDecoded = decodeVideo(slowFile);
+    const keys = keyframeTimes(slowPackets);
+    const gaps = keys.slice(1).map((k, i) => k - keys[i]!);
+    console.log(`slow: ${slowPackets.length} frames, ${gops} GOPs dropped as its status said, keyframe gaps ${gaps.map((g) => g.toFixed(1)).join(' ')} s`);
+    expect(gops).toBeGreaterThanOrEqual(1);
+    expect(slowDecoded.errors).toBe('');
+    expect(slowDecoded.frames).toBe(slowPackets.length);
+    expect(slowPackets[0]!.key).toBe(true);
+    expect(slowPackets.length).toBeLessThan(fastPackets.length - 2 * FPS);
+    expect(partialGops(slowPackets, FPS)).toEqual([]);
+  } finally {
+    await slowProxy.close();
   }
-  expect(short, 'GOPs missing frames').toEqual([]);
 });
