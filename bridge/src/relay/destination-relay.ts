@@ -354,6 +354,8 @@ export class DestinationRelay {
       return;
     }
     this.#moves++;
+    // The new connection counts its bytes from 0.
+    this.#clearMarks();
     const why = move.description === '' ? '' : ` (${this.#describe(move.description)})`;
     this.#opts.log?.(
       `${this.#redacted}: moved from ${move.from} to ${move.to} at the server's request${why}; ${move.heldTags ?? 0} tags held for ${move.switchMs ?? 0} ms`,
