@@ -47,7 +47,10 @@ export interface DestinationRelayOptions {
   onChange: () => void;
   /** RTMP send queue above which the next GOP is dropped (twice it: video mid-GOP and audio too). */
   maxBufferedBytes?: number;
-  /** Media not yet taken by the server (acknowledged, where it acknowledges) above which the next GOP is dropped, ms. */
+  /**
+   * How long a written frame may wait without the server taking it (acknowledging it, where it
+   * acknowledges) before the next GOP is dropped, ms.
+   */
   maxBehindMs?: number;
   retry?: Backoff;
   log?: (line: string) => void;
@@ -55,8 +58,9 @@ export interface DestinationRelayOptions {
 
 export const DEFAULT_MAX_BUFFERED_BYTES = 3 * 1024 * 1024;
 /**
- * A GOP and a half behind: the destination drops the next GOP rather than fall further behind
- * (a slow server or a slow path to it), so its viewers stay near live and the others never wait.
+ * A frame waiting this long for its server (a GOP and a half): the destination drops the next GOP
+ * rather than fall further behind (a slow server or a slow path to it), so its viewers stay near
+ * live and the others never wait.
  */
 export const DEFAULT_MAX_BEHIND_MS = 3000;
 /** While a GOP was dropped this recently, the status says the destination is falling behind. */
@@ -113,11 +117,12 @@ export class DestinationRelay {
   #droppedGops = 0;
   #gopDroppedAt = -Infinity;
   /**
-   * Video tags written on this connection: the connection's byte count after each and its
-   * session timestamp, oldest first, until the server has taken them. How far behind the
-   * destination is = the newest timestamp less the oldest the server has not taken.
+   * Video tags written on this connection: the connection's byte count after each and when it was
+   * written (performance.now()), oldest first, until the server has taken them. How far behind
+   * the destination is = how long the oldest it has not taken has waited. Wall time, not media
+   * time: a burst of media (the page resending after a dropped socket) is not a slow server.
    */
-  #marks: { sent: number; ts: number }[] = [];
+  #marks: { sent: number; at: number }[] = [];
   #marksHead = 0;
   /** Source timestamp that maps to 0 on the current connection. */
   #base: number | undefined;
@@ -169,8 +174,8 @@ export class DestinationRelay {
 
   /**
    * Forwards one tag on the session's timeline. Video is dropped by whole GOPs: a keyframe that
-   * finds the destination behind (more than maxBehindMs of media not taken by the server, or more
-   * than maxBufferedBytes queued) is dropped with the frames after it, and a GOP once started
+   * finds the destination behind (a frame written more than maxBehindMs ago not yet taken by the
+   * server, or more than maxBufferedBytes queued) is dropped with the frames after it, and a GOP once started
    * goes out whole; only past twice the byte limit, the bound on memory, is a GOP cut. Headers
    * count against the same budget as media: past twice the limit the newest of each kind waits
    * and goes out just before the next keyframe.
@@ -191,7 +196,7 @@ export class DestinationRelay {
         this.#write(publisher, tag, this.#base === undefined ? 0 : Math.max(0, tag.timestamp - this.#base));
         return;
       case TagKind.Keyframe:
-        if (buffered > this.#maxBuffered || this.#behindMs(publisher, tag.timestamp) > this.#maxBehindMs) {
+        if (buffered > this.#maxBuffered || this.#behindMs(publisher) > this.#maxBehindMs) {
           this.#waitKeyframe = true;
           this.#dropped++;
           // A connection's first keyframe waits for room without counting as a GOP lost.
@@ -236,17 +241,17 @@ export class DestinationRelay {
     try {
       publisher.write(out);
       this.#bytes += tag.data.length;
-      if (kind === TagKind.Keyframe || kind === TagKind.Frame) this.#mark(publisher.stats.bytesSent, tag.timestamp);
+      if (kind === TagKind.Keyframe || kind === TagKind.Frame) this.#mark(publisher.stats.bytesSent);
     } catch (err) {
       this.#lost(publisher, err);
     }
   }
 
-  #mark(sent: number, ts: number): void {
+  #mark(sent: number): void {
     const last = this.#marks[this.#marks.length - 1];
     // Fewer bytes than before: another connection (a move at the server's request) counts anew.
     if (last !== undefined && sent < last.sent) this.#clearMarks();
-    this.#marks.push({ sent, ts });
+    this.#marks.push({ sent, at: performance.now() });
     if (this.#marks.length - this.#marksHead > MAX_MARKS) this.#marksHead++;
     if (this.#marksHead > 1024 && this.#marksHead * 2 > this.#marks.length) {
       this.#marks = this.#marks.slice(this.#marksHead);
@@ -260,13 +265,14 @@ export class DestinationRelay {
   }
 
   /**
-   * Media written and not yet taken by the server, ms. Where the server acknowledges (nginx-rtmp,
+   * How long the oldest frame the server has not taken has waited since it was written, ms (0:
+   * it has taken everything). Where the server acknowledges (nginx-rtmp,
    * SRS: from its second acknowledgement on), taken is what it acknowledged plus one window (it
    * acknowledges only every window's worth, so the estimate errs towards keeping GOPs): the kernel
    * buffers on the way, megabytes on a fast machine, count as behind. node-media-server sends no
    * acknowledgements: what left the socket is all there is to go by.
    */
-  #behindMs(publisher: RtmpPublisher, now: number): number {
+  #behindMs(publisher: RtmpPublisher): number {
     const stats = publisher.stats;
     const left = stats.bytesSent - publisher.bufferedBytes;
     const acked = stats.acksReceived >= 2 ? stats.bytesAcknowledged : undefined;
@@ -277,7 +283,7 @@ export class DestinationRelay {
     let i = this.#marksHead;
     while (i < this.#marks.length && this.#marks[i]!.sent <= taken) i++;
     const oldest = this.#marks[i];
-    return oldest === undefined ? 0 : now - oldest.ts;
+    return oldest === undefined ? 0 : performance.now() - oldest.at;
   }
 
   /** Starts a connection attempt; a fault in it that escaped every handler still only retries. */

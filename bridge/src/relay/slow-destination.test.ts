@@ -24,24 +24,30 @@ afterAll(async () => {
   await nginx?.stop();
 });
 
+async function fixtureTags(): Promise<{ tags: KindedTag[]; firstKey: number; headers: KindedTag[] }> {
+  const tags: KindedTag[] = new FlvReader().push(new Uint8Array(readFileSync(await flvFixture({ seconds: SECONDS })))).map((t) => ({ ...t, kind: tagKind(t) }));
+  const firstKey = tags.findIndex((t) => t.kind === TagKind.Keyframe);
+  return { tags, firstKey, headers: tags.slice(0, firstKey).filter((t) => t.kind !== TagKind.Audio) };
+}
+
+function relay(id: string, url: string, headers: readonly KindedTag[]): DestinationRelay {
+  return new DestinationRelay({
+    id,
+    url,
+    policy: { isAllowed: () => undefined, connectOptions: () => ({}) },
+    streamStart: () => ({ headers, gop: [] }),
+    onChange: () => undefined,
+  });
+}
+
 describe('one slow destination', () => {
   it('cut to 1 Mbps, it drops whole GOPs and says so; the other, fed the same tags, keeps every frame', async () => {
     // 2.5 Mbps H.264 (keyframe every 2 s, B-frames) and 128 kbps AAC, fed in real time.
-    const tags: KindedTag[] = new FlvReader().push(new Uint8Array(readFileSync(await flvFixture({ seconds: SECONDS })))).map((t) => ({ ...t, kind: tagKind(t) }));
-    const firstKey = tags.findIndex((t) => t.kind === TagKind.Keyframe);
-    const headers = tags.slice(0, firstKey).filter((t) => t.kind !== TagKind.Audio);
+    const { tags, firstKey, headers } = await fixtureTags();
     proxy.setRate(1_000_000);
     const statuses: DestinationStatus[] = [];
-    const relay = (id: string, url: string): DestinationRelay =>
-      new DestinationRelay({
-        id,
-        url,
-        policy: { isAllowed: () => undefined, connectOptions: () => ({}) },
-        streamStart: () => ({ headers, gop: [] }),
-        onChange: () => undefined,
-      });
-    const fast = relay('fast', nginx.url('live', 'gops-fast'));
-    const slow = relay('slow', `rtmp://127.0.0.1:${proxy.port}/live/gops-slow`);
+    const fast = relay('fast', nginx.url('live', 'gops-fast'), headers);
+    const slow = relay('slow', `rtmp://127.0.0.1:${proxy.port}/live/gops-slow`, headers);
     try {
       await waitFor('both live', () => (fast.state === 'live' && slow.state === 'live' ? true : undefined), 15_000);
       const t0 = performance.now();
@@ -77,5 +83,29 @@ describe('one slow destination', () => {
     expect(slowPackets.length).toBeLessThanOrEqual(sourceFrames - gops * 2 * FPS);
     expect(decodeVideo(slowFile)).toEqual({ frames: slowPackets.length, errors: '' });
     expect(partialGops(slowPackets, FPS)).toEqual([]);
+  });
+
+  it('a burst of media (the page resending after its socket came back) is not a slow server: no GOP dropped', async () => {
+    const { tags, firstKey, headers } = await fixtureTags();
+    const fast = relay('burst', nginx.url('live', 'gops-burst'), headers);
+    const media = tags.slice(firstKey);
+    try {
+      await waitFor('live', () => (fast.state === 'live' ? true : undefined), 15_000);
+      const t0 = performance.now();
+      const first = media[0]!.timestamp;
+      for (const tag of media) {
+        // 5 s of silence after 4 s, then those 5 s at once, then real time again.
+        const due = tag.timestamp - first < 4000 ? tag.timestamp - first : Math.max(9000, tag.timestamp - first);
+        const wait = due - (performance.now() - t0);
+        if (wait > 5) await new Promise((r) => setTimeout(r, wait));
+        fast.push(tag);
+      }
+    } finally {
+      await fast.stop();
+    }
+    expect(fast.status().droppedGops).toBeUndefined();
+    const file = await nginx.recordingDone('gops-burst', 20_000);
+    const frames = media.filter((t) => t.kind === TagKind.Keyframe || t.kind === TagKind.Frame).length;
+    expect(probeVideoPackets(file).length).toBe(frames);
   });
 });
