@@ -45,14 +45,28 @@ export interface DestinationRelayOptions {
   policy: DestinationPolicy;
   streamStart: () => StreamStart;
   onChange: () => void;
-  /** RTMP send queue above which video is dropped until the next keyframe. */
+  /** RTMP send queue above which the next GOP is dropped (twice it: video mid-GOP and audio too). */
   maxBufferedBytes?: number;
+  /**
+   * How long a written frame may wait without the server taking it (acknowledging it, where it
+   * acknowledges) before the next GOP is dropped, ms.
+   */
+  maxBehindMs?: number;
   retry?: Backoff;
   log?: (line: string) => void;
 }
 
 export const DEFAULT_MAX_BUFFERED_BYTES = 3 * 1024 * 1024;
-const END_TIMEOUT_MS = 3000;
+/**
+ * A frame waiting this long for its server (a GOP and a half): the destination drops the next GOP
+ * rather than fall further behind (a slow server or a slow path to it), so its viewers stay near
+ * live and the others never wait.
+ */
+export const DEFAULT_MAX_BEHIND_MS = 3000;
+/** While a GOP was dropped this recently, the status says the destination is falling behind. */
+const FALLING_BEHIND_SHOWN_MS = 10_000;
+/** Written video tags remembered to tell how far behind the server is (about a minute at 30 fps). */
+const MAX_MARKS = 2048;const END_TIMEOUT_MS = 3000;
 
 /** Error codes after which retrying cannot help. */
 const PERMANENT: ReadonlySet<ErrorCode> = new Set(['DESTINATION_REFUSED', 'RTMP_BAD_URL']);
@@ -85,6 +99,7 @@ export class DestinationRelay {
   readonly #key: string;
   readonly #opts: DestinationRelayOptions;
   readonly #maxBuffered: number;
+  readonly #maxBehindMs: number;
   readonly #retry: Backoff;
 
   #state: DestinationState = 'connecting';
@@ -98,6 +113,17 @@ export class DestinationRelay {
   readonly #abort = new AbortController();
   #bytes = 0;
   #dropped = 0;
+  /** Whole GOPs dropped because the destination fell behind, and when the last one was. */
+  #droppedGops = 0;
+  #gopDroppedAt = -Infinity;
+  /**
+   * Video tags written on this connection: the connection's byte count after each and when it was
+   * written (performance.now()), oldest first, until the server has taken them. How far behind
+   * the destination is = how long the oldest it has not taken has waited. Wall time, not media
+   * time: a burst of media (the page resending after a dropped socket) is not a slow server.
+   */
+  #marks: { sent: number; at: number }[] = [];
+  #marksHead = 0;
   /** Source timestamp that maps to 0 on the current connection. */
   #base: number | undefined;
   #waitKeyframe = true;
@@ -116,6 +142,7 @@ export class DestinationRelay {
     this.#key = opts.url.slice(opts.url.lastIndexOf('/') + 1);
     this.#opts = opts;
     this.#maxBuffered = opts.maxBufferedBytes ?? DEFAULT_MAX_BUFFERED_BYTES;
+    this.#maxBehindMs = opts.maxBehindMs ?? DEFAULT_MAX_BEHIND_MS;
     this.#retry = opts.retry ?? DEFAULT_RETRY;
     this.#dial();
   }
@@ -134,6 +161,10 @@ export class DestinationRelay {
       bufferedBytes: this.#publisher?.bufferedBytes ?? 0,
     };
     if (this.#reason !== undefined) s.reason = this.#reason;
+    else if (this.#state === 'live' && performance.now() - this.#gopDroppedAt < FALLING_BEHIND_SHOWN_MS) {
+      s.reason = `falling behind: dropping video to keep up (${this.#droppedGops} ${this.#droppedGops === 1 ? 'GOP' : 'GOPs'})`;
+    }
+    if (this.#droppedGops > 0) s.droppedGops = this.#droppedGops;
     if (this.#state === 'retrying') s.retryInMs = Math.max(0, Math.round(this.#retryAt - performance.now()));
     const at = this.#publisher?.url;
     if (at !== undefined && at !== this.#redacted) s.movedTo = at;
@@ -142,8 +173,12 @@ export class DestinationRelay {
   }
 
   /**
-   * Forwards one tag on the session's timeline. Headers count against the same budget as media:
-   * past twice the limit the newest of each kind waits and goes out just before the next keyframe.
+   * Forwards one tag on the session's timeline. Video is dropped by whole GOPs: a keyframe that
+   * finds the destination behind (a frame written more than maxBehindMs ago not yet taken by the
+   * server, or more than maxBufferedBytes queued) is dropped with the frames after it, and a GOP once started
+   * goes out whole; only past twice the byte limit, the bound on memory, is a GOP cut. Headers
+   * count against the same budget as media: past twice the limit the newest of each kind waits
+   * and goes out just before the next keyframe.
    */
   push(tag: KindedTag): void {
     const publisher = this.#publisher;
@@ -161,9 +196,14 @@ export class DestinationRelay {
         this.#write(publisher, tag, this.#base === undefined ? 0 : Math.max(0, tag.timestamp - this.#base));
         return;
       case TagKind.Keyframe:
-        if (buffered > this.#maxBuffered) {
+        if (buffered > this.#maxBuffered || this.#behindMs(publisher) > this.#maxBehindMs) {
           this.#waitKeyframe = true;
           this.#dropped++;
+          // A connection's first keyframe waits for room without counting as a GOP lost.
+          if (this.#base !== undefined) {
+            this.#droppedGops++;
+            this.#gopDroppedAt = performance.now();
+          }
           return;
         }
         this.#waitKeyframe = false;
@@ -173,7 +213,7 @@ export class DestinationRelay {
         break;
       case TagKind.Frame:
       case TagKind.Other:
-        if (this.#waitKeyframe || buffered > this.#maxBuffered) {
+        if (this.#waitKeyframe || buffered > 2 * this.#maxBuffered) {
           if (tag.kind === TagKind.Frame) this.#waitKeyframe = true;
           this.#dropped++;
           return;
@@ -201,9 +241,49 @@ export class DestinationRelay {
     try {
       publisher.write(out);
       this.#bytes += tag.data.length;
+      if (kind === TagKind.Keyframe || kind === TagKind.Frame) this.#mark(publisher.stats.bytesSent);
     } catch (err) {
       this.#lost(publisher, err);
     }
+  }
+
+  #mark(sent: number): void {
+    const last = this.#marks[this.#marks.length - 1];
+    // Fewer bytes than before: another connection (a move at the server's request) counts anew.
+    if (last !== undefined && sent < last.sent) this.#clearMarks();
+    this.#marks.push({ sent, at: performance.now() });
+    if (this.#marks.length - this.#marksHead > MAX_MARKS) this.#marksHead++;
+    if (this.#marksHead > 1024 && this.#marksHead * 2 > this.#marks.length) {
+      this.#marks = this.#marks.slice(this.#marksHead);
+      this.#marksHead = 0;
+    }
+  }
+
+  #clearMarks(): void {
+    this.#marks = [];
+    this.#marksHead = 0;
+  }
+
+  /**
+   * How long the oldest frame the server has not taken has waited since it was written, ms (0:
+   * it has taken everything). Where the server acknowledges (nginx-rtmp,
+   * SRS: from its second acknowledgement on), taken is what it acknowledged plus one window (it
+   * acknowledges only every window's worth, so the estimate errs towards keeping GOPs): the kernel
+   * buffers on the way, megabytes on a fast machine, count as behind. node-media-server sends no
+   * acknowledgements: what left the socket is all there is to go by.
+   */
+  #behindMs(publisher: RtmpPublisher): number {
+    const stats = publisher.stats;
+    const left = stats.bytesSent - publisher.bufferedBytes;
+    const acked = stats.acksReceived >= 2 ? stats.bytesAcknowledged : undefined;
+    // Marks the server surely has are forgotten; the others stay for a later, better estimate.
+    const surely = acked ?? left;
+    while (this.#marksHead < this.#marks.length && this.#marks[this.#marksHead]!.sent <= surely) this.#marksHead++;
+    const taken = acked === undefined ? left : Math.min(left, acked + stats.ackSpacing);
+    let i = this.#marksHead;
+    while (i < this.#marks.length && this.#marks[i]!.sent <= taken) i++;
+    const oldest = this.#marks[i];
+    return oldest === undefined ? 0 : performance.now() - oldest.at;
   }
 
   /** Starts a connection attempt; a fault in it that escaped every handler still only retries. */
@@ -255,6 +335,7 @@ export class DestinationRelay {
     this.#lastOut = [-1, -1];
     this.#waitKeyframe = true;
     this.#pendingHeaders.clear();
+    this.#clearMarks();
     this.#refusals = 0;
     this.#setState('live', undefined);
     this.#opts.log?.(`${this.#redacted}: live${publisher.url === this.#redacted ? '' : ` (redirected to ${publisher.url})`}`);
@@ -279,6 +360,8 @@ export class DestinationRelay {
       return;
     }
     this.#moves++;
+    // The new connection counts its bytes from 0.
+    this.#clearMarks();
     const why = move.description === '' ? '' : ` (${this.#describe(move.description)})`;
     this.#opts.log?.(
       `${this.#redacted}: moved from ${move.from} to ${move.to} at the server's request${why}; ${move.heldTags ?? 0} tags held for ${move.switchMs ?? 0} ms`,

@@ -15,6 +15,8 @@ export interface RtmpPublisherStats {
   acksReceived: number;
   /** Bytes the server's acknowledgements account for. */
   bytesAcknowledged: number;
+  /** Bytes between the server's acknowledgements: the window we announced, or the larger one it uses. */
+  ackSpacing: number;
 }
 
 /** A move to another connection that a server asked for, done or given up. */
@@ -278,7 +280,8 @@ export class RtmpPublisher {
 
   /** Stats of the current connection. */
   get stats(): Readonly<RtmpPublisherStats> {
-    return { ...this.#conn.core.stats, bytesAcknowledged: this.#conn.acks?.acknowledged ?? 0 };
+    const acks = this.#conn.acks;
+    return { ...this.#conn.core.stats, bytesAcknowledged: acks?.acknowledged ?? 0, ackSpacing: acks?.spacing ?? 0 };
   }
 
   /**

@@ -103,6 +103,11 @@ export interface DestinationStatus {
   movedTo?: string;
   /** Times a server asked the destination to reconnect and it moved without losing a frame. */
   moves?: number;
+  /**
+   * Whole GOPs dropped because the destination fell behind (a slow server or path); while it
+   * happens, `reason` says so on a live destination.
+   */
+  droppedGops?: number;
 }
 
 export interface StudioWelcomeMessage {
@@ -247,6 +252,7 @@ export function parseStudioServerMessage(text: string): StudioServerMessage {
           if (d['retryInMs'] !== undefined) status.retryInMs = nonNegative(d, 'retryInMs');
           if (d['movedTo'] !== undefined) status.movedTo = str(d, 'movedTo', MAX_URL_LENGTH);
           if (d['moves'] !== undefined) status.moves = nonNegative(d, 'moves');
+          if (d['droppedGops'] !== undefined) status.droppedGops = nonNegative(d, 'droppedGops');
           return status;
         }),
       };

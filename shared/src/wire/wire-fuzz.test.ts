@@ -28,7 +28,7 @@ const decoder = new TextDecoder();
 const KEYS = [
   'type', 'destinations', 'id', 'url', 'session', 'token', 'frames', 'ms', 'version', 'maxBinaryBytes', 'graceMs',
   'resendBufferMs', 'received', 'bytes', 'tags', 'gaps', 'count', 'state', 'reason', 'retryInMs', 'dropped',
-  'bufferedBytes', 'movedTo', 'moves', 'code', 'message', 'source', 'viewers', '__proto__', 'constructor', 'toString', '', 'x',
+  'bufferedBytes', 'movedTo', 'moves', 'droppedGops', 'code', 'message', 'source', 'viewers', '__proto__', 'constructor', 'toString', '', 'x',
 ];
 const TYPES = ['start', 'resume', 'gap', 'stop', 'welcome', 'session', 'resumed', 'ack', 'status', 'error', 'reconnect', 'Start', 'stop ', ''];
 const STATES = ['connecting', 'live', 'retrying', 'failed', 'stopped', 'waiting', 'LIVE', ''];
@@ -132,6 +132,7 @@ function studioServer(rng: Rng): Record<string, unknown> {
         if (rng.oneIn(2)) d['retryInMs'] = nonNegative(rng);
         if (rng.oneIn(4)) d['movedTo'] = url(rng);
         if (rng.oneIn(4)) d['moves'] = nonNegative(rng);
+        if (rng.oneIn(4)) d['droppedGops'] = nonNegative(rng);
         return d;
       });
       return { type: 'status', destinations, received: { bytes: nonNegative(rng), tags: nonNegative(rng) }, gaps: { count: nonNegative(rng), frames: nonNegative(rng), ms: nonNegative(rng) } };
@@ -275,11 +276,11 @@ function serverOk(m: StudioServerMessage): boolean {
         hasOnly(m.gaps, ['count', 'frames', 'ms']) && isCount(m.gaps.count) && isCount(m.gaps.frames) && isCount(m.gaps.ms) &&
         m.destinations.every(
           (d) =>
-            hasOnly(d, ['id', 'url', 'state', 'reason', 'retryInMs', 'bytes', 'dropped', 'bufferedBytes', 'movedTo', 'moves']) &&
+            hasOnly(d, ['id', 'url', 'state', 'reason', 'retryInMs', 'bytes', 'dropped', 'bufferedBytes', 'movedTo', 'moves', 'droppedGops']) &&
             isText(d.id, 64) && isText(d.url, 2048) && STATES.slice(0, 5).includes(d.state) &&
             [d.bytes, d.dropped, d.bufferedBytes].every(isCount) &&
             (d.reason === undefined || isText(d.reason, MAX_REASON_LENGTH)) && (d.retryInMs === undefined || isCount(d.retryInMs)) &&
-            (d.movedTo === undefined || isText(d.movedTo, 2048)) && (d.moves === undefined || isCount(d.moves)),
+            (d.movedTo === undefined || isText(d.movedTo, 2048)) && (d.moves === undefined || isCount(d.moves)) && (d.droppedGops === undefined || isCount(d.droppedGops)),
         )
       );
   }

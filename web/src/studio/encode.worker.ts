@@ -53,6 +53,9 @@ self.onmessage = (e: MessageEvent<ToWorker>) => {
     case 'bitrate':
       session?.setBitrate(msg.bps);
       break;
+    case 'adapt':
+      session?.setAdaptive(msg.on);
+      break;
     case 'stop':
       session?.stop().catch(() => undefined);
       break;

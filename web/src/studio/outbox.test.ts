@@ -27,8 +27,13 @@ describe('Outbox', () => {
     box.ack(2);
     expect(box.size).toBe(1);
     expect(box.bytes).toBe(100);
+    expect(box.acknowledgedBytes).toBe(200);
     expect(ids(box.framesFrom(3))).toEqual([3]);
     expect(box.nextSeq).toBe(4);
+    // An acknowledgement repeated counts nothing twice.
+    box.ack(2);
+    box.ack(3);
+    expect(box.acknowledgedBytes).toBe(300);
   });
 
   it('keeps a copy: the muxer reuses its buffer', () => {

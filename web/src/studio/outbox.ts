@@ -53,6 +53,7 @@ export class Outbox {
   /** Number of the frame at #entries[#head]. */
   #firstSeq = 1;
   #bytes = 0;
+  #acknowledged = 0;
   #trimmed: Trimmed[] = [];
   /** The newest header of each kind, sent again before a restart. */
   readonly #headers = new Map<string, Entry>();
@@ -89,6 +90,11 @@ export class Outbox {
     return n;
   }
 
+  /** Bytes the bridge acknowledged since the outbox was made: what the link really carried. */
+  get acknowledgedBytes(): number {
+    return this.#acknowledged;
+  }
+
   /** Frames held. */
   get size(): number {
     return this.#entries.length - this.#head;
@@ -118,6 +124,7 @@ export class Outbox {
   ack(received: number): void {
     while (this.#head < this.#entries.length && this.#firstSeq <= received) {
       this.#bytes -= this.#entries[this.#head]!.bytes.length;
+      this.#acknowledged += this.#entries[this.#head]!.bytes.length;
       this.#entries[this.#head] = undefined as unknown as Entry;
       this.#head++;
       this.#firstSeq++;

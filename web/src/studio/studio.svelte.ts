@@ -45,6 +45,8 @@ export class Studio {
   profile = $state<H264Profile>('auto');
   /** Custom video bitrate in kbps, or null for the preset's. */
   customKbps = $state<number | null>(null);
+  /** "Adapt to the network": the video bitrate follows the uplink to the bridge, up to the choice. */
+  adaptBitrate = $state(true);
   phase = $state<Phase>('idle');
   error = $state<string | null>(null);
   stats = $state.raw<EncodeStats | null>(null);
@@ -128,7 +130,8 @@ export class Studio {
     try {
       const saved = globalThis.localStorage?.getItem(PRESET_STORAGE_KEY);
       if (saved) {
-        const { presetId, customKbps, profile } = JSON.parse(saved) as { presetId?: string; customKbps?: number | null; profile?: string };
+        const { presetId, customKbps, profile, adaptBitrate } = JSON.parse(saved) as { presetId?: string; customKbps?: number | null; profile?: string; adaptBitrate?: boolean };
+        if (typeof adaptBitrate === 'boolean') this.adaptBitrate = adaptBitrate;
         if (typeof presetId === 'string') this.presetId = presetById(presetId).id;
         const known = H264_PROFILES.find((x) => x.id === profile);
         if (known !== undefined) this.profile = known.id;
@@ -165,7 +168,7 @@ export class Studio {
 
   saveSettings(): void {
     try {
-      globalThis.localStorage?.setItem(PRESET_STORAGE_KEY, JSON.stringify({ presetId: this.presetId, customKbps: this.customKbps, profile: this.profile }));
+      globalThis.localStorage?.setItem(PRESET_STORAGE_KEY, JSON.stringify({ presetId: this.presetId, customKbps: this.customKbps, profile: this.profile, adaptBitrate: this.adaptBitrate }));
     } catch {
       // Settings still apply to this page.
     }
@@ -400,6 +403,12 @@ export class Studio {
     if (this.#worker !== undefined) this.#post({ type: 'bitrate', bps: this.videoBitrate });
   }
 
+  setAdaptBitrate(on: boolean): void {
+    this.adaptBitrate = on;
+    this.saveSettings();
+    if (this.#worker !== undefined) this.#post({ type: 'adapt', on });
+  }
+
   async #openPipeline(first: { live?: LiveTarget; record?: string }): Promise<void> {
     const p = this.preset;
     const settings: EncodeSettings = {
@@ -410,6 +419,7 @@ export class Studio {
       codecs: codecsFor(p, this.profile),
       preferInOrder: this.profile === 'auto',
       keyframeIntervalS: KEYFRAME_INTERVAL_S,
+      adaptBitrate: this.adaptBitrate,
       audioBitrate: AUDIO.bitrate,
       sampleRate: AUDIO.sampleRate,
       channels: AUDIO.channels,

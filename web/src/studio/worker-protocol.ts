@@ -1,6 +1,7 @@
 import type { StudioDestination, StudioServerMessage } from '@onair/shared';
 import type { Program, SceneId } from './compositor/program.js';
 import type { RecorderStatus } from './recorder/recorder.js';
+import type { BitrateReason } from './session/bitrate-controller.js';
 
 /** Messages between the studio page and its encode worker (postMessage, same origin). */
 
@@ -13,6 +14,8 @@ export interface EncodeSettings {
   /** With a profile chosen, its encoder is used even when it reorders frames; `auto` prefers one that does not. */
   preferInOrder: boolean;
   keyframeIntervalS: number;
+  /** "Adapt to the network": the video bitrate follows the uplink to the bridge (session/bitrate-controller.ts). */
+  adaptBitrate: boolean;
   audioBitrate: number;
   sampleRate: number;
   channels: number;
@@ -54,6 +57,8 @@ export type ToWorker =
   | { type: 'stopRecording' }
   /** A new video bitrate, bits per second: from the next keyframe, asked for at once. */
   | { type: 'bitrate'; bps: number }
+  /** "Adapt to the network" turned on or off while encoding. */
+  | { type: 'adapt'; on: boolean }
   | { type: 'sources'; sources: SourceHandles }
   /** "Measure latency": draw the latency clock (web/src/lib/latency-clock.ts) into every output frame. */
   | { type: 'latencyClock'; on: boolean }
@@ -117,6 +122,13 @@ export interface EncodeStats {
   audioBlocksDropped: number;
   /** The video bitrate the encoder is set to now, bits per second. */
   targetBitrate: number;
+  /**
+   * Why: the streamer's choice, stepped down because the uplink to the bridge is congested, or
+   * climbing back to the choice now that it is clear.
+   */
+  bitrateReason: BitrateReason;
+  /** At the bitrate floor and still congested: every other output frame is encoded (half the frame rate). */
+  frameRateHalved: boolean;
 }
 
 /**

@@ -10,6 +10,7 @@ import { WorkerSources } from '../sources.js';
 import { FramePlan, VideoFlow } from '../video-flow.js';
 import type { EncodeSettings, FromWorker, LiveTarget, SourceHandles, VideoSource } from '../worker-protocol.js';
 import { AudioPath } from './audio-path.js';
+import { BitrateController, SAMPLE_MS } from './bitrate-controller.js';
 import { ProgramFrames } from './program-frames.js';
 import { SessionStats } from './session-stats.js';
 import { StreamOutput } from './stream-output.js';
@@ -58,6 +59,13 @@ export class EncodeSession {
   #recordStarting = false;
   /** The video bitrate now (changes while live), and the newest avcC (a new stream or recording starts with it). */
   #bitrate: number;
+  /** The streamer's choice: the bitrate controller's ceiling, and the rate whenever it does not adapt. */
+  #chosen: number;
+  #adaptive: boolean;
+  /** Adapts the bitrate to the uplink while live (one per go-live, when adaptive). */
+  #abr: BitrateController | undefined;
+  /** At the bitrate floor and still congested: odd output frames are not encoded. */
+  #halfRate = false;
   #avcC: Uint8Array | undefined;
   /** The next output frame is a keyframe (a recording starts, the bitrate changed). */
   #keyNow = false;
@@ -73,6 +81,7 @@ export class EncodeSession {
   #n = 0;
   #tick: ReturnType<typeof setTimeout> | undefined;
   #statsTimer: ReturnType<typeof setInterval> | undefined;
+  #abrTimer: ReturnType<typeof setInterval> | undefined;
   /** "Measure latency": every output frame carries the latency clock. */
   #latencyClock = false;
   /** Output frames go to the page's preview. */
@@ -85,6 +94,8 @@ export class EncodeSession {
     this.#post = post;
     this.#flow = new VideoFlow(s.fps * s.keyframeIntervalS);
     this.#bitrate = s.videoBitrate;
+    this.#chosen = s.videoBitrate;
+    this.#adaptive = s.adaptBitrate;
     this.#ready.catch(() => undefined);
     this.#meta = { width: s.width, height: s.height, framerate: s.fps, videoBitrate: s.videoBitrate, audioBitrate: s.audioBitrate, sampleRate: s.sampleRate, channels: s.channels };
     this.#asc = buildAudioSpecificConfig({ objectType: AacObjectType.Lc, sampleRate: s.sampleRate, channels: s.channels });
@@ -129,6 +140,7 @@ export class EncodeSession {
     if (this.#closing) throw new Error('stopped');
     this.#t0 = performance.now();
     this.#statsTimer = setInterval(() => this.#postStats(), STATS_INTERVAL_MS);
+    this.#abrTimer = setInterval(() => this.#adapt(), SAMPLE_MS);
     this.#onTick();
   }
 
@@ -159,6 +171,7 @@ export class EncodeSession {
     }
     if (this.#closing || this.#stream !== stream) return;
     stream.begin(this.#meta, this.#asc, this.#avcC);
+    if (this.#adaptive) this.#abr = new BitrateController({ ceiling: this.#chosen, audioBps: this.#s.audioBitrate });
     // A fresh pipeline starts on a keyframe anyway; a running one is asked for one.
     if (running) this.#flow.restart();
     this.#post({ type: 'state', state: 'live' });
@@ -170,6 +183,7 @@ export class EncodeSession {
     if (stream === undefined || this.#closing) return;
     if (this.#recorder === undefined && !this.#recordStarting) return this.stop();
     this.#stream = undefined;
+    this.#endAdapting();
     await stream.stop();
     this.#post({ type: 'state', state: 'stopped' });
   }
@@ -182,6 +196,7 @@ export class EncodeSession {
       return;
     }
     this.#stream = undefined;
+    this.#endAdapting();
     stream.close();
     this.#post({ type: 'state', state: 'error', message });
   }
@@ -242,19 +257,59 @@ export class EncodeSession {
   }
 
   /**
-   * A new video bitrate, from the next keyframe (asked for at once): the encoder is configured
-   * again, the CBR filler follows, and onMetaData with the new videodatarate goes to the bridge
-   * for destinations that connect from now on.
+   * The streamer chose a video bitrate: the encoder goes to it from the next keyframe, it is the
+   * adaptation's new ceiling, and onMetaData with the new videodatarate goes to the bridge for
+   * destinations that connect from now on. (Adapted rates are not announced: players and
+   * platforms read videodatarate as the stream's nominal rate.)
    */
   setBitrate(bps: number): void {
-    if (this.#closing || !Number.isFinite(bps) || bps < MIN_VIDEO_BITRATE || bps > MAX_VIDEO_BITRATE || bps === this.#bitrate) return;
-    this.#bitrate = bps;
+    if (this.#closing || !Number.isFinite(bps) || bps < MIN_VIDEO_BITRATE || bps > MAX_VIDEO_BITRATE || bps === this.#chosen) return;
+    this.#chosen = bps;
+    this.#abr?.setCeiling(bps);
+    this.#halfRate = false;
+    if (this.#abr !== undefined) this.#stats.adapted(this.#abr.decision);
+    this.#applyBitrate(bps);
     this.#meta.videoBitrate = bps;
+    this.#stream?.metadata(this.#meta, this.#asc);
+  }
+
+  /** "Adapt to the network" on or off; off goes back to the streamer's choice at once. */
+  setAdaptive(on: boolean): void {
+    if (this.#closing || on === this.#adaptive) return;
+    this.#adaptive = on;
+    if (!on) this.#endAdapting();
+    else if (this.#stream?.begun === true) this.#abr = new BitrateController({ ceiling: this.#chosen, audioBps: this.#s.audioBitrate });
+  }
+
+  /** The controller's turn: what the link measured goes in, a new rate (at the next keyframe) may come out. */
+  #adapt(): void {
+    const abr = this.#abr;
+    const link = this.#stream?.link;
+    // A link that is down measures nothing; the resend after it is not congestion either.
+    if (abr === undefined || link === undefined || !link.up) return;
+    const decision = abr.update({ atMs: performance.now(), ackedBytes: link.outbox.acknowledgedBytes, backlogBytes: link.backlog() });
+    this.#halfRate = decision.halfFrameRate;
+    this.#stats.adapted(decision);
+    this.#applyBitrate(decision.bps);
+  }
+
+  /** No more adapting (off air, or turned off): the streamer's choice again, at full frame rate. */
+  #endAdapting(): void {
+    if (this.#abr === undefined) return;
+    this.#abr = undefined;
+    this.#halfRate = false;
+    this.#stats.adapted({ bps: this.#chosen, reason: 'chosen', halfFrameRate: false });
+    this.#applyBitrate(this.#chosen);
+  }
+
+  /** The encoder runs at `bps` from the next keyframe, asked for at once; the CBR filler follows. */
+  #applyBitrate(bps: number): void {
+    if (bps === this.#bitrate) return;
+    this.#bitrate = bps;
     this.#stats.targetBitrate(bps);
     this.#video?.setBitrate(bps);
     if (this.#filler !== undefined) this.#filler = new CbrFiller(bps, this.#s.fps);
     this.#keyNow = true;
-    this.#stream?.metadata(this.#meta, this.#asc);
   }
 
   setSources(sources: SourceHandles): void {
@@ -313,6 +368,8 @@ export class EncodeSession {
   #emit(n: number): void {
     const video = this.#video;
     if (video === undefined) return;
+    // Half the frame rate: the skipped frames keep their place on the output clock.
+    if (this.#halfRate && n % 2 === 1) return;
     let plan = this.#flow.plan(n, video.queue, this.#stream?.link.backlog() ?? 0);
     if (plan === FramePlan.Delta && this.#keyNow) plan = FramePlan.Key;
     if (plan === FramePlan.Drop) {
@@ -396,6 +453,7 @@ export class EncodeSession {
     this.#closing = true;
     clearTimeout(this.#tick);
     clearInterval(this.#statsTimer);
+    clearInterval(this.#abrTimer);
     this.#sources.close();
     this.#program.close();
     // Both encoders give back what they hold (audio: the last partial frame and its delay line).

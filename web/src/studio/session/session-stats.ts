@@ -1,5 +1,6 @@
 import { TagClass } from '../outbox.js';
 import type { OutTag } from '../stream-timeline.js';
+import type { BitrateDecision } from './bitrate-controller.js';
 import type { EncodeStats } from '../worker-protocol.js';
 
 /** How many of the newest timings make a median. */
@@ -99,6 +100,8 @@ export class SessionStats {
       resendBufferBytes: 0,
       audioBlocksDropped: 0,
       targetBitrate,
+      bitrateReason: 'chosen',
+      frameRateHalved: false,
     };
   }
 
@@ -114,6 +117,12 @@ export class SessionStats {
 
   targetBitrate(bps: number): void {
     this.#stats.targetBitrate = bps;
+  }
+
+  /** What the bitrate controller decided (the rate itself arrives through targetBitrate, when it lands). */
+  adapted(decision: BitrateDecision): void {
+    this.#stats.bitrateReason = decision.reason;
+    this.#stats.frameRateHalved = decision.halfFrameRate;
   }
 
   dropped(reason: DropReason, frames = 1): void {
