@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { BitWriter } from '../bytes/bitstream.js';
-import { cat, errorCode as code, h } from '../testing/bytes.js';
+import { addEmulationPrevention, cat, errorCode as code, h } from '../testing/bytes.js';
 import { VIDEO_RECIPES, videoSeed, type VideoSeedName } from '../testing/video-seeds.js';
 import { av1CodecString, av1SequenceHeaderOf, parseAv1C, parseAv1SequenceHeader, splitObus, withoutTemporalDelimiter } from './av1.js';
 import { hevcCodecString, hevcSizeOf, parseHevcSps, parseHvcC } from './hevc.js';
@@ -110,19 +110,8 @@ describe('HEVC records built by hand (ISO/IEC 14496-15 §8.3.3, H.265 §7.3.2.2)
     w.bits(1, opts.crop === undefined ? 0 : 1);
     for (const c of opts.crop ?? []) ue(c);
     w.bits(1, 1); // something after, so trailing zeros are not the end of the reads
-    const rbsp = w.finish();
-    // Every 00 00 0x (x ≤ 3) gets its emulation prevention byte, as an encoder writes it.
-    const out: number[] = [0x42, 0x01];
-    let zeros = 0;
-    for (const b of rbsp) {
-      if (zeros >= 2 && b <= 3) {
-        out.push(3);
-        zeros = 0;
-      }
-      out.push(b);
-      zeros = b === 0 ? zeros + 1 : 0;
-    }
-    return Uint8Array.from(out);
+    // The NAL header (SPS), then the payload with its emulation prevention bytes.
+    return cat(Uint8Array.of(0x42, 0x01), addEmulationPrevention(w.finish()));
   }
 
   it('picture size after the conformance window, with sub-layers in profile_tier_level', () => {

@@ -1,7 +1,7 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { BitWriter } from '../bytes/bitstream.js';
 import { OnairError } from '../errors.js';
-import { cat } from '../testing/bytes.js';
+import { addEmulationPrevention, cat } from '../testing/bytes.js';
 import { Rng, mutate } from '../testing/fuzz.js';
 import { FUZZ_TIMEOUT_MS, attempt, expectSame, fuzz, fuzzFailure } from '../testing/fuzz-run.js';
 import { mediaSeeds } from '../testing/media-seeds.js';
@@ -35,21 +35,6 @@ function ue(w: BitWriter, v: number): void {
 
 function se(w: BitWriter, v: number): void {
   ue(w, v > 0 ? 2 * v - 1 : -2 * v);
-}
-
-/** RBSP to NAL unit payload: an emulation prevention byte after every 00 00 that precedes 00..03. */
-function addEmulationPrevention(rbsp: Uint8Array): Uint8Array {
-  const out: number[] = [];
-  let zeros = 0;
-  for (const b of rbsp) {
-    if (zeros >= 2 && b <= 3) {
-      out.push(3);
-      zeros = 0;
-    }
-    out.push(b);
-    zeros = b === 0 ? zeros + 1 : 0;
-  }
-  return Uint8Array.from(out);
 }
 
 interface SpsFields {

@@ -37,3 +37,18 @@ export function hexOf(b: Uint8Array): string {
   const shown = b.length > 4096 ? b.subarray(0, 4096) : b;
   return Array.from(shown, (x) => x.toString(16).padStart(2, '0')).join(' ') + (shown === b ? '' : ` … (${b.length} bytes)`);
 }
+
+/** RBSP to NAL unit payload: an emulation prevention byte after every 00 00 that precedes 00..03, as an encoder writes it. */
+export function addEmulationPrevention(rbsp: Uint8Array): Uint8Array {
+  const out: number[] = [];
+  let zeros = 0;
+  for (const b of rbsp) {
+    if (zeros >= 2 && b <= 3) {
+      out.push(3);
+      zeros = 0;
+    }
+    out.push(b);
+    zeros = b === 0 ? zeros + 1 : 0;
+  }
+  return Uint8Array.from(out);
+}
