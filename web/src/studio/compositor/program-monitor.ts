@@ -14,6 +14,9 @@ const THUMBNAIL_INTERVAL_MS = 500;
 /** The worker's frames are the preview until none came for this long. */
 const FRAMES_STALE_MS = 500;
 
+/** The browser tells when a `<video>` shows a new frame; without it every draw counts as fresh. */
+const WATCHES_FRAMES = typeof HTMLVideoElement !== 'undefined' && typeof HTMLVideoElement.prototype.requestVideoFrameCallback === 'function';
+
 /** A 2D context drawing page pictures through their elements, for the compositor. */
 function pageContext(ctx: CanvasRenderingContext2D): CompositorContext<PagePicture, PagePicture> {
   return {
@@ -176,7 +179,7 @@ export class ProgramMonitor {
 
   /** Notes each new frame of `el` while it is a source, so a still program is not redrawn. */
   #watchFrames(el: HTMLVideoElement): void {
-    if (typeof el.requestVideoFrameCallback !== 'function') return;
+    if (!WATCHES_FRAMES) return;
     const next = (): void => {
       if (el.srcObject === null) return;
       this.#fresh = true;
@@ -220,7 +223,7 @@ export class ProgramMonitor {
     if (thumbnails) this.#lastThumbnails = now;
     const sources = this.#sources();
     const fresh = this.#fresh;
-    this.#fresh = typeof HTMLVideoElement.prototype.requestVideoFrameCallback !== 'function';
+    this.#fresh = !WATCHES_FRAMES;
     for (const view of this.#views) {
       if (view.scene !== undefined && !thumbnails) continue;
       view.compositor.draw(view.ctx, sources, undefined, view.scene !== undefined || fresh);

@@ -171,7 +171,7 @@ export class EncodeSession {
     }
     if (this.#closing || this.#stream !== stream) return;
     stream.begin(this.#meta, this.#asc, this.#avcC);
-    if (this.#adaptive) this.#abr = new BitrateController({ ceiling: this.#chosen, audioBps: this.#s.audioBitrate });
+    if (this.#adaptive) this.#startAdapting();
     // A fresh pipeline starts on a keyframe anyway; a running one is asked for one.
     if (running) this.#flow.restart();
     this.#post({ type: 'state', state: 'live' });
@@ -278,7 +278,7 @@ export class EncodeSession {
     if (this.#closing || on === this.#adaptive) return;
     this.#adaptive = on;
     if (!on) this.#endAdapting();
-    else if (this.#stream?.begun === true) this.#abr = new BitrateController({ ceiling: this.#chosen, audioBps: this.#s.audioBitrate });
+    else if (this.#stream?.begun === true) this.#startAdapting();
   }
 
   /** The controller's turn: what the link measured goes in, a new rate (at the next keyframe) may come out. */
@@ -291,6 +291,11 @@ export class EncodeSession {
     this.#halfRate = decision.halfFrameRate;
     this.#stats.adapted(decision);
     this.#applyBitrate(decision.bps);
+  }
+
+  /** Adapting starts from the streamer's choice, which stays its ceiling. */
+  #startAdapting(): void {
+    this.#abr = new BitrateController({ ceiling: this.#chosen, audioBps: this.#s.audioBitrate });
   }
 
   /** No more adapting (off air, or turned off): the streamer's choice again, at full frame rate. */
